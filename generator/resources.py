@@ -1,0 +1,37 @@
+"""Where the non-Python folders (sql/, plpython/, oracle_java/, lambdas/) are found.
+
+In a source checkout or an editable install they sit next to ``generator/``; in a wheel they are
+shipped as package data under ``sqlambda/_data/``. Nothing else in the package should compute
+these paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+_FOLDERS = ("sql", "plpython", "oracle_java", "lambdas")
+
+
+def _root() -> Path:
+    checkout = _PKG.parent
+    if (checkout / "sql").is_dir() and (checkout / "plpython").is_dir():
+        return checkout
+    return _PKG / "_data"
+
+
+def folder(name: str) -> Path:
+    """Path of one of the shipped folders: ``sql``, ``plpython``, ``oracle_java``, ``lambdas``."""
+    if name not in _FOLDERS:
+        raise ValueError(f"unknown resource folder {name!r}")
+    return _root() / name
+
+
+def examples() -> Path:
+    """Folder of the example specs shipped inside the package."""
+    return _PKG / "examples"
+
+
+def repo_root() -> Path:
+    """The checkout root (only meaningful in a source checkout; used by tests and benches)."""
+    return _PKG.parent

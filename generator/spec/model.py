@@ -1,0 +1,201 @@
+"""The validated model of a sqlambda spec (the YAML a DBA writes).
+
+This module owns the *shape* of the spec and the rules that need no file positions: identifier
+syntax, allowed types, cross-references between functions and triggers. It must not read files,
+render SQL or talk to a database. ``sqlambda.spec.loader`` turns YAML into these models and maps
+every validation error back to ``file:line:col``.
+
+Example::
+
+    project: shop
+    aws: {region: us-east-1}
+    postgres: {schema: sqlambda, generic_schema: public, generic_roles: [app_admin]}
+    functions:
+      - name: order_status
+        lambda: echo
+        mode: sync
+        args: {order_id: bigint, note: text}
+        returns: {type: text, path: Status}
+        roles: [app_reader]
+    triggers:
+      - name: orders_out
+        table: public.orders
+        events: [insert, update]
+        function: order_status
+        delivery: outbox
+        batch: {max_rows: 500, max_bytes: 262144}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# An unquoted SQL identifier we accept from a spec: letters, digits, underscore, starting with a
+# letter or underscore, at most 63 bytes (PostgreSQL's NAMEDATALEN-1; Oracle 12.2+ allows 128 but
+# we keep one rule so a spec is portable). Anything else is rejected rather than quoted, so a
+# spec can never smuggle SQL through a name.
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+Ident = Annotated[str, Field(pattern=IDENT_RE.pattern, description="SQL identifier: [A-Za-z_][A-Za-z0-9_]*, max 63 chars")]
+QualifiedName = Annotated[
+    str,
+    Field(
+        pattern=r"^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="table name, optionally schema-qualified: schema.table",
+    ),
+]
+# Lambda function name or ARN (optionally with :qualifier), per the Invoke API's FunctionName.
+LAMBDA_RE = r"^(arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[a-zA-Z0-9-_]{1,64}(:(\$LATEST|[a-zA-Z0-9-_]+))?$"
+LambdaRef = Annotated[str, Field(pattern=LAMBDA_RE, description="Lambda function name or ARN")]
+Qualifier = Annotated[str, Field(pattern=r"^(\$LATEST|[a-zA-Z0-9-_]{1,128})$", description="version or alias")]
+
+#: Logical argument / return types, with their PostgreSQL and Oracle spellings. The names are
+#: PostgreSQL's because most users write PostgreSQL; targets map them.
+ArgType = Literal[
+    "text", "varchar", "integer", "bigint", "smallint", "numeric", "double precision", "real",
+    "boolean", "date", "timestamp", "timestamptz", "jsonb", "json", "uuid",
+]
+ScalarReturn = Literal[
+    "text", "varchar", "integer", "bigint", "smallint", "numeric", "double precision", "real",
+    "boolean", "date", "timestamp", "timestamptz", "uuid",
+]
+
+_SYNC_LIMIT = 6 * 1024 * 1024
+_ASYNC_LIMIT = 1024 * 1024  # Lambda async (Event) payload quota since 2025: 1 MB (was 256 KB)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AwsSettings(_Strict):
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$", description="AWS region")
+    endpoint_url: Optional[str] = Field(None, pattern=r"^https?://[^\s'\"]+$", description="override endpoint (local stack, VPC endpoint)")
+    account_id: str = Field("123456789012", pattern=r"^\d{12}$", description="account used to build ARNs for plain function names")
+    connect_timeout_ms: int = Field(2000, ge=100, le=60000)
+    request_timeout_ms: int = Field(30000, ge=100, le=900000)
+    max_attempts: int = Field(3, ge=1, le=10)
+
+
+class PostgresSettings(_Strict):
+    schema_: Ident = Field("sqlambda", alias="schema", description="schema for registry, invoke(), queue tables")
+    generic_schema: Ident = Field("public", description="schema of awslambda_fn / awslambda_fn_async (on the default search_path)")
+    generic_roles: list[Ident] = Field(default_factory=list, description="roles allowed to call the generic functions")
+    rds_compat: bool = Field(False, description="also install aws_commons / aws_lambda like the RDS extension")
+
+
+class OracleSettings(_Strict):
+    schema_: Optional[Ident] = Field(None, alias="schema", description="owning schema (default: the connecting user)")
+    generic_roles: list[Ident] = Field(default_factory=list)
+    credentials: Literal["environment", "imds", "provider"] = Field(
+        "environment", description="where the Java class resolves AWS credentials"
+    )
+    scheduler_drain: bool = Field(False, description="create a DBMS_SCHEDULER job that drains the outbox")
+
+
+class Returns(_Strict):
+    type: Literal["jsonb"] | ScalarReturn = "jsonb"
+    path: Optional[str] = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+|\[\d+\])*$",
+        description="dotted path into the JSON result, e.g. Status or items[0].id",
+    )
+
+    @model_validator(mode="after")
+    def _path_for_scalars(self) -> "Returns":
+        if self.type != "jsonb" and self.path is None:
+            raise ValueError("a scalar return type needs a 'path' into the Lambda's JSON result")
+        return self
+
+
+class Function(_Strict):
+    name: Ident = Field(description="SQL name of the typed wrapper")
+    lambda_: LambdaRef = Field(alias="lambda", description="Lambda function name or ARN")
+    qualifier: Optional[Qualifier] = None
+    mode: Literal["sync", "async"] = "sync"
+    args: dict[Ident, ArgType] = Field(default_factory=dict, description="argument name -> SQL type; keys of the JSON payload")
+    returns: Returns = Field(default_factory=Returns)
+    roles: list[Ident] = Field(default_factory=list, description="roles granted EXECUTE")
+    description: Optional[str] = None
+
+    @field_validator("returns", mode="before")
+    @classmethod
+    def _returns_shorthand(cls, v):
+        # `returns: jsonb` is shorthand for `returns: {type: jsonb}`
+        return {"type": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _async_returns(self) -> "Function":
+        if self.mode == "async" and self.returns.type != "jsonb":
+            raise ValueError("an async function returns the invocation status (jsonb); drop 'returns'")
+        return self
+
+    @property
+    def payload_limit(self) -> int:
+        return _SYNC_LIMIT if self.mode == "sync" else _ASYNC_LIMIT
+
+
+class Batch(_Strict):
+    max_rows: int = Field(500, ge=1, le=100_000)
+    max_bytes: int = Field(256 * 1024, ge=1024, le=_SYNC_LIMIT)
+
+
+class Retry(_Strict):
+    max_attempts: int = Field(8, ge=1, le=100, description="failures before an event goes to dead-letter")
+    base_delay_ms: int = Field(200, ge=1)
+    max_delay_ms: int = Field(60_000, ge=1)
+
+
+class Trigger(_Strict):
+    name: Ident
+    table: QualifiedName
+    events: list[Literal["insert", "update", "delete"]] = Field(default_factory=lambda: ["insert", "update", "delete"], min_length=1)
+    columns: Optional[list[Ident]] = Field(None, description="columns to send (default: all)")
+    function: Optional[Ident] = Field(None, description="a spec function to call")
+    lambda_: Optional[LambdaRef] = Field(None, alias="lambda", description="or a Lambda directly")
+    mode: Literal["sync", "async"] = Field("async", description="for delivery: immediate, how the Lambda is called")
+    delivery: Literal["immediate", "outbox"] = "outbox"
+    batch: Batch = Field(default_factory=Batch)
+    retry: Retry = Field(default_factory=Retry)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "Trigger":
+        if (self.function is None) == (self.lambda_ is None):
+            raise ValueError("a trigger names exactly one of 'function' or 'lambda'")
+        if len(set(self.events)) != len(self.events):
+            raise ValueError("events must not repeat")
+        return self
+
+
+class Spec(_Strict):
+    version: Literal[1] = 1
+    project: Ident
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    oracle: OracleSettings = Field(default_factory=OracleSettings)
+    functions: list[Function] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "Spec":
+        seen: set[str] = set()
+        for f in self.functions:
+            if f.name.lower() in seen:
+                raise ValueError(f"function name {f.name!r} is used twice")
+            seen.add(f.name.lower())
+        tnames: set[str] = set()
+        for t in self.triggers:
+            if t.name.lower() in tnames:
+                raise ValueError(f"trigger name {t.name!r} is used twice")
+            tnames.add(t.name.lower())
+            if t.function is not None and t.function.lower() not in seen:
+                raise ValueError(f"trigger {t.name!r} names unknown function {t.function!r}")
+        return self
+
+    def function(self, name: str) -> Function:
+        for f in self.functions:
+            if f.name.lower() == name.lower():
+                return f
+        raise KeyError(name)

@@ -1,0 +1,1 @@
+"""Local AWS stack fixtures (owned by the local stack work; see issue 3)."""
