@@ -1,0 +1,1 @@
+"""PostgresTarget: placeholder until the installer work lands it (connect, lock, registry, execute)."""
