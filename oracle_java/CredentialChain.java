@@ -1,0 +1,339 @@
+/*
+ * CredentialChain: finds AWS credentials for the Lambda client, in a fixed order.
+ *
+ *   1. a provider the DBA configured (AwsCredentials.Provider, set by class name or in Java);
+ *   2. Java system properties aws.accessKeyId / aws.secretAccessKey (or aws.secretKey) /
+ *      aws.sessionToken (settable inside Oracle with DBMS_JAVA.set_property), then the
+ *      environment variables AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN;
+ *   3. EC2 instance metadata, IMDSv2 only: PUT /latest/api/token, then
+ *      GET /latest/meta-data/iam/security-credentials/ and .../<role> with the token header.
+ *      Role credentials are cached and fetched again REFRESH_MARGIN before they expire; if that
+ *      refresh fails while the cached ones are still valid, the cached ones are used.
+ *
+ * Owns: credential resolution and the IMDSv2 client.
+ * Must not: log, print or put any credential in an exception message; error texts name the
+ * source and the HTTP status only. It does not sign or send Lambda requests.
+ *
+ * Settings (system property, then environment variable):
+ *   sqlambda.imdsEndpoint  / AWS_EC2_METADATA_SERVICE_ENDPOINT  default http://169.254.169.254
+ *   sqlambda.imdsDisabled  / AWS_EC2_METADATA_DISABLED          "true" skips step 3
+ *
+ * Load order: 7 (needs AwsCredentials, Json, LambdaException).
+ */
+package sqlambda;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.HttpURLConnection;
+import java.net.URL;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.util.Map;
+
+public final class CredentialChain {
+
+    /** Role credentials are refreshed this long before their Expiration (AWS SDKs use 5 min). */
+    public static final long REFRESH_MARGIN_MILLIS = 5 * 60 * 1000L;
+    static final int IMDS_TOKEN_TTL_SECONDS = 21600;
+    static final int IMDS_CONNECT_TIMEOUT_MS = 1000;
+    static final int IMDS_READ_TIMEOUT_MS = 2000;
+
+    private volatile AwsCredentials.Provider configured;
+
+    // IMDS state, guarded by "this".
+    private String imdsToken;
+    private long imdsTokenExpiresAt;
+    private AwsCredentials imdsCredentials;
+
+    /** Sets (or with null clears) the DBA-configured provider, first in the chain. */
+    public void setProvider(AwsCredentials.Provider provider) {
+        this.configured = provider;
+    }
+
+    /** Forgets cached IMDS credentials and token (used when configuration changes). */
+    public synchronized void clearCache() {
+        imdsToken = null;
+        imdsTokenExpiresAt = 0L;
+        imdsCredentials = null;
+    }
+
+    /** Resolves credentials for one request; throws LambdaException kind "credentials". */
+    public AwsCredentials resolve() throws LambdaException {
+        AwsCredentials.Provider provider = configured;
+        if (provider != null) {
+            AwsCredentials c;
+            try {
+                c = provider.resolve();
+            } catch (Exception e) {
+                // The provider is DBA code; its class name is safe, its message is its own.
+                throw new LambdaException("credentials", null, 0, "CredentialsError",
+                        "the configured credentials provider " + provider.getClass().getName()
+                                + " failed: " + e.getClass().getName(), 0, null);
+            }
+            if (c != null) {
+                return c;
+            }
+        }
+        AwsCredentials c = fromSystemProperties();
+        if (c != null) {
+            return c;
+        }
+        c = fromEnvironment();
+        if (c != null) {
+            return c;
+        }
+        if ("true".equalsIgnoreCase(setting("sqlambda.imdsDisabled", "AWS_EC2_METADATA_DISABLED"))) {
+            throw new LambdaException("credentials", null, 0, "CredentialsError",
+                    "no AWS credentials: no provider configured, none in system properties "
+                            + "(aws.accessKeyId) or environment (AWS_ACCESS_KEY_ID), and instance metadata is disabled",
+                    0, null);
+        }
+        return fromInstanceMetadata();
+    }
+
+    // -- step 2 ----------------------------------------------------------------------------
+
+    static AwsCredentials fromSystemProperties() throws LambdaException {
+        String id = property("aws.accessKeyId");
+        String secret = property("aws.secretAccessKey");
+        if (secret == null) {
+            secret = property("aws.secretKey");
+        }
+        return pair(id, secret, property("aws.sessionToken"), "system properties",
+                "aws.accessKeyId", "aws.secretAccessKey");
+    }
+
+    static AwsCredentials fromEnvironment() throws LambdaException {
+        return pair(env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN"),
+                "environment", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY");
+    }
+
+    private static AwsCredentials pair(String id, String secret, String token, String source,
+                                       String idName, String secretName) throws LambdaException {
+        boolean hasId = !AwsCredentials.isBlank(id);
+        boolean hasSecret = !AwsCredentials.isBlank(secret);
+        if (!hasId && !hasSecret) {
+            return null;
+        }
+        if (hasId != hasSecret) {
+            // Half a key pair is a configuration mistake; falling through would hide it.
+            throw new LambdaException("credentials", null, 0, "CredentialsError",
+                    (hasId ? idName + " is set but " + secretName : secretName + " is set but " + idName)
+                            + " is not (" + source + ")", 0, null);
+        }
+        return new AwsCredentials(id, secret, token, 0L, source);
+    }
+
+    // -- step 3: IMDSv2 --------------------------------------------------------------------
+
+    private synchronized AwsCredentials fromInstanceMetadata() throws LambdaException {
+        long now = System.currentTimeMillis();
+        AwsCredentials cached = imdsCredentials;
+        if (cached != null && now < cached.getExpiresAtMillis() - REFRESH_MARGIN_MILLIS) {
+            return cached;
+        }
+        try {
+            imdsCredentials = fetchRoleCredentials();
+            return imdsCredentials;
+        } catch (LambdaException e) {
+            if (cached != null && now < cached.getExpiresAtMillis()) {
+                return cached; // refresh failed but the old ones still work: use them until they expire
+            }
+            throw e;
+        }
+    }
+
+    private AwsCredentials fetchRoleCredentials() throws LambdaException {
+        String roles = imdsGet("/latest/meta-data/iam/security-credentials/");
+        String role = null;
+        for (String line : roles.split("\n")) {
+            if (!line.trim().isEmpty()) {
+                role = line.trim();
+                break;
+            }
+        }
+        if (role == null) {
+            throw imdsError("no IAM role is attached to this instance");
+        }
+        String doc = imdsGet("/latest/meta-data/iam/security-credentials/" + role);
+        Map<String, Object> obj = Json.parseObjectOrNull(doc);
+        if (obj == null) {
+            throw imdsError("the role credentials document is not a JSON object");
+        }
+        String code = Json.stringField(obj, "Code");
+        if (code != null && !"Success".equals(code)) {
+            throw imdsError("instance metadata answered Code=" + code + " for role " + role);
+        }
+        String id = Json.stringField(obj, "AccessKeyId");
+        String secret = Json.stringField(obj, "SecretAccessKey");
+        String token = Json.stringField(obj, "Token");
+        String expiration = Json.stringField(obj, "Expiration");
+        if (AwsCredentials.isBlank(id) || AwsCredentials.isBlank(secret)) {
+            throw imdsError("the role credentials document for role " + role + " has no key pair");
+        }
+        long expiresAt;
+        try {
+            expiresAt = parseInstant(expiration);
+        } catch (RuntimeException e) {
+            throw imdsError("the role credentials document has no valid Expiration");
+        }
+        return new AwsCredentials(id, secret, token, expiresAt, "imds:" + role);
+    }
+
+    static long parseInstant(String iso) {
+        if (iso == null) {
+            throw new IllegalArgumentException("missing");
+        }
+        try {
+            return Instant.parse(iso).toEpochMilli();
+        } catch (RuntimeException e) {
+            return OffsetDateTime.parse(iso).toInstant().toEpochMilli();
+        }
+    }
+
+    /** GET with the session token; a 401 means the token expired, so fetch one and try once more. */
+    private String imdsGet(String path) throws LambdaException {
+        for (int attempt = 0; attempt < 2; attempt++) {
+            String token = imdsToken();
+            Response r = imdsRequest("GET", path, "X-aws-ec2-metadata-token", token);
+            if (r.status == 200) {
+                return r.body;
+            }
+            if (r.status == 401) {
+                imdsToken = null;
+                continue;
+            }
+            throw imdsError("GET " + path + " answered HTTP " + r.status);
+        }
+        throw imdsError("GET " + path + " was refused (HTTP 401) even with a fresh token");
+    }
+
+    private String imdsToken() throws LambdaException {
+        long now = System.currentTimeMillis();
+        if (imdsToken != null && now < imdsTokenExpiresAt) {
+            return imdsToken;
+        }
+        Response r = imdsRequest("PUT", "/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds",
+                Integer.toString(IMDS_TOKEN_TTL_SECONDS));
+        if (r.status != 200 || r.body.trim().isEmpty()) {
+            throw imdsError("PUT /latest/api/token answered HTTP " + r.status
+                    + " (IMDSv2 is required; IMDSv1 is never used)");
+        }
+        imdsToken = r.body.trim();
+        // Renew a minute early so a token never expires between our check and the server's.
+        imdsTokenExpiresAt = now + (IMDS_TOKEN_TTL_SECONDS - 60) * 1000L;
+        return imdsToken;
+    }
+
+    private Response imdsRequest(String method, String path, String header, String value)
+            throws LambdaException {
+        String base = setting("sqlambda.imdsEndpoint", "AWS_EC2_METADATA_SERVICE_ENDPOINT");
+        if (AwsCredentials.isBlank(base)) {
+            base = "http://169.254.169.254";
+        }
+        while (base.endsWith("/")) {
+            base = base.substring(0, base.length() - 1);
+        }
+        HttpURLConnection conn = null;
+        try {
+            conn = (HttpURLConnection) new URL(base + path).openConnection();
+            conn.setRequestMethod(method);
+            conn.setConnectTimeout(IMDS_CONNECT_TIMEOUT_MS);
+            conn.setReadTimeout(IMDS_READ_TIMEOUT_MS);
+            conn.setUseCaches(false);
+            conn.setInstanceFollowRedirects(false);
+            conn.setRequestProperty(header, value);
+            if ("PUT".equals(method)) {
+                conn.setDoOutput(true);
+                conn.setFixedLengthStreamingMode(0);
+                OutputStream out = conn.getOutputStream();
+                out.close();
+            }
+            int status = conn.getResponseCode();
+            return new Response(status, readBody(conn));
+        } catch (IOException e) {
+            throw imdsError("cannot reach instance metadata at " + base + " (" + e.getClass().getSimpleName() + ")");
+        }
+    }
+
+    private static LambdaException imdsError(String message) {
+        return new LambdaException("credentials", null, 0, "CredentialsError",
+                "no AWS credentials from EC2 instance metadata: " + message, 0, null);
+    }
+
+    // -- small shared helpers (package-private; LambdaInvoke uses them too) ------------------
+
+    static final class Response {
+        final int status;
+        final String body;
+
+        Response(int status, String body) {
+            this.status = status;
+            this.body = body;
+        }
+    }
+
+    /** Reads the whole body (error stream for non-2xx) so the socket can be kept alive. */
+    static String readBody(HttpURLConnection conn) throws IOException {
+        InputStream in;
+        try {
+            in = conn.getInputStream();
+        } catch (IOException e) {
+            in = conn.getErrorStream();
+            if (in == null) {
+                if (conn.getResponseCode() > 0) {
+                    return "";
+                }
+                throw e;
+            }
+        }
+        return new String(readAll(in), StandardCharsets.UTF_8);
+    }
+
+    static byte[] readAll(InputStream in) throws IOException {
+        if (in == null) {
+            return new byte[0];
+        }
+        try {
+            ByteArrayOutputStream out = new ByteArrayOutputStream(8192);
+            byte[] buf = new byte[8192];
+            int n;
+            while ((n = in.read(buf)) >= 0) {
+                out.write(buf, 0, n);
+            }
+            return out.toByteArray();
+        } finally {
+            in.close();
+        }
+    }
+
+    /** A system property, else an environment variable; null when neither is set or readable. */
+    static String setting(String property, String envName) {
+        String v = property(property);
+        return v != null ? v : env(envName);
+    }
+
+    static String property(String name) {
+        try {
+            String v = System.getProperty(name);
+            return AwsCredentials.isBlank(v) ? null : v;
+        } catch (SecurityException e) {
+            return null; // the Oracle JVM may deny the permission: treat as unset
+        }
+    }
+
+    static String env(String name) {
+        if (name == null) {
+            return null;
+        }
+        try {
+            String v = System.getenv(name);
+            return AwsCredentials.isBlank(v) ? null : v;
+        } catch (SecurityException e) {
+            return null;
+        }
+    }
+}
