@@ -1,0 +1,124 @@
+/*
+ * InvokeProbe (test only): drives sqlambda.LambdaInvoke and sqlambda.CredentialChain on the
+ * real JVM and prints one JSON object per line for pytest to read.
+ *
+ *   java InvokeProbe creds N              resolve credentials N times with one chain
+ *   java InvokeProbe sync FN              invoke_sync, payload read from stdin
+ *   java InvokeProbe async FN             invoke_async, payload read from stdin
+ *   java InvokeProbe sync_clob FN         invoke_sync_clob with SerialClob in and out
+ *   java InvokeProbe bench FN N           N sequential invoke_sync calls after a warm-up
+ *
+ * Configuration comes from -D system properties (sqlambda.endpointUrl, sqlambda.region,
+ * aws.accessKeyId, ...), i.e. the same path a DBA uses with DBMS_JAVA.set_property.
+ * Output lines: {"ok":true,...} or {"ok":false,"class":...,"kind":...,"errorType":...,
+ * "errorMessage":...,"message":...,"status":...,"attempts":...}.
+ */
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.sql.Clob;
+import java.sql.SQLException;
+import javax.sql.rowset.serial.SerialClob;
+
+import sqlambda.AwsCredentials;
+import sqlambda.ClobFactory;
+import sqlambda.CredentialChain;
+import sqlambda.LambdaException;
+import sqlambda.LambdaInvoke;
+
+public final class InvokeProbe {
+
+    private static PrintStream out;
+
+    public static void main(String[] args) throws Exception {
+        out = new PrintStream(System.out, true, "UTF-8");
+        String cmd = args[0];
+        try {
+            if (cmd.equals("creds")) {
+                CredentialChain chain = new CredentialChain();
+                int n = Integer.parseInt(args[1]);
+                for (int i = 0; i < n; i++) {
+                    try {
+                        AwsCredentials c = chain.resolve();
+                        out.println("{\"ok\":true,\"source\":" + q(c.getSource()) + ",\"akid\":" + q(c.getAccessKeyId())
+                                + ",\"secret\":" + q(c.getSecretAccessKey()) + ",\"token\":" + q(c.getSessionToken())
+                                + ",\"expires\":" + c.getExpiresAtMillis() + "}");
+                    } catch (LambdaException e) {
+                        printError(e);
+                    }
+                }
+            } else if (cmd.equals("sync")) {
+                String result = LambdaInvoke.invoke_sync(args[1], stdin());
+                out.println("{\"ok\":true,\"result\":" + q(result) + "}");
+            } else if (cmd.equals("async")) {
+                int status = LambdaInvoke.invoke_async(args[1], stdin());
+                out.println("{\"ok\":true,\"status\":" + status + "}");
+            } else if (cmd.equals("sync_clob")) {
+                LambdaInvoke.setClobFactory(new ClobFactory() {
+                    @Override
+                    public Clob createClob(String content) throws SQLException {
+                        return new SerialClob(content.toCharArray());
+                    }
+                });
+                Clob in = new SerialClob(stdin().toCharArray());
+                Clob result = LambdaInvoke.invoke_sync_clob(args[1], in);
+                out.println("{\"ok\":true,\"clob_class\":" + q(result.getClass().getName()) + ",\"length\":"
+                        + result.length() + ",\"result\":" + q(result.getSubString(1, (int) result.length())) + "}");
+            } else if (cmd.equals("bench")) {
+                int n = Integer.parseInt(args[2]);
+                String payload = "{\"bench\": true}";
+                for (int i = 0; i < 20; i++) {
+                    LambdaInvoke.invoke_sync(args[1], payload); // warm up the JIT and the connection
+                }
+                long t0 = System.nanoTime();
+                for (int i = 0; i < n; i++) {
+                    LambdaInvoke.invoke_sync(args[1], payload);
+                }
+                long elapsed = System.nanoTime() - t0;
+                out.println("{\"ok\":true,\"calls\":" + n + ",\"seconds\":" + (elapsed / 1e9) + "}");
+            } else {
+                throw new IllegalArgumentException("unknown command " + cmd);
+            }
+        } catch (LambdaException e) {
+            printError(e);
+        }
+    }
+
+    private static void printError(LambdaException e) {
+        out.println("{\"ok\":false,\"class\":" + q(e.getClass().getName()) + ",\"kind\":" + q(e.getKind())
+                + ",\"errorType\":" + q(e.getErrorType()) + ",\"errorMessage\":" + q(e.getErrorMessage())
+                + ",\"message\":" + q(e.getMessage()) + ",\"status\":" + e.getStatusCode()
+                + ",\"attempts\":" + e.getAttempts() + "}");
+    }
+
+    private static String stdin() throws Exception {
+        InputStream in = System.in;
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        byte[] b = new byte[8192];
+        int n;
+        while ((n = in.read(b)) >= 0) {
+            buf.write(b, 0, n);
+        }
+        return new String(buf.toByteArray(), StandardCharsets.UTF_8);
+    }
+
+    /** A JSON string literal (or null). */
+    static String q(String s) {
+        if (s == null) {
+            return "null";
+        }
+        StringBuilder sb = new StringBuilder(s.length() + 2).append('"');
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '"' || c == '\\') {
+                sb.append('\\').append(c);
+            } else if (c < 0x20) {
+                sb.append(String.format("\\u%04x", (int) c));
+            } else {
+                sb.append(c);
+            }
+        }
+        return sb.append('"').toString();
+    }
+}

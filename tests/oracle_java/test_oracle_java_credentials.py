@@ -1,0 +1,178 @@
+"""The Java credential chain: configured provider, system properties, environment, and IMDSv2
+against a tiny instance-metadata server run by the test (Python ``http.server``).
+
+The metadata server behaves like EC2's with IMDSv2 enforced: every GET needs the token a PUT
+handed out, or it answers 401. Credentials carry an Expiration; the chain must reuse them while
+they are fresh and fetch new ones once they are inside the refresh window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+ROLE = "sqlambda-db-role"
+
+
+class FakeImds:
+    """State of the metadata server: what it serves and every request it saw."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.tokens: set[str] = set()
+        self.issued = 0
+        self.requests: list[tuple[str, str, str | None]] = []  # (method, path, token header)
+        self.credentials: list[dict] = []  # served in order, the last one repeats
+        self.served = 0
+        self.v1_only = False
+        self.revoke_after_serving = 0  # forget all tokens once this many documents were served
+        self.unauthorized = 0
+
+    def issue_token(self) -> str:
+        self.issued += 1
+        token = f"tok-{self.issued}"
+        self.tokens.add(token)
+        return token
+
+
+def _make_handler(state: FakeImds):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest output clean
+            pass
+
+        def _send(self, status: int, body: str = "") -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_PUT(self):
+            with state.lock:
+                state.requests.append(("PUT", self.path, self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")))
+                if state.v1_only:
+                    return self._send(403, "Forbidden")
+                if self.path != "/latest/api/token" or not self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                    return self._send(400, "missing TTL header")
+                token = state.issue_token()
+            self._send(200, token)
+
+        def do_GET(self):
+            token = self.headers.get("X-aws-ec2-metadata-token")
+            with state.lock:
+                state.requests.append(("GET", self.path, token))
+                if token not in state.tokens:
+                    state.unauthorized += 1
+                    return self._send(401, "Unauthorized")
+                if self.path == "/latest/meta-data/iam/security-credentials/":
+                    return self._send(200, ROLE + "\n")
+                if self.path == f"/latest/meta-data/iam/security-credentials/{ROLE}":
+                    doc = state.credentials[min(state.served, len(state.credentials) - 1)]
+                    state.served += 1
+                    if state.served == state.revoke_after_serving:
+                        state.tokens.clear()
+                    return self._send(200, json.dumps(doc))
+            self._send(404, "Not Found")
+
+    return Handler
+
+
+@pytest.fixture
+def imds():
+    state = FakeImds()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(state))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def _creds_doc(key: str, expires_in: dt.timedelta) -> dict:
+    expiration = dt.datetime.now(dt.timezone.utc) + expires_in
+    return {
+        "Code": "Success", "LastUpdated": "2024-01-01T00:00:00Z", "Type": "AWS-HMAC",
+        "AccessKeyId": f"ASIA{key}", "SecretAccessKey": f"secret-{key}", "Token": f"session-{key}",
+        "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _resolve(java_build, n: int, *, props=None, env=None) -> list[dict]:
+    proc = java_build.run("InvokeProbe", "creds", str(n), props=props, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_imdsv2_token_is_required_and_role_credentials_refresh(java_build, imds):
+    # A expires in 2 minutes: usable, but inside the 5-minute refresh window, so the next resolve
+    # must fetch again; B lasts an hour, so the resolve after that must reuse it.
+    imds.credentials = [_creds_doc("AAAA", dt.timedelta(minutes=2)), _creds_doc("BBBB", dt.timedelta(hours=1))]
+    got = _resolve(java_build, 3, props={"sqlambda.imdsEndpoint": imds.url})
+
+    assert [g["ok"] for g in got] == [True, True, True], got
+    assert [g["akid"] for g in got] == ["ASIAAAAA", "ASIABBBB", "ASIABBBB"]
+    assert got[1]["token"] == "session-BBBB" and got[1]["secret"] == "secret-BBBB"
+    assert got[0]["source"] == f"imds:{ROLE}"
+    assert imds.served == 2, "fresh credentials must be cached, stale ones refreshed"
+
+    puts = [r for r in imds.requests if r[0] == "PUT"]
+    gets = [r for r in imds.requests if r[0] == "GET"]
+    assert puts and all(ttl and int(ttl) > 0 for _, _, ttl in puts)
+    assert imds.requests[0][0] == "PUT", "IMDSv2: the token comes before any GET"
+    assert all(token in {f"tok-{i}" for i in range(1, imds.issued + 1)} for _, _, token in gets)
+    assert len(puts) == 1, "the session token is reused while valid"
+
+
+def test_an_expired_metadata_token_is_replaced(java_build, imds):
+    # The server forgets every token right after serving A (as if its TTL ran out), so the
+    # refresh that follows meets a 401 and must fetch a new token, not fail or fall back to v1.
+    imds.credentials = [_creds_doc("CCCC", dt.timedelta(minutes=1)), _creds_doc("DDDD", dt.timedelta(hours=1))]
+    imds.revoke_after_serving = 1
+    got = _resolve(java_build, 2, props={"sqlambda.imdsEndpoint": imds.url})
+    assert [g["akid"] for g in got] == ["ASIACCCC", "ASIADDDD"], got
+    calls = [(m, p) for m, p, _ in imds.requests]
+    assert calls.count(("PUT", "/latest/api/token")) == 2, imds.requests
+    assert imds.unauthorized == 1, imds.requests
+
+
+def test_imdsv1_only_server_gives_a_clear_error_and_no_v1_fallback(java_build, imds):
+    imds.v1_only = True
+    imds.credentials = [_creds_doc("EEEE", dt.timedelta(hours=1))]
+    got = _resolve(java_build, 1, props={"sqlambda.imdsEndpoint": imds.url})
+    assert got[0]["ok"] is False
+    assert got[0]["kind"] == "credentials"
+    assert "IMDSv2" in got[0]["message"] and "403" in got[0]["message"]
+    assert not [r for r in imds.requests if r[0] == "GET"], "must never fall back to IMDSv1"
+
+
+def test_system_properties_beat_environment_and_environment_beats_imds(java_build, imds):
+    imds.credentials = [_creds_doc("FFFF", dt.timedelta(hours=1))]
+    props = {"sqlambda.imdsEndpoint": imds.url}
+    env = {"AWS_ACCESS_KEY_ID": "AKIAENV", "AWS_SECRET_ACCESS_KEY": "env-secret", "AWS_SESSION_TOKEN": "env-tok"}
+
+    from_env = _resolve(java_build, 1, props=props, env=env)[0]
+    assert (from_env["akid"], from_env["source"], from_env["token"]) == ("AKIAENV", "environment", "env-tok")
+
+    both = dict(props, **{"aws.accessKeyId": "AKIAPROP", "aws.secretAccessKey": "prop-secret"})
+    from_props = _resolve(java_build, 1, props=both, env=env)[0]
+    assert (from_props["akid"], from_props["source"], from_props["token"]) == ("AKIAPROP", "system properties", None)
+    assert imds.requests == [], "instance metadata is only asked when nothing earlier answers"
+
+
+def test_half_a_key_pair_is_an_error_that_does_not_show_the_key(java_build, imds):
+    got = _resolve(java_build, 1, props={"sqlambda.imdsEndpoint": imds.url},
+                   env={"AWS_ACCESS_KEY_ID": "AKIASECRETLOOKING"})[0]
+    assert got["ok"] is False and got["kind"] == "credentials"
+    assert "AWS_SECRET_ACCESS_KEY" in got["message"]
+    assert "AKIASECRETLOOKING" not in got["message"]
+
+
+def test_no_source_at_all_is_a_clear_error(java_build):
+    got = _resolve(java_build, 1, props={"sqlambda.imdsDisabled": "true"})[0]
+    assert got["ok"] is False and got["kind"] == "credentials"
+    assert "AWS_ACCESS_KEY_ID" in got["message"] and "instance metadata is disabled" in got["message"]
