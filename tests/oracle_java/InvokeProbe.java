@@ -4,12 +4,14 @@
  *
  *   java InvokeProbe creds N              resolve credentials N times with one chain
  *   java InvokeProbe sync FN              invoke_sync, payload read from stdin
+ *   java InvokeProbe sync_detail FN       the Java API invoke(): also prints attempts and request id
  *   java InvokeProbe async FN             invoke_async, payload read from stdin
  *   java InvokeProbe sync_clob FN         invoke_sync_clob with SerialClob in and out
  *   java InvokeProbe bench FN N           N sequential invoke_sync calls after a warm-up
  *
  * Configuration comes from -D system properties (sqlambda.endpointUrl, sqlambda.region,
- * aws.accessKeyId, ...), i.e. the same path a DBA uses with DBMS_JAVA.set_property.
+ * aws.accessKeyId, ...), i.e. the same path a DBA uses with DBMS_JAVA.set_property;
+ * -Dprobe.provider=ClassName first calls LambdaInvoke.configure_credentials_provider(ClassName).
  * Output lines: {"ok":true,...} or {"ok":false,"class":...,"kind":...,"errorType":...,
  * "errorMessage":...,"message":...,"status":...,"attempts":...}.
  */
@@ -35,6 +37,10 @@ public final class InvokeProbe {
         out = new PrintStream(System.out, true, "UTF-8");
         String cmd = args[0];
         try {
+            String provider = System.getProperty("probe.provider");
+            if (provider != null) {
+                LambdaInvoke.configure_credentials_provider(provider);
+            }
             if (cmd.equals("creds")) {
                 CredentialChain chain = new CredentialChain();
                 int n = Integer.parseInt(args[1]);
@@ -51,6 +57,11 @@ public final class InvokeProbe {
             } else if (cmd.equals("sync")) {
                 String result = LambdaInvoke.invoke_sync(args[1], stdin());
                 out.println("{\"ok\":true,\"result\":" + q(result) + "}");
+            } else if (cmd.equals("sync_detail")) {
+                LambdaInvoke.Result r = LambdaInvoke.invoke(args[1], stdin().getBytes(StandardCharsets.UTF_8), false);
+                out.println("{\"ok\":true,\"status\":" + r.status + ",\"attempts\":" + r.attempts
+                        + ",\"requestId\":" + q(r.requestId) + ",\"providerCalls\":" + ProbeCredentialsProvider.calls
+                        + ",\"result\":" + q(new String(r.body, StandardCharsets.UTF_8)) + "}");
             } else if (cmd.equals("async")) {
                 int status = LambdaInvoke.invoke_async(args[1], stdin());
                 out.println("{\"ok\":true,\"status\":" + status + "}");
