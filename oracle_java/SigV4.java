@@ -27,6 +27,7 @@ import java.text.SimpleDateFormat;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.Date;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -208,9 +209,14 @@ public final class SigV4 {
             String v = eq < 0 ? "" : pair.substring(eq + 1);
             pairs.add(new String[] {encode(decode(k), false), encode(decode(v), false)});
         }
-        Collections.sort(pairs, (a, b) -> {
-            int c = a[0].compareTo(b[0]);
-            return c != 0 ? c : a[1].compareTo(b[1]);
+        // An anonymous class, not a lambda: plain Java 8 bytecode without invokedynamic keeps
+        // the class loadable by every Oracle JVM release that runs Java 8 source.
+        Collections.sort(pairs, new Comparator<String[]>() {
+            @Override
+            public int compare(String[] a, String[] b) {
+                int c = a[0].compareTo(b[0]);
+                return c != 0 ? c : a[1].compareTo(b[1]);
+            }
         });
         StringBuilder sb = new StringBuilder();
         for (String[] p : pairs) {
