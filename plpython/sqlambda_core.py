@@ -1,0 +1,424 @@
+"""sqlambda_core: the runtime every sqlambda PL/Python function shares, inside PostgreSQL.
+
+Owns: reading the ``sqlambda.*`` settings (GUCs, falling back to the spec defaults baked into the
+render), the boto3 Lambda client cached per backend in ``GD``, one Lambda ``Invoke`` with our own
+retry loop, the payload limits, and the mapping of every failure to a SQLSTATE, a message
+``lambda <fn> failed: <errorType>: <errorMessage>``, a DETAIL and a HINT.
+
+Must not: ``import plpy`` (``plpy`` and ``GD`` are passed in, so this module is importable and
+unit-testable outside PostgreSQL), build SQL from strings, or store credentials anywhere (the
+server process's default AWS credential chain is used).
+
+SQLSTATEs (stable; documented in the README):
+
+=======  =================================================================================
+LA001    the Lambda function raised (X-Amz-Function-Error: Unhandled / Handled)
+LA002    throttled (429 / TooManyRequestsException) after every attempt
+LA003    timed out waiting for the response (read timeout; never retried: it may have run)
+LA004    endpoint unreachable (connection refused / reset / connect timeout) after every attempt
+LA005    credentials missing or rejected, access denied
+LA006    any other Lambda service error (5xx after every attempt, unexpected 4xx)
+LA007    the result does not fit the declared return (path missing, wrong JSON type)
+42883    the Lambda function (or version/alias) does not exist
+22P02    the arguments are not valid JSON
+22023    a parameter value is invalid (invocation_type, log_type, region, qualifier...)
+54000    the payload exceeds the Lambda limit (sync 6 MB, async 1 MB); nothing was sent
+=======  =================================================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+
+SYNC_LIMIT = 6 * 1024 * 1024
+ASYNC_LIMIT = 1024 * 1024
+#: how much of a payload goes into an error's DETAIL
+DETAIL_LIMIT = 1000
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+LOG_TYPES = ("None", "Tail")
+
+#: the spec's ``aws`` section; the rendered function body replaces it through configure()
+DEFAULTS = {
+    "region": "us-east-1",
+    "endpoint_url": None,
+    "connect_timeout_ms": 2000,
+    "request_timeout_ms": 30000,
+    "max_attempts": 3,
+}
+
+GUCS = ("endpoint_url", "region", "connect_timeout_ms", "request_timeout_ms", "max_attempts")
+_SETTINGS_SQL = "SELECT " + ", ".join(
+    "current_setting('sqlambda.%s', true) AS %s" % (g, g) for g in GUCS
+)
+
+# Error codes the Lambda service uses for throttling (HTTP 429), plus the generic AWS ones.
+THROTTLE_CODES = frozenset((
+    "TooManyRequestsException", "ThrottlingException", "Throttling", "ThrottledException",
+    "RequestThrottledException", "RequestLimitExceeded", "SlowDown", "EC2ThrottledException",
+))
+CREDENTIAL_CODES = frozenset((
+    "AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "InvalidSignatureException",
+    "ExpiredTokenException", "ExpiredToken", "InvalidClientTokenId", "SignatureDoesNotMatch",
+    "MissingAuthenticationToken", "IncompleteSignature", "KMSAccessDeniedException",
+))
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 2.0
+
+HINT_ENDPOINT = (
+    "check that the PostgreSQL server can reach the Lambda endpoint: sqlambda.endpoint_url is {endpoint}, "
+    "sqlambda.region is {region} (SET them per database/role/session, e.g. ALTER DATABASE ... SET sqlambda.endpoint_url = '...')"
+)
+HINT_CREDENTIALS = (
+    "the PostgreSQL server process resolves AWS credentials through the default chain (environment of the "
+    "postmaster, ~postgres/.aws/credentials, instance role); check them and the lambda:InvokeFunction permission"
+)
+
+
+class LambdaFailure(Exception):
+    """A failed invocation, already classified; ``raise_lambda_error`` turns it into a SQL error."""
+
+    def __init__(self, sqlstate, message, detail=None, hint=None, retryable=False, kind="error"):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message = message
+        self.detail = detail
+        self.hint = hint
+        self.retryable = retryable
+        self.kind = kind
+
+
+def configure(defaults):
+    """Install the spec's ``aws`` defaults (called once when the rendered body loads this module)."""
+    DEFAULTS.update({k: v for k, v in defaults.items() if k in DEFAULTS})
+
+
+def trim(text, limit=DETAIL_LIMIT):
+    """A payload shortened for an error DETAIL (the whole payload may be megabytes)."""
+    if text is None:
+        return None
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "replace")
+    if len(text) <= limit:
+        return text
+    return text[:limit] + "... (%d characters in all)" % len(text)
+
+
+# -- settings ---------------------------------------------------------------------------------
+def settings(plpy, GD):
+    """Current settings: each GUC if set (database/role/session), else the spec default.
+
+    One prepared plan cached in GD reads all five GUCs in a single SPI call, so a call costs one
+    cheap SELECT rather than five, and a ``SET sqlambda.region`` takes effect on the next call.
+    """
+    plan = GD.get("sqlambda.settings_plan")
+    if plan is None:
+        plan = GD["sqlambda.settings_plan"] = plpy.prepare(_SETTINGS_SQL)
+    row = plpy.execute(plan)[0]
+    return resolve_settings(row)
+
+
+def resolve_settings(row):
+    """Merge one row of GUC values (None or '' = unset) over DEFAULTS, validating numbers."""
+    out = dict(DEFAULTS)
+    for name in GUCS:
+        value = row.get(name)
+        if value is None or value == "":
+            continue
+        if name in ("connect_timeout_ms", "request_timeout_ms", "max_attempts"):
+            try:
+                number = int(value)
+            except ValueError:
+                raise LambdaFailure("22023", "sqlambda.%s must be an integer, not %r" % (name, value)) from None
+            if number < 1:
+                raise LambdaFailure("22023", "sqlambda.%s must be at least 1, not %d" % (name, number))
+            out[name] = number
+        else:
+            out[name] = value
+    return out
+
+
+# -- client -------------------------------------------------------------------------------------
+def client(GD, cfg, region=None):
+    """The boto3 Lambda client for these settings, created once per backend and reused.
+
+    Keyed by everything that shapes the client, so a changed GUC gets its own client instead of
+    silently reusing a stale one. botocore's own retries are off: ``invoke_raw`` retries itself
+    so that only throttling, 5xx and connection errors retry, and never a function error or a
+    read timeout (the function may already have run).
+    """
+    region = region or cfg["region"]
+    key = (region, cfg["endpoint_url"], cfg["connect_timeout_ms"], cfg["request_timeout_ms"], cfg["max_attempts"])
+    cache = GD.get("sqlambda.clients")
+    if cache is None:
+        cache = GD["sqlambda.clients"] = {}
+    c = cache.get(key)
+    if c is None:
+        import boto3
+        from botocore.config import Config
+
+        session = GD.get("sqlambda.session")
+        if session is None:
+            # one session per backend: credentials are resolved once and refreshed by botocore
+            session = GD["sqlambda.session"] = boto3.session.Session()
+        config = Config(
+            connect_timeout=cfg["connect_timeout_ms"] / 1000.0,
+            read_timeout=cfg["request_timeout_ms"] / 1000.0,
+            retries={"max_attempts": 0},
+            region_name=region,
+        )
+        try:
+            c = session.client("lambda", region_name=region, endpoint_url=cfg["endpoint_url"] or None, config=config)
+        except ValueError as exc:  # e.g. an invalid endpoint URL or region
+            raise LambdaFailure("22023", "cannot create the Lambda client: %s" % exc,
+                                hint=HINT_ENDPOINT.format(endpoint=cfg["endpoint_url"], region=region)) from None
+        cache[key] = c
+    return c
+
+
+# -- payload ------------------------------------------------------------------------------------
+def encode_payload(function_name, payload, invocation_type):
+    """The request body as bytes, after checking it is JSON and within the limit for its type."""
+    if payload is None:
+        data = b""
+    elif isinstance(payload, (bytes, bytearray)):
+        data = bytes(payload)
+    else:
+        data = payload.encode("utf-8")
+    limit = ASYNC_LIMIT if invocation_type == "Event" else SYNC_LIMIT
+    if len(data) > limit:
+        raise LambdaFailure(
+            "54000",
+            "lambda %s: payload is %d bytes, over the %s limit of %d bytes; nothing was sent"
+            % (function_name, len(data), "async (Event)" if invocation_type == "Event" else "synchronous", limit),
+            hint="send a reference (e.g. an S3 key) instead of the data, or split it into smaller calls",
+        )
+    return data
+
+
+def check_json(function_name, text):
+    """Raise 22P02 unless ``text`` parses as JSON; Lambda would reject it after a round trip."""
+    if text is None:
+        return
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise LambdaFailure(
+            "22P02",
+            "lambda %s: arguments are not valid JSON: %s" % (function_name, exc),
+            detail=trim(text),
+            hint="pass a JSON document, e.g. '{\"name\": \"bob\"}'",
+        ) from None
+
+
+def client_context_b64(context):
+    """Lambda's ClientContext header: base64 of the JSON text (at most 3583 bytes)."""
+    if context is None:
+        return None
+    text = context if isinstance(context, str) else json.dumps(context, separators=(",", ":"))
+    encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    if len(encoded) > 3583:
+        raise LambdaFailure("54000", "client context is %d bytes once base64-encoded, over Lambda's 3583" % len(encoded))
+    return encoded
+
+
+# -- errors -------------------------------------------------------------------------------------
+def function_error(function_name, kind, body):
+    """LambdaFailure for a response carrying X-Amz-Function-Error, naming errorType and errorMessage."""
+    text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else (body or "")
+    error_type, error_message = kind or "Unhandled", text.strip()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        error_type = doc.get("errorType") or error_type
+        error_message = doc.get("errorMessage") if doc.get("errorMessage") is not None else ""
+    elif isinstance(doc, str):
+        error_message = doc
+    return LambdaFailure(
+        "LA001",
+        "lambda %s failed: %s: %s" % (function_name, error_type, error_message),
+        detail=trim(text),
+        kind="function",
+    )
+
+
+def classify(function_name, exc, cfg, region):
+    """Map a botocore exception to a LambdaFailure (``retryable`` says whether to try again)."""
+    from botocore import exceptions as bx
+
+    where = HINT_ENDPOINT.format(endpoint=cfg.get("endpoint_url") or "(AWS default)", region=region)
+    if isinstance(exc, bx.ReadTimeoutError):
+        return LambdaFailure(
+            "LA003",
+            "lambda %s failed: Timeout: no response within %d ms (sqlambda.request_timeout_ms)"
+            % (function_name, cfg["request_timeout_ms"]),
+            detail=str(exc),
+            hint="the function may still have run; raise sqlambda.request_timeout_ms or make the function faster",
+            kind="timeout",
+        )
+    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ConnectionError, bx.HTTPClientError)):
+        return LambdaFailure(
+            "LA004",
+            "lambda %s failed: EndpointUnreachable: %s" % (function_name, exc),
+            hint=where, retryable=True, kind="endpoint",
+        )
+    if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError, bx.CredentialRetrievalError)):
+        return LambdaFailure(
+            "LA005", "lambda %s failed: NoCredentials: %s" % (function_name, exc), hint=HINT_CREDENTIALS, kind="credentials",
+        )
+    if isinstance(exc, bx.ParamValidationError):
+        return LambdaFailure("22023", "lambda %s failed: InvalidParameter: %s" % (function_name, exc), kind="parameter")
+    if isinstance(exc, bx.ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code") or "Unknown"
+        msg = err.get("Message") or str(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        text = "lambda %s failed: %s: %s" % (function_name, code, msg)
+        if code in THROTTLE_CODES or status == 429:
+            return LambdaFailure("LA002", text, hint="the function's concurrency or the account's rate is exhausted; "
+                                 "raise sqlambda.max_attempts, reserve concurrency, or call it less often",
+                                 retryable=True, kind="throttled")
+        if code == "ResourceNotFoundException" or status == 404:
+            return LambdaFailure("42883", text, hint="check the function name, qualifier and sqlambda.region (%s)" % region,
+                                 kind="not_found")
+        if code in ("RequestTooLargeException",) or status == 413:
+            return LambdaFailure("54000", text, kind="too_large")
+        if code in CREDENTIAL_CODES or status in (401, 403):
+            return LambdaFailure("LA005", text, hint=HINT_CREDENTIALS, kind="credentials")
+        if code in ("InvalidRequestContentException", "InvalidParameterValueException"):
+            return LambdaFailure("22023", text, kind="parameter")
+        if status >= 500:
+            return LambdaFailure("LA006", text, retryable=True, kind="service")
+        return LambdaFailure("LA006", text, kind="service")
+    if isinstance(exc, bx.BotoCoreError):
+        return LambdaFailure("LA006", "lambda %s failed: %s: %s" % (function_name, type(exc).__name__, exc), hint=where)
+    return None
+
+
+def backoff_delay(attempt):
+    """Full-jitter exponential backoff (AWS's recommendation) for retry number ``attempt`` (1-based)."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2 ** attempt)))
+
+
+def _sleep(plpy, seconds):
+    # pg_sleep keeps the backend responsive to query cancel and statement_timeout during backoff
+    if plpy is not None and hasattr(plpy, "execute"):
+        plpy.execute("SELECT pg_catalog.pg_sleep(%f)" % seconds)
+    else:
+        time.sleep(seconds)
+
+
+# -- invoke -------------------------------------------------------------------------------------
+def invoke_raw(plpy, GD, function_name, payload, invocation_type="RequestResponse", log_type="None",
+               qualifier=None, client_context=None, region=None, raise_function_error=True, cfg=None):
+    """One Lambda invocation with retries; returns a dict or raises LambdaFailure (never plpy errors).
+
+    The result: ``status_code`` (int), ``payload`` (text, '' for Event/DryRun), ``executed_version``,
+    ``log_result`` (decoded text or None), ``log_result_b64`` (as Lambda sent it), ``function_error``
+    (None, 'Unhandled' or 'Handled'; only seen when ``raise_function_error`` is False), ``request_id``,
+    ``attempts``.
+    """
+    if not function_name:
+        raise LambdaFailure("22023", "lambda function name must not be empty")
+    if invocation_type not in INVOCATION_TYPES:
+        raise LambdaFailure("22023", "invocation_type must be one of %s, not %r" % (", ".join(INVOCATION_TYPES), invocation_type))
+    if log_type is None:
+        log_type = "None"
+    if log_type not in LOG_TYPES:
+        raise LambdaFailure("22023", "log_type must be one of %s, not %r" % (", ".join(LOG_TYPES), log_type))
+    data = encode_payload(function_name, payload, invocation_type)
+    if cfg is None:
+        cfg = settings(plpy, GD)
+    region = region or cfg["region"]
+    c = client(GD, cfg, region)
+    kwargs = {"FunctionName": function_name, "InvocationType": invocation_type, "LogType": log_type, "Payload": data}
+    if qualifier:
+        kwargs["Qualifier"] = qualifier
+    ctx = client_context_b64(client_context)
+    if ctx:
+        kwargs["ClientContext"] = ctx
+
+    attempts = max(1, int(cfg["max_attempts"]))
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            resp = c.invoke(**kwargs)
+            body = resp["Payload"].read() if "Payload" in resp else b""
+            break
+        except Exception as exc:  # noqa: BLE001 - classified below; unknown ones propagate
+            failure = classify(function_name, exc, cfg, region)
+            if failure is None:
+                raise
+            if failure.retryable and attempt < attempts:
+                _sleep(plpy, backoff_delay(attempt))
+                continue
+            if failure.retryable and attempts > 1:
+                failure.message += " (after %d attempts)" % attempt
+            raise failure from None
+
+    ferr = resp.get("FunctionError")
+    if ferr and raise_function_error:
+        raise function_error(function_name, ferr, body)
+    log_b64 = resp.get("LogResult")
+    log_text = None
+    if log_b64:
+        try:
+            log_text = base64.b64decode(log_b64).decode("utf-8", "replace")
+        except (ValueError, TypeError):
+            log_text = log_b64
+    return {
+        "status_code": resp.get("StatusCode"),
+        "payload": body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else body,
+        "executed_version": resp.get("ExecutedVersion"),
+        "log_result": log_text,
+        "log_result_b64": log_b64,
+        "function_error": ferr,
+        "request_id": resp.get("ResponseMetadata", {}).get("RequestId"),
+        "attempts": attempt,
+    }
+
+
+def invoke(plpy, GD, function_name, payload, invocation_type="RequestResponse", log_type="None",
+           qualifier=None, client_context=None, region=None, raise_function_error=True):
+    """``invoke_raw`` for SQL callers: every LambdaFailure becomes a SQL error with its SQLSTATE."""
+    try:
+        return invoke_raw(plpy, GD, function_name, payload, invocation_type, log_type, qualifier,
+                          client_context, region, raise_function_error)
+    except LambdaFailure as failure:
+        raise_lambda_error(plpy, failure)
+
+
+_ERROR_CLASSES = {}
+
+
+def _error_class(plpy, head):
+    """A subclass of plpy.Error whose *name* is the head of the message.
+
+    PL/Python reports an uncaught exception as ``<type name>: <value>`` (``plpy.Error: ...`` for
+    plpy.error), so the message would not start with ``lambda <fn> failed``. A subclass named
+    after that head, placed in ``builtins`` (whose module name PL/Python omits), yields exactly
+    ``lambda <fn> failed: <errorType>: <errorMessage>``; being a plpy.Error, its ``sqlstate``,
+    ``detail`` and ``hint`` attributes are honoured like plpy.error's keyword arguments.
+    """
+    key = (id(plpy.Error), head)
+    cls = _ERROR_CLASSES.get(key)
+    if cls is None:
+        cls = _ERROR_CLASSES[key] = type(head, (plpy.Error,), {"__module__": "builtins"})
+    return cls
+
+
+def raise_lambda_error(plpy, failure):
+    """Raise ``failure`` as a PostgreSQL error (SQLSTATE, message, DETAIL, HINT). Never returns."""
+    head, sep, tail = failure.message.partition(": ")
+    if not sep:
+        head, tail = "sqlambda", failure.message
+    exc = _error_class(plpy, head)(tail)
+    exc.sqlstate = failure.sqlstate
+    exc.detail = failure.detail
+    exc.hint = failure.hint
+    raise exc
