@@ -12,8 +12,16 @@ from sqlambda.pgcluster import Cluster
 
 @pytest.fixture(scope="session")
 def pg_cluster():
-    """A private PostgreSQL 15 cluster on 127.0.0.1 with plpython3u available."""
-    cluster = Cluster()
+    """A private PostgreSQL 15 cluster on 127.0.0.1 with plpython3u available.
+
+    PL/Python sees the postmaster's environment, so the server starts with the local stack's test
+    credentials (test/test, us-east-1): boto3 inside the server then resolves them like any process.
+    """
+    cluster = Cluster(extra_env={
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    })
     cluster.start()
     try:
         yield cluster
