@@ -1,0 +1,122 @@
+"""sqlambda_functions outside PostgreSQL: payload building, result extraction, RDS name parsing."""
+
+import json
+from decimal import Decimal
+
+import pytest
+
+import sqlambda_core as core
+import sqlambda_functions as fx
+
+
+def test_payload_keeps_numeric_digits_and_types():
+    text = fx.build_payload(
+        ["id", "amount", "ratio", "ok", "note", "meta", "missing", "day", "at", "at_local"],
+        ["bigint", "numeric", "double precision", "boolean", "text", "jsonb", "text", "date", "timestamptz", "timestamp"],
+        [9007199254740993, Decimal("12345678901234567890.123456789"), 0.1, True, 'say "hi" é',
+         '{"a": [1, 2.50]}', None, "2024-05-01", "2024-05-01 10:00:00.5+02", "2024-05-01 10:00:00"],
+    )
+    # digits survive exactly (a float would round both of these)
+    assert '"id":9007199254740993' in text
+    assert '"amount":12345678901234567890.123456789' in text
+    doc = json.loads(text, parse_float=Decimal)
+    assert doc["ratio"] == Decimal("0.1") and doc["ok"] is True and doc["note"] == 'say "hi" é'
+    assert doc["meta"] == {"a": [1, Decimal("2.50")]}
+    assert doc["missing"] is None
+    assert doc["day"] == "2024-05-01"
+    assert doc["at"] == "2024-05-01T10:00:00.5+02:00"
+    assert doc["at_local"] == "2024-05-01T10:00:00"
+    assert list(doc) == ["id", "amount", "ratio", "ok", "note", "meta", "missing", "day", "at", "at_local"]
+
+
+def test_timestamptz_with_minutes_offset_is_left_alone():
+    assert fx.arg_to_json_value("2024-05-01 10:00:00+05:30", "timestamptz") == "2024-05-01T10:00:00+05:30"
+
+
+@pytest.mark.parametrize("value,sql_type", [(Decimal("NaN"), "numeric"), (float("inf"), "double precision")])
+def test_non_finite_numbers_are_refused(value, sql_type):
+    with pytest.raises(core.LambdaFailure) as e:
+        fx.build_payload(["x"], [sql_type], [value])
+    assert e.value.sqlstate == "22023" and "argument x" in e.value.message
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("Status", "OK"), ("items[1].id", 7), ("deep.a.b", [1]), ("items[0]", {"id": 3}),
+])
+def test_extract(path, expected):
+    doc = {"Status": "OK", "items": [{"id": 3}, {"id": 7}], "deep": {"a": {"b": [1]}}}
+    assert fx.extract(doc, path) == expected
+
+
+@pytest.mark.parametrize("path", ["Nope", "items[5].id", "Status.x", "deep[0]"])
+def test_extract_missing(path):
+    doc = {"Status": "OK", "items": [{"id": 3}], "deep": {"a": 1}}
+    assert fx.extract(doc, path) is fx._MISSING
+
+
+def _fn(rtype, path):
+    return {"name": "w", "lambda": "echo", "returns": {"type": rtype, "path": path}}
+
+
+@pytest.mark.parametrize("rtype,value,expected", [
+    ("text", "OK", "OK"), ("text", 42, "42"), ("varchar", {"a": 1}, '{"a":1}'),
+    ("integer", 42, 42), ("bigint", "9007199254740993", 9007199254740993), ("smallint", 5.0, 5),
+    ("numeric", "1.10", Decimal("1.10")),
+    ("double precision", 0.5, 0.5), ("real", 2, 2.0),
+    ("boolean", False, False), ("jsonb", {"a": [1, 2.5]}, '{"a":[1,2.5]}'),
+    ("date", "2024-02-29", "2024-02-29"), ("timestamptz", "2024-02-29T10:00:00Z", "2024-02-29T10:00:00Z"),
+    ("timestamp", "2024-02-29T10:00:00", "2024-02-29T10:00:00"),
+    ("uuid", "12345678-1234-5678-1234-567812345678", "12345678-1234-5678-1234-567812345678"),
+    ("integer", None, None),
+])
+def test_result_conversion(rtype, value, expected):
+    assert fx.result_value(_fn(rtype, "v"), json.dumps({"v": value})) == expected
+
+
+def test_numeric_result_keeps_every_digit():
+    # beyond float precision: parsed as Decimal, never through float
+    assert fx.result_value(_fn("numeric", "v"), '{"v": 12345678901234567890.5}') == Decimal("12345678901234567890.5")
+
+
+@pytest.mark.parametrize("rtype,value", [
+    ("integer", "abc"), ("integer", 2 ** 31), ("smallint", 40000), ("integer", 1.5), ("integer", True),
+    ("boolean", "yes"), ("date", "tomorrow"), ("uuid", "nope"), ("numeric", [1]), ("timestamptz", 5),
+])
+def test_result_that_does_not_fit(rtype, value):
+    with pytest.raises(core.LambdaFailure) as e:
+        fx.result_value(_fn(rtype, "v"), json.dumps({"v": value}))
+    assert e.value.sqlstate == "LA007" and f"does not fit {rtype}" in e.value.message
+
+
+def test_missing_path_is_a_clear_error_with_the_payload():
+    with pytest.raises(core.LambdaFailure) as e:
+        fx.result_value(_fn("text", "Status"), '{"status": "ok"}')
+    assert e.value.sqlstate == "LA007"
+    assert e.value.message == "w: the result of lambda echo has no Status"
+    assert e.value.detail == '{"status": "ok"}'
+
+
+def test_jsonb_without_path_returns_the_payload_untouched():
+    raw = '{"n": 1.000000000000000000001}'
+    assert fx.result_value(_fn("jsonb", None), raw) == raw
+
+
+def test_jsonb_path_keeps_digits():
+    assert fx.result_value(_fn("jsonb", "a"), '{"a": {"n": 1.000000000000000000001}}') == '{"n":1.000000000000000000001}'
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("(my-function,us-east-1)", ("my-function", "us-east-1")),
+    ("(my-function,)", ("my-function", None)),
+    ('("arn:aws:lambda:us-east-1:123456789012:function:f",us-east-1)', ("arn:aws:lambda:us-east-1:123456789012:function:f", "us-east-1")),
+    ("my-function", ("my-function", None)),
+    ("arn:aws:lambda:eu-west-1:123456789012:function:f:prod", ("arn:aws:lambda:eu-west-1:123456789012:function:f:prod", None)),
+])
+def test_rds_text_form_of_the_arn_composite(text, expected):
+    assert fx.rds_split_name(text) == expected
+
+
+def test_json_or_string():
+    assert fx._json_or_string("") is None
+    assert fx._json_or_string('{"a":1}') == '{"a":1}'
+    assert fx._json_or_string("plain") == '"plain"'
