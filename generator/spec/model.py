@@ -93,6 +93,17 @@ class OracleSettings(_Strict):
         "environment", description="where the Java class resolves AWS credentials"
     )
     scheduler_drain: bool = Field(False, description="create a DBMS_SCHEDULER job that drains the outbox")
+    credentials_provider: Optional[str] = Field(
+        None,
+        pattern=r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$",
+        description="with credentials: provider, the Java class (implements sqlambda.AwsCredentials.Provider) to use",
+    )
+
+    @model_validator(mode="after")
+    def _provider_class(self) -> "OracleSettings":
+        if self.credentials == "provider" and not self.credentials_provider:
+            raise ValueError("credentials: provider needs 'credentials_provider', the Java class that supplies credentials")
+        return self
 
 
 class Returns(_Strict):

@@ -1,0 +1,462 @@
+"""Rendering for Oracle: a loaded spec -> artifacts (pure: templates and files, no database, no network).
+
+Owns the Oracle spelling of everything the spec says: object names (upper-case, quoted, optionally
+schema-qualified), the mapping of logical types to PL/SQL, JSON paths, the endpoint's
+``host:port`` for the Java socket permission, and which template renders which object. Templates
+live in ``sql/oracle/``; the Java sources come unchanged from ``oracle_java/`` in ``LOAD_ORDER``.
+Must not connect to a database, decide plans, or build SQL by concatenating user input: every name
+from the spec is validated by the spec model and quoted here, every value goes through ``literal``.
+
+Objects, in install order:
+  5  Java socket permissions (endpoint host:port; IMDS only with ``credentials: imds``)
+ 10  Java sources (``CREATE OR REPLACE AND COMPILE JAVA SOURCE``), one per file of LOAD_ORDER
+ 20  SQLAMBDA_JAVA (call specs of sqlambda.LambdaInvoke), 25 SQLAMBDA_RT (configures the session)
+ 30  awslambda_fn, awslambda_fn_async and their CLOB variants, 35 their grants to generic_roles
+ 40  typed wrappers, 45 their grants to each function's roles
+ 60  outbox queue + dead-letter tables, 65 SQLAMBDA_OUTBOX_PKG (drain), 70 triggers, 80 scheduler job
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlambda import resources
+from sqlambda.artifacts import Artifact, check_unique
+from sqlambda.errors import RenderError
+from sqlambda.spec.model import Function, Spec, Trigger
+from sqlambda.templates import render as render_template
+from sqlambda.templates import split_statements, sql_literal
+
+TARGET = "oracle"
+IMDS_HOST_PORT = "169.254.169.254:80"
+SYNC_LIMIT = 6 * 1024 * 1024
+ASYNC_LIMIT = 1024 * 1024
+SCHEDULER_INTERVAL_SECONDS = 10
+
+# Fixed object names. Upper case because Oracle folds unquoted names to upper case: quoting the
+# upper-case spelling lets SQL call `awslambda_fn(...)` without quotes.
+JAVA_PKG = "SQLAMBDA_JAVA"
+RT_PKG = "SQLAMBDA_RT"
+QUEUE = "SQLAMBDA_OUTBOX"
+DEAD = "SQLAMBDA_OUTBOX_DEAD"
+OUTBOX_PKG = "SQLAMBDA_OUTBOX_PKG"
+DRAIN_JOB = "SQLAMBDA_DRAIN"
+REGISTRY = "SQLAMBDA_INSTALLED"
+REGISTRY_LOG = "SQLAMBDA_INSTALL_LOG"
+GENERIC = ("AWSLAMBDA_FN", "AWSLAMBDA_FN_ASYNC", "AWSLAMBDA_FN_CLOB", "AWSLAMBDA_FN_ASYNC_CLOB")
+RESERVED = {JAVA_PKG, RT_PKG, QUEUE, DEAD, OUTBOX_PKG, DRAIN_JOB, REGISTRY, REGISTRY_LOG, *GENERIC}
+
+
+@dataclass(frozen=True)
+class OracleType:
+    """How one logical spec type travels through a wrapper."""
+
+    param: str  # PL/SQL formal parameter type (unconstrained: PL/SQL forbids sizes on parameters)
+    returns: str  # the wrapper's RETURN type
+    json_returning: str  # JSON_VALUE ... RETURNING <this>
+    value: str = "{ref}"  # the JSON_OBJECT value expression for an argument
+    check: str | None = None  # a condition that makes an argument invalid
+    check_message: str = ""
+
+
+_INT_CHECK = "{ref} <> TRUNC({ref})"
+#: Logical spec types -> Oracle. Booleans are NUMBER 1/0: PL/SQL BOOLEAN is not SQL-callable before 23ai.
+TYPES: dict[str, OracleType] = {
+    "text": OracleType("VARCHAR2", "VARCHAR2", "VARCHAR2(4000)"),
+    "varchar": OracleType("VARCHAR2", "VARCHAR2", "VARCHAR2(4000)"),
+    "uuid": OracleType("VARCHAR2", "VARCHAR2", "VARCHAR2(36)"),
+    "smallint": OracleType("NUMBER", "NUMBER", "NUMBER(5)", check=_INT_CHECK, check_message="must be a whole number"),
+    "integer": OracleType("NUMBER", "NUMBER", "NUMBER(10)", check=_INT_CHECK, check_message="must be a whole number"),
+    "bigint": OracleType("NUMBER", "NUMBER", "NUMBER(19)", check=_INT_CHECK, check_message="must be a whole number"),
+    "numeric": OracleType("NUMBER", "NUMBER", "NUMBER"),
+    "double precision": OracleType("BINARY_DOUBLE", "BINARY_DOUBLE", "BINARY_DOUBLE"),
+    "real": OracleType("BINARY_FLOAT", "BINARY_FLOAT", "BINARY_FLOAT"),
+    "boolean": OracleType(
+        "NUMBER", "NUMBER", "VARCHAR2(5)",
+        value="CASE {ref} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END FORMAT JSON",
+        check="{ref} NOT IN (0, 1)", check_message="is a boolean: pass 1, 0 or NULL",
+    ),
+    "date": OracleType("DATE", "DATE", "DATE"),
+    "timestamp": OracleType("TIMESTAMP", "TIMESTAMP", "TIMESTAMP"),
+    "timestamptz": OracleType("TIMESTAMP WITH TIME ZONE", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP WITH TIME ZONE"),
+    "jsonb": OracleType("CLOB", "CLOB", "CLOB", value="{ref} FORMAT JSON"),
+    "json": OracleType("CLOB", "CLOB", "CLOB", value="{ref} FORMAT JSON"),
+}
+
+
+# -- names -----------------------------------------------------------------------------------
+
+def oracle_ident(name: str) -> str:
+    """A spec identifier as Oracle stores an unquoted one (upper case), quoted."""
+    return '"' + name.upper().replace('"', '""') + '"'
+
+
+class Names:
+    """Quoted, optionally schema-qualified object names for one spec."""
+
+    def __init__(self, schema: str | None) -> None:
+        self.schema = schema.upper() if schema else None
+
+    def obj(self, name: str, *, upper: bool = True) -> str:
+        bare = oracle_ident(name) if upper else '"' + name.replace('"', '""') + '"'
+        return f"{oracle_ident(self.schema)}.{bare}" if self.schema else bare
+
+    def label(self, name: str) -> str:
+        """The name as Oracle's dictionary shows it, for registry keys and messages."""
+        return f"{self.schema}.{name.upper()}" if self.schema else name.upper()
+
+    @property
+    def owner_sql(self) -> str:
+        """A SQL expression for the owning schema (the session's schema when the spec names none)."""
+        return f"'{self.schema}'" if self.schema else "SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA')"
+
+    def table(self, qualified: str) -> str:
+        """A trigger's table. ``public.`` (PostgreSQL's default schema, not an Oracle schema) is dropped."""
+        if "." in qualified:
+            owner, table = qualified.split(".", 1)
+            if owner.lower() == "public":
+                return oracle_ident(table)
+            return f"{oracle_ident(owner)}.{oracle_ident(table)}"
+        return oracle_ident(qualified)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def endpoint_host_port(spec: Spec) -> str:
+    """``host:port`` the Java client connects to: the spec's endpoint_url, else Lambda's regional endpoint
+    (the same default oracle_java/LambdaInvoke.java uses)."""
+    if spec.aws.endpoint_url:
+        parts = urlsplit(spec.aws.endpoint_url)
+        if not parts.hostname:
+            raise RenderError(f"aws.endpoint_url {spec.aws.endpoint_url!r} has no host")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise RenderError(f"aws.endpoint_url {spec.aws.endpoint_url!r}: {exc}") from None
+        host = parts.hostname
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"lambda.{spec.aws.region}.amazonaws.com:443"
+
+
+def json_path(path: str | None) -> str:
+    """Spec path ``items[0].id`` -> Oracle SQL/JSON path ``$."items"[0]."id"`` (quoted steps: any key works)."""
+    if not path:
+        return "$"
+    out = "$"
+    for m in re.finditer(r"([A-Za-z0-9_]+)|\[(\d+)\]", path):
+        out += f'."{m.group(1)}"' if m.group(1) else f"[{m.group(2)}]"
+    return out
+
+
+def lambda_name(fn_or_lambda: str, qualifier: str | None) -> str:
+    return f"{fn_or_lambda}:{qualifier}" if qualifier else fn_or_lambda
+
+
+def envelope_bytes(table_name: str, trigger: str) -> int:
+    """Bytes of a batch's envelope without its records, for the byte limit (longest operation name)."""
+    env = {"table": table_name, "operation": "delete", "trigger": trigger, "records": []}
+    return len(json.dumps(env, separators=(",", ":"), ensure_ascii=False).encode()) + 16
+
+
+def java_sources() -> list[tuple[str, str]]:
+    """(class name, source text) in LOAD_ORDER; checked for lines SQL*Plus would interpret."""
+    folder = resources.folder("oracle_java")
+    order_file = folder / "LOAD_ORDER"
+    if not order_file.is_file():
+        raise RenderError(f"{order_file} is missing: the Java sources cannot be loaded in order")
+    out = []
+    for line in order_file.read_text().splitlines():
+        fname = line.strip()
+        if not fname or fname.startswith("#"):
+            continue
+        path = folder / fname
+        if not path.is_file():
+            raise RenderError(f"oracle_java/LOAD_ORDER names {fname}, which does not exist")
+        text = path.read_text(encoding="utf-8").rstrip("\n")
+        for n, src_line in enumerate(text.splitlines(), 1):
+            # SQL*Plus ends a block at a line holding only '/' or '.', and runs lines starting with
+            # '#' (SQLPREFIX) as its own commands even inside a block.
+            if src_line.strip() in ("/", ".") or src_line.startswith("#"):
+                raise RenderError(f"oracle_java/{fname}:{n}: a line SQL*Plus would interpret ({src_line.strip()!r})")
+        out.append((fname.removesuffix(".java"), text))
+    return out
+
+
+def _statements(template: str, **ctx: Any) -> tuple[str, ...]:
+    return split_statements(render_template(TARGET, template, **ctx))
+
+
+# -- the render ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rendered:
+    """What ``render`` returns besides artifacts: facts the script writer and installer need."""
+
+    artifacts: list[Artifact]
+    spec_name: str
+    spec_checksum: str
+    schema: str | None
+
+
+def _spec_of(loaded: Any) -> tuple[Spec, str, str]:
+    if loaded is None:
+        return Spec(project="sqlambda"), "(no spec)", hashlib.sha256(b"").hexdigest()
+    spec = getattr(loaded, "spec", loaded)
+    name = str(getattr(loaded, "path", None) or "(spec)")
+    checksum = getattr(loaded, "checksum", None) or hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+    return spec, name, checksum
+
+
+def render(loaded: Any) -> Rendered:
+    spec, spec_name, spec_checksum = _spec_of(loaded)
+    names = Names(spec.oracle.schema_)
+    _check_names(spec)
+    arts: list[Artifact] = []
+    arts += _permissions(spec, names)
+    arts += _java(names)
+    arts += _runtime(spec, names)
+    arts += _generic(spec, names)
+    for f in spec.functions:
+        arts += _wrapper(f, names)
+    arts += _triggers(spec, names)
+    return Rendered(check_unique(arts), spec_name, spec_checksum, names.schema)
+
+
+def _check_names(spec: Spec) -> None:
+    problems = [f"function {f.name!r}" for f in spec.functions if f.name.upper() in RESERVED]
+    problems += [f"trigger {t.name!r}" for t in spec.triggers if t.name.upper() in RESERVED]
+    upper = [f.name.upper() for f in spec.functions]
+    problems += [f"function {n!r} (Oracle names are case-insensitive)" for n in set(upper) if upper.count(n) > 1]
+    if problems:
+        raise RenderError(
+            "these spec names clash with objects sqlambda creates on Oracle: " + ", ".join(problems)
+            + f" (reserved: {', '.join(sorted(RESERVED))})"
+        )
+    for t in spec.triggers:
+        if not t.columns:
+            raise RenderError(
+                f"trigger {t.name!r}: the Oracle target needs an explicit 'columns' list, because a PL/SQL "
+                "trigger can only read :NEW/:OLD values by name (add e.g. columns: [id, status])"
+            )
+
+
+def _permissions(spec: Spec, names: Names) -> list[Artifact]:
+    wanted = [endpoint_host_port(spec)]
+    if spec.oracle.credentials == "imds" and IMDS_HOST_PORT not in wanted:
+        wanted.append(IMDS_HOST_PORT)
+    arts = []
+    for host_port in wanted:
+        ctx = dict(grantee_sql=names.owner_sql, type_name="java.net.SocketPermission",
+                   perm_name=host_port, action="connect,resolve")
+        arts.append(Artifact(
+            key=f"java permission SocketPermission {host_port}",
+            kind="java_permission",
+            statements=_statements("java_permission.sql.j2", **ctx),
+            drop=_statements("java_permission_revoke.sql.j2", **ctx),
+            order=5,
+            probe=(("permission", "java.net.SocketPermission"), ("name", host_port)),
+            summary=f"Java SocketPermission connect,resolve on {host_port}",
+        ))
+    return arts
+
+
+def _java(names: Names) -> list[Artifact]:
+    arts = []
+    for i, (cls, text) in enumerate(java_sources()):
+        java_name = f"sqlambda/{cls}"
+        obj = names.obj(java_name, upper=False)
+        arts.append(Artifact(
+            key=f"java source {java_name}",
+            kind="java_source",
+            statements=_statements("java_source.sql.j2", name=obj, source=text),
+            drop=_statements("drop.sql.j2", kind="JAVA SOURCE", object=obj, purge=False),
+            order=10 + i,  # LOAD_ORDER: each class compiles with only the ones before it present
+            probe=(("type", "JAVA SOURCE"), ("name", java_name)),
+            summary=f"Java source {java_name}",
+        ))
+    return arts
+
+
+def _package(key_name: str, names: Names, order: int, statements: tuple[str, ...], summary: str) -> Artifact:
+    obj = names.obj(key_name)
+    return Artifact(
+        key=f"package {names.label(key_name)}",
+        kind="package",
+        statements=statements,
+        drop=_statements("drop.sql.j2", kind="PACKAGE", object=obj, purge=False),
+        order=order,
+        probe=(("type", "PACKAGE"), ("name", key_name)),
+        summary=summary,
+    )
+
+
+def _runtime(spec: Spec, names: Names) -> list[Artifact]:
+    java, rt = names.obj(JAVA_PKG), names.obj(RT_PKG)
+    provider = spec.oracle.credentials_provider if spec.oracle.credentials == "provider" else None
+    rt_ctx = dict(
+        rt=rt, java=java, region=spec.aws.region,
+        endpoint_sql=sql_literal(spec.aws.endpoint_url) if spec.aws.endpoint_url else "NULL",
+        connect_timeout_ms=spec.aws.connect_timeout_ms, request_timeout_ms=spec.aws.request_timeout_ms,
+        max_attempts=spec.aws.max_attempts, provider_class=provider,
+        sync_limit=SYNC_LIMIT, async_limit=ASYNC_LIMIT,
+    )
+    return [
+        _package(JAVA_PKG, names, 20, _statements("java_callspecs.sql.j2", pkg=java, rt=rt),
+                 "call specs of sqlambda.LambdaInvoke"),
+        _package(RT_PKG, names, 25, _statements("runtime.sql.j2", **rt_ctx),
+                 f"runtime: configures the Java client for {spec.aws.region}"),
+    ]
+
+
+def _function_artifact(name: str, names: Names, order: int, statements: tuple[str, ...], summary: str) -> Artifact:
+    obj = names.obj(name)
+    return Artifact(
+        key=f"function {names.label(name)}",
+        kind="function",
+        statements=statements,
+        drop=_statements("drop.sql.j2", kind="FUNCTION", object=obj, purge=False),
+        order=order,
+        probe=(("type", "FUNCTION"), ("name", name.upper())),
+        summary=summary,
+    )
+
+
+def _grant(name: str, role: str, names: Names, order: int) -> Artifact:
+    obj, grantee = names.obj(name), oracle_ident(role)
+    return Artifact(
+        key=f"grant execute on {names.label(name)} to {role.upper()}",
+        kind="grant",
+        statements=_statements("grant.sql.j2", object=obj, grantee=grantee),
+        drop=_statements("revoke.sql.j2", object=obj, grantee=grantee),
+        order=order,
+        probe=(("grant", name.upper()), ("grantee", role.upper())),
+        summary=f"EXECUTE on {name.upper()} to {role.upper()}",
+    )
+
+
+def _generic(spec: Spec, names: Names) -> list[Artifact]:
+    rt = names.obj(RT_PKG)
+    variants = [
+        # name, mode, argument type, return type, runtime function
+        ("AWSLAMBDA_FN", "sync", "VARCHAR2", "VARCHAR2", "invoke_sync"),
+        ("AWSLAMBDA_FN_ASYNC", "async", "VARCHAR2", "VARCHAR2", "invoke_async"),
+        ("AWSLAMBDA_FN_CLOB", "sync", "CLOB", "CLOB", "invoke_sync_clob"),
+        ("AWSLAMBDA_FN_ASYNC_CLOB", "async", "CLOB", "VARCHAR2", "invoke_async_clob"),
+    ]
+    arts = []
+    for name, mode, arg_type, ret, call in variants:
+        st = _statements("generic.sql.j2", fn=names.obj(name), arg_type=arg_type, return_type=ret,
+                         mode=mode, rt=rt, call=call)
+        arts.append(_function_artifact(name, names, 30, st, f"generic {mode} invoke ({arg_type})"))
+        arts += [_grant(name, r, names, 35) for r in spec.oracle.generic_roles]
+    return arts
+
+
+def _wrapper(f: Function, names: Names) -> list[Artifact]:
+    fn_name = f.name.upper()
+    args = []
+    for arg, typ in f.args.items():
+        t = TYPES[typ]
+        ref = f"{oracle_ident(fn_name)}.{oracle_ident(arg)}"
+        args.append(dict(
+            key=arg, param=oracle_ident(arg), param_type=t.param, value=t.value.format(ref=ref), ref=ref,
+            check=t.check.format(ref=ref) if t.check else None,
+            check_message=f"sqlambda: {f.name}: argument {arg} {t.check_message}",
+        ))
+    if f.mode == "async":
+        return_type, result_var, extract = "CLOB", "CLOB", "async"
+    elif f.returns.type == "jsonb":
+        extract = "query" if f.returns.path else "whole"
+        return_type, result_var = "CLOB", ("CLOB" if f.returns.path else None)
+    else:
+        t = TYPES[f.returns.type]
+        return_type, result_var = t.returns, t.json_returning
+        extract = "boolean" if f.returns.type == "boolean" else "value"
+    ctx = dict(
+        fn=names.obj(fn_name), args=args, return_type=return_type, result_var_type=result_var,
+        mode=f.mode, rt=names.obj(RT_PKG), lambda_name=lambda_name(f.lambda_, f.qualifier),
+        extract=extract, json_path=json_path(f.returns.path),
+        json_returning=TYPES[f.returns.type].json_returning if f.returns.type != "jsonb" else "CLOB",
+        boolean_message=f"sqlambda: {f.name}: expected a JSON boolean at {f.returns.path}, got ",
+    )
+    summary = f"{f.mode} wrapper for Lambda {ctx['lambda_name']}"
+    arts = [_function_artifact(fn_name, names, 40, _statements("wrapper.sql.j2", **ctx), summary)]
+    arts += [_grant(fn_name, r, names, 45) for r in f.roles]
+    return arts
+
+
+def _trigger_target(spec: Spec, t: Trigger) -> str:
+    if t.function is not None:
+        f = spec.function(t.function)
+        return lambda_name(f.lambda_, f.qualifier)
+    return t.lambda_
+
+
+def _triggers(spec: Spec, names: Names) -> list[Artifact]:
+    if not spec.triggers:
+        return []
+    arts: list[Artifact] = []
+    queue, dead, pkg = names.obj(QUEUE), names.obj(DEAD), names.obj(OUTBOX_PKG)
+    rt = names.obj(RT_PKG)
+    outbox = [t for t in spec.triggers if t.delivery == "outbox"]
+    if outbox:
+        arts.append(Artifact(
+            key=f"table {names.label(QUEUE)}", kind="table",
+            statements=_statements("outbox_tables.sql.j2", queue=queue, queue_pk=oracle_ident(QUEUE + "_PK"),
+                                   queue_idx=names.obj(QUEUE + "_DUE")),
+            drop=_statements("drop_guarded_table.sql.j2", table=queue),
+            order=60, replace="refuse", probe=(("type", "TABLE"), ("name", QUEUE)),
+            summary="outbox queue (one row per event)",
+        ))
+        arts.append(Artifact(
+            key=f"table {names.label(DEAD)}", kind="table",
+            statements=_statements("outbox_dead.sql.j2", dead=dead, dead_pk=oracle_ident(DEAD + "_PK")),
+            drop=_statements("drop_guarded_table.sql.j2", table=dead),
+            order=61, replace="refuse", probe=(("type", "TABLE"), ("name", DEAD)),
+            summary="outbox dead-letter table",
+        ))
+        drain_triggers = [
+            dict(name=t.name, table_name=t.table, lambda_name=_trigger_target(spec, t),
+                 max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes,
+                 envelope_bytes=envelope_bytes(t.table, t.name), max_attempts=t.retry.max_attempts,
+                 base_delay_ms=t.retry.base_delay_ms, max_delay_ms=t.retry.max_delay_ms)
+            for t in outbox
+        ]
+        arts.append(_package(OUTBOX_PKG, names, 65, _statements(
+            "outbox_package.sql.j2", pkg=pkg, queue=queue, dead=dead, rt=rt, triggers=drain_triggers),
+            "outbox drainer (FOR UPDATE SKIP LOCKED, retries, dead-letter)"))
+        if spec.oracle.scheduler_drain:
+            job_ctx = dict(owner_sql=names.owner_sql, job_bare=DRAIN_JOB,
+                           job_name=f"{names.schema}.{DRAIN_JOB}" if names.schema else DRAIN_JOB,
+                           pkg=pkg, interval_seconds=SCHEDULER_INTERVAL_SECONDS)
+            arts.append(Artifact(
+                key=f"scheduler job {names.label(DRAIN_JOB)}", kind="scheduler_job",
+                statements=_statements("scheduler_job.sql.j2", **job_ctx),
+                drop=_statements("scheduler_job_drop.sql.j2", **job_ctx),
+                order=80, replace="statements", probe=(("type", "JOB"), ("name", DRAIN_JOB)),
+                summary=f"DBMS_SCHEDULER job draining the outbox every {SCHEDULER_INTERVAL_SECONDS}s",
+            ))
+    for t in spec.triggers:
+        trig = names.obj(t.name)
+        cols = [dict(key=c, col=oracle_ident(c)) for c in t.columns or []]
+        ctx = dict(
+            trigger=trig, name=t.name, table=names.table(t.table), table_name=t.table,
+            events_sql=" OR ".join(e.upper() for e in t.events), columns=cols, rt=rt,
+            lambda_name=_trigger_target(spec, t), mode=t.mode, queue=queue,
+            max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes,
+            envelope_bytes=envelope_bytes(t.table, t.name),
+        )
+        template = "trigger_outbox.sql.j2" if t.delivery == "outbox" else "trigger_immediate.sql.j2"
+        arts.append(Artifact(
+            key=f"trigger {names.label(t.name)}", kind="trigger",
+            statements=_statements(template, **ctx),
+            drop=_statements("drop.sql.j2", kind="TRIGGER", object=trig, purge=False),
+            order=70, replace="statements", probe=(("type", "TRIGGER"), ("name", t.name.upper())),
+            summary=f"{t.delivery} compound trigger on {t.table} ({', '.join(t.events)})",
+        ))
+    return arts

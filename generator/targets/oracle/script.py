@@ -1,0 +1,120 @@
+"""The SQL*Plus scripts ``render --target oracle -o DIR`` writes for DBAs who install by hand.
+
+Owns: classifying each rendered statement (plain SQL ends with ``;``; PL/SQL units, Java sources
+and anonymous blocks end with a ``/`` line), the session settings a safe run needs, and the check
+after each unit that turns "created with compilation errors" (which SQL*Plus only reports) into a
+failure ``WHENEVER SQLERROR`` stops on. Must not render templates or talk to a database; the
+statement classifier is shared with the installer (:mod:`.target`), so both agree on what an
+object is.
+
+A hand-run install does not write the registry; a later ``sqlambda install`` adopts what it finds
+(every unit is ``CREATE OR REPLACE``; an existing queue table is adopted) and records it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlambda.artifacts import Artifact
+from sqlambda.templates import header, render as render_template
+
+_NAME = r'(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_$#]*)'
+_CREATE = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:AND\s+(?:RE)?(?:COMPILE|RESOLVE)\s+)?"
+    r"(?:EDITIONABLE\s+|NONEDITIONABLE\s+)?"
+    r"(?P<type>JAVA\s+SOURCE\s+NAMED|PACKAGE\s+BODY|PACKAGE|FUNCTION|PROCEDURE|TRIGGER|TYPE\s+BODY|TYPE|TABLE|INDEX|VIEW|SEQUENCE)\s+"
+    rf"(?P<name>{_NAME}(?:\.{_NAME})?)",
+    re.IGNORECASE,
+)
+#: object types Oracle compiles (and may create INVALID without failing the statement)
+COMPILED = {"JAVA SOURCE", "PACKAGE", "PACKAGE BODY", "FUNCTION", "PROCEDURE", "TRIGGER", "TYPE", "TYPE BODY"}
+
+
+@dataclass(frozen=True)
+class CreatedObject:
+    type: str  # as USER_OBJECTS.OBJECT_TYPE spells it: FUNCTION, PACKAGE BODY, JAVA SOURCE...
+    owner: str | None  # None: the session's current schema
+    name: str  # as the dictionary stores it (quotes removed; unquoted names upper-cased)
+
+    @property
+    def compiled(self) -> bool:
+        return self.type in COMPILED
+
+
+def _unquote(part: str) -> str:
+    return part[1:-1].replace('""', '"') if part.startswith('"') else part.upper()
+
+
+def created_object(statement: str) -> CreatedObject | None:
+    """The object a ``CREATE`` statement makes, or None for other statements."""
+    m = _CREATE.match(statement)
+    if not m:
+        return None
+    kind = " ".join(m.group("type").upper().split())
+    kind = "JAVA SOURCE" if kind.startswith("JAVA SOURCE") else kind
+    parts = re.findall(_NAME, m.group("name"))
+    owner, name = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+    return CreatedObject(kind, _unquote(owner) if owner else None, _unquote(name))
+
+
+def is_block(statement: str) -> bool:
+    """True for what SQL*Plus must end with a '/' line: PL/SQL units, Java sources, anonymous blocks."""
+    obj = created_object(statement)
+    if obj is not None:
+        return obj.compiled
+    return bool(re.match(r"^\s*(BEGIN|DECLARE)\b", statement, re.IGNORECASE))
+
+
+def _terminated(statement: str) -> str:
+    return f"{statement}\n/\n" if is_block(statement) else f"{statement};\n"
+
+
+def _check(obj: CreatedObject) -> str:
+    """SHOW ERRORS for the reader, then a block that fails the run when the object has errors."""
+    return render_template("oracle", "sqlplus_check.sql.j2", obj=obj)
+
+
+def install_script(artifacts: list[Artifact], spec_name: str, spec_checksum: str) -> str:
+    parts = [header(spec_name, spec_checksum), render_template("oracle", "sqlplus_prologue.sql.j2", action="install")]
+    total = len(artifacts)
+    for i, a in enumerate(artifacts, 1):
+        parts.append(f"PROMPT [{i}/{total}] {a.summary or a.key}\n")
+        for st in a.statements:
+            parts.append(_terminated(st))
+            obj = created_object(st)
+            if obj is not None and obj.compiled:
+                parts.append(_check(obj))
+        parts.append("\n")
+    parts.append("PROMPT sqlambda: install finished\n")
+    return "".join(parts)
+
+
+def uninstall_script(artifacts: list[Artifact], spec_name: str, spec_checksum: str) -> str:
+    """Drops in reverse install order. Drop statements of objects already gone fail the run unless
+    the DBA comments them out: ``sqlambda uninstall`` tolerates those, a hand-run script stays strict."""
+    parts = [header(spec_name, spec_checksum), render_template("oracle", "sqlplus_prologue.sql.j2", action="uninstall")]
+    ordered = sorted(artifacts, key=lambda a: (a.order, a.key), reverse=True)
+    total = len(ordered)
+    for i, a in enumerate(ordered, 1):
+        parts.append(f"PROMPT [{i}/{total}] drop {a.key}\n")
+        for st in a.drop:
+            parts.append(_terminated(st))
+        parts.append("\n")
+    parts.append("PROMPT sqlambda: uninstall finished\n")
+    return "".join(parts)
+
+
+def write_scripts(artifacts: list[Artifact], out_dir: Path, spec_name: str, spec_checksum: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "install.sql": install_script(artifacts, spec_name, spec_checksum),
+        "uninstall.sql": uninstall_script(artifacts, spec_name, spec_checksum),
+    }
+    written = []
+    for name, text in files.items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
