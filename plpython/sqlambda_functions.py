@@ -115,6 +115,12 @@ def rds_invoke(plpy, GD, function_name, payload, region, invocation_type, log_ty
         name, arn_region = function_name.get("function_name"), function_name.get("region")
     else:
         name, arn_region = rds_split_name(function_name)
+        if name != function_name and region in core.INVOCATION_TYPES:
+            # The caller meant the by-ARN overload, whose third argument is invocation_type, but
+            # PostgreSQL resolved the untyped '(name,region)' literal to the text overload: shift
+            # the arguments back (a region is never called RequestResponse, Event or DryRun).
+            # (with three arguments the log_type slot still holds the default 'RequestResponse')
+            region, invocation_type, log_type = None, region, invocation_type if invocation_type in core.LOG_TYPES else "None"
     try:
         m = _ARN_REGION.match(name or "")
         if m and region and m.group(1) != region:

@@ -120,3 +120,41 @@ def test_json_or_string():
     assert fx._json_or_string("") is None
     assert fx._json_or_string('{"a":1}') == '{"a":1}'
     assert fx._json_or_string("plain") == '"plain"'
+
+
+class _Recorder:
+    """Captures the arguments rds_invoke hands to sqlambda_core.invoke_raw."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, plpy, GD, name, payload, invocation_type, log_type, qualifier, context, region):
+        self.calls.append({"name": name, "invocation_type": invocation_type, "log_type": log_type, "region": region})
+        return {"status_code": 200, "payload": "{}", "executed_version": "$LATEST", "log_result_b64": None}
+
+
+@pytest.mark.parametrize("args,expected", [
+    # aws_lambda.invoke(:'aws_lambda_arn_1', payload, 'RequestResponse', 'Tail') resolved to the text overload
+    (("(echo,us-west-2)", "{}", "RequestResponse", "Tail", "None", None, None), ("echo", "RequestResponse", "Tail", "us-west-2")),
+    (("(echo,us-west-2)", "{}", "Event", "RequestResponse", "None", None, None), ("echo", "Event", "None", "us-west-2")),
+    # a real region stays a region
+    (("echo", "{}", "eu-west-1", "Event", "None", None, None), ("echo", "Event", "None", "eu-west-1")),
+    (("arn:aws:lambda:eu-west-1:123456789012:function:echo", "{}", None, "RequestResponse", "None", None, None),
+     ("arn:aws:lambda:eu-west-1:123456789012:function:echo", "RequestResponse", "None", "eu-west-1")),
+])
+def test_rds_invoke_argument_resolution(monkeypatch, args, expected):
+    rec = _Recorder()
+    monkeypatch.setattr(core, "invoke_raw", rec)
+    fx.rds_invoke(None, {}, *args)
+    c = rec.calls[0]
+    assert (c["name"], c["invocation_type"], c["log_type"], c["region"]) == expected
+
+
+def test_rds_invoke_region_conflict(monkeypatch):
+    from conftest import FakePlpy
+
+    plpy = FakePlpy()
+    monkeypatch.setattr(core, "invoke_raw", _Recorder())
+    with pytest.raises(plpy.Error) as e:
+        fx.rds_invoke(plpy, {}, "arn:aws:lambda:eu-west-1:123456789012:function:echo", "{}", "us-east-1", None, None, None, None)
+    assert e.value.sqlstate == "22023" and "conflicts" in str(e.value)
