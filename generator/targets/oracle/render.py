@@ -230,8 +230,6 @@ def render(loaded: Any) -> Rendered:
 def _check_names(spec: Spec) -> None:
     problems = [f"function {f.name!r}" for f in spec.functions if f.name.upper() in RESERVED]
     problems += [f"trigger {t.name!r}" for t in spec.triggers if t.name.upper() in RESERVED]
-    upper = [f.name.upper() for f in spec.functions]
-    problems += [f"function {n!r} (Oracle names are case-insensitive)" for n in set(upper) if upper.count(n) > 1]
     if problems:
         raise RenderError(
             "these spec names clash with objects sqlambda creates on Oracle: " + ", ".join(problems)

@@ -107,6 +107,7 @@ def uninstall_script(artifacts: list[Artifact], spec_name: str, spec_checksum: s
 
 
 def write_scripts(artifacts: list[Artifact], out_dir: Path, spec_name: str, spec_checksum: str) -> list[Path]:
+    """Write install.sql and uninstall.sql into ``out_dir``; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "install.sql": install_script(artifacts, spec_name, spec_checksum),
@@ -118,3 +119,14 @@ def write_scripts(artifacts: list[Artifact], out_dir: Path, spec_name: str, spec
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def render_files(loaded) -> dict[str, str]:
+    """What ``render --target oracle -o DIR`` writes, as {file name: text} (used by golden tests)."""
+    from sqlambda.targets.oracle.render import render
+
+    r = render(loaded)
+    return {
+        "install.sql": install_script(r.artifacts, r.spec_name, r.spec_checksum),
+        "uninstall.sql": uninstall_script(r.artifacts, r.spec_name, r.spec_checksum),
+    }
