@@ -119,8 +119,11 @@ def rds_invoke(plpy, GD, function_name, payload, region, invocation_type, log_ty
             # The caller meant the by-ARN overload, whose third argument is invocation_type, but
             # PostgreSQL resolved the untyped '(name,region)' literal to the text overload: shift
             # the arguments back (a region is never called RequestResponse, Event or DryRun).
-            # (with three arguments the log_type slot still holds the default 'RequestResponse')
+            # (with three arguments the log_type slot still holds the default 'RequestResponse'; with
+            # five, the log_type slot holds the client context)
+            shifted_context = log_type if log_type not in core.LOG_TYPES else None
             region, invocation_type, log_type = None, region, invocation_type if invocation_type in core.LOG_TYPES else "None"
+            context = context if context is not None else shifted_context
     try:
         m = _ARN_REGION.match(name or "")
         if m and region and m.group(1) != region:

@@ -129,7 +129,7 @@ class _Recorder:
         self.calls = []
 
     def __call__(self, plpy, GD, name, payload, invocation_type, log_type, qualifier, context, region):
-        self.calls.append({"name": name, "invocation_type": invocation_type, "log_type": log_type, "region": region})
+        self.calls.append({"name": name, "invocation_type": invocation_type, "log_type": log_type, "region": region, "context": context})
         return {"status_code": 200, "payload": "{}", "executed_version": "$LATEST", "log_result_b64": None}
 
 
@@ -137,6 +137,7 @@ class _Recorder:
     # aws_lambda.invoke(:'aws_lambda_arn_1', payload, 'RequestResponse', 'Tail') resolved to the text overload
     (("(echo,us-west-2)", "{}", "RequestResponse", "Tail", "None", None, None), ("echo", "RequestResponse", "Tail", "us-west-2")),
     (("(echo,us-west-2)", "{}", "Event", "RequestResponse", "None", None, None), ("echo", "Event", "None", "us-west-2")),
+    (("(echo,)", "{}", "RequestResponse", "None", '{"custom": {"k": "v"}}', None, None), ("echo", "RequestResponse", "None", None)),
     # a real region stays a region
     (("echo", "{}", "eu-west-1", "Event", "None", None, None), ("echo", "Event", "None", "eu-west-1")),
     (("arn:aws:lambda:eu-west-1:123456789012:function:echo", "{}", None, "RequestResponse", "None", None, None),
@@ -158,3 +159,10 @@ def test_rds_invoke_region_conflict(monkeypatch):
     with pytest.raises(plpy.Error) as e:
         fx.rds_invoke(plpy, {}, "arn:aws:lambda:eu-west-1:123456789012:function:echo", "{}", "us-east-1", None, None, None, None)
     assert e.value.sqlstate == "22023" and "conflicts" in str(e.value)
+
+
+def test_rds_invoke_shifted_client_context(monkeypatch):
+    rec = _Recorder()
+    monkeypatch.setattr(core, "invoke_raw", rec)
+    fx.rds_invoke(None, {}, "(echo,)", "{}", "RequestResponse", "None", '{"custom": {"k": "v"}}', None, None)
+    assert rec.calls[0]["context"] == '{"custom": {"k": "v"}}'
