@@ -1,0 +1,177 @@
+"""Benchmark: Lambda calls per second from inside PostgreSQL, measured side by side in one run.
+
+Starts its own throwaway PostgreSQL cluster and the local AWS stack, deploys ``lambdas/echo``,
+installs the sqlambda core rendered from a spec pointing at the stack, then measures, against the
+same endpoint and the same function:
+
+1. ``awslambda_fn`` in one session (a server-side loop over generate_series);
+2. the same in 4 sessions at once (aggregate calls/s);
+3. a PL/Python function that creates a boto3 client on every call, as the original awslabs
+   sample did (``boto3.client('lambda', ...)`` inside the body);
+4. boto3 ``invoke`` from a plain Python process (one client, a loop).
+
+It prints calls/s and the ratios the issue targets (in-database >= 0.9x direct boto3, in-database
+>= 8x client-per-call). Numbers are machine-dependent; only the ratios measured in one run mean
+something. Run: ``python bench/pg_invoke.py [--calls 400] [--naive-calls 60]``.
+
+The client-per-call function is deliberately inline SQL: it reproduces the awslabs original for
+comparison and is never installed by sqlambda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import types
+
+import psycopg
+
+NAIVE_FUNCTION = """
+CREATE OR REPLACE FUNCTION bench_client_per_call(fn_name text, fn_args text, endpoint text)
+RETURNS text LANGUAGE plpython3u AS $$
+import boto3
+client = boto3.client('lambda', region_name='us-east-1', endpoint_url=endpoint)
+response = client.invoke(FunctionName=fn_name, InvocationType='RequestResponse', Payload=fn_args)
+r = response['Payload'].read()
+if 'FunctionError' in response:
+    raise Exception(r)
+return r.decode()
+$$
+"""
+
+PAYLOAD = json.dumps({"name": "bench", "n": 1})
+
+
+def _timed_sql(dsn: str, query: str, params: tuple, calls: int) -> float:
+    """Seconds for one server-side loop of ``calls`` calls (after one warm-up call)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(query, (1, *params)).fetchall()  # warm up: module load, client, connection
+        t0 = time.perf_counter()
+        (count,) = conn.execute(query, (calls, *params)).fetchone()
+        elapsed = time.perf_counter() - t0
+    assert count == calls, f"expected {calls} results, got {count}"
+    return elapsed
+
+
+def _parallel(dsn: str, query: str, params: tuple, calls: int, sessions: int) -> float:
+    """Aggregate calls/s of ``sessions`` sessions each running ``calls`` calls at the same time."""
+    conns = [psycopg.connect(dsn, autocommit=True) for _ in range(sessions)]
+    try:
+        for c in conns:
+            c.execute(query, (1, *params)).fetchall()
+        barrier = threading.Barrier(sessions + 1)
+        errors: list[BaseException] = []
+
+        def work(c):
+            try:
+                barrier.wait()
+                c.execute(query, (calls, *params)).fetchall()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(c,)) for c in conns]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+        if errors:
+            raise errors[0]
+        return sessions * calls / elapsed
+    finally:
+        for c in conns:
+            c.close()
+
+
+def _direct_boto3(endpoint: str, calls: int) -> float:
+    import boto3
+
+    client = boto3.client("lambda", region_name="us-east-1", endpoint_url=endpoint,
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    client.invoke(FunctionName="echo", Payload=PAYLOAD)["Payload"].read()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        resp = client.invoke(FunctionName="echo", Payload=PAYLOAD)
+        resp["Payload"].read()
+    return calls / (time.perf_counter() - t0)
+
+
+def run(calls: int, naive_calls: int, sessions: int) -> dict:
+    from sqlambda.deploy import deploy_lambdas
+    from sqlambda.local import LocalStack
+    from sqlambda.pgcluster import Cluster
+    from sqlambda.spec.model import Spec
+    from sqlambda.targets.postgres.render import render_postgres
+
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    stack = LocalStack()
+    stack.start()
+    cluster = Cluster(extra_env=env)
+    try:
+        cluster.start()
+        endpoint = stack.endpoint_url
+        deploy_lambdas(["echo"], endpoint_url=endpoint)
+        dsn = cluster.create_database("bench")
+        spec = Spec.model_validate({"project": "bench", "aws": {"endpoint_url": endpoint}})
+        loaded = types.SimpleNamespace(spec=spec, path="bench", checksum="0" * 64)
+        with psycopg.connect(dsn) as conn:
+            for artifact in render_postgres(loaded):
+                for statement in artifact.statements:
+                    conn.execute(statement)
+            conn.execute(NAIVE_FUNCTION)
+
+        # the call count comes first (generate_series), then the values the calls use
+        fast_q = "SELECT count(awslambda_fn('echo', x.p)) FROM generate_series(1, %s) g, (SELECT %s::text AS p) x"
+        naive_q = ("SELECT count(bench_client_per_call('echo', x.p, x.e)) FROM generate_series(1, %s) g, "
+                   "(SELECT %s::text AS p, %s::text AS e) x")
+
+        direct = _direct_boto3(endpoint, calls)
+        in_db_1 = calls / _timed_sql(dsn, fast_q, (PAYLOAD,), calls)
+        in_db_n = _parallel(dsn, fast_q, (PAYLOAD,), calls, sessions)
+        naive = naive_calls / _timed_sql(dsn, naive_q, (PAYLOAD, endpoint), naive_calls)
+        direct_again = _direct_boto3(endpoint, calls)  # bracket the in-database runs: the stack warms up too
+        direct_best = max(direct, direct_again)
+        return {
+            "calls": calls,
+            "naive_calls": naive_calls,
+            "sessions": sessions,
+            "direct_boto3_per_s": direct_best,
+            "in_db_1_session_per_s": in_db_1,
+            f"in_db_{sessions}_sessions_per_s": in_db_n,
+            "client_per_call_per_s": naive,
+            "ratio_in_db_vs_direct": in_db_1 / direct_best,
+            "ratio_in_db_vs_client_per_call": in_db_1 / naive,
+            f"ratio_{sessions}_sessions_vs_1": in_db_n / in_db_1,
+        }
+    finally:
+        cluster.destroy()
+        stack.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=400)
+    ap.add_argument("--naive-calls", type=int, default=60)
+    ap.add_argument("--sessions", type=int, default=4)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    r = run(args.calls, args.naive_calls, args.sessions)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return
+    s = r["sessions"]
+    print(f"direct boto3 (plain Python, 1 client)    {r['direct_boto3_per_s']:8.1f} calls/s")
+    print(f"awslambda_fn, 1 session                  {r['in_db_1_session_per_s']:8.1f} calls/s")
+    print(f"awslambda_fn, {s} sessions (aggregate)     {r[f'in_db_{s}_sessions_per_s']:8.1f} calls/s")
+    print(f"client created per call (awslabs style)  {r['client_per_call_per_s']:8.1f} calls/s")
+    print(f"in-database / direct boto3               {r['ratio_in_db_vs_direct']:8.2f}x   (target >= 0.9x)")
+    print(f"in-database / client-per-call            {r['ratio_in_db_vs_client_per_call']:8.2f}x   (target >= 8x)")
+    print(f"{s} sessions / 1 session                   {r[f'ratio_{s}_sessions_vs_1']:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
