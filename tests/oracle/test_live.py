@@ -1,0 +1,225 @@
+"""Live Oracle tests: install, calls, wrappers, grants, trigger batching, outbox drain, uninstall.
+
+They run whenever ORACLE_TEST_DSN is set (``user/password@host:port/service``, python-oracledb thin
+mode) and are skipped otherwise, with that reason shown by ``pytest -ra``. Oracle cannot run on the
+CI machines of this project, so these tests have NOT been run there; they are written to run
+unchanged against e.g. Oracle Database 23ai Free (``gvenzl/oracle-free``) or 19c.
+
+What the database user needs (see README, Oracle): CREATE PROCEDURE, CREATE TRIGGER, CREATE TABLE,
+CREATE JOB, quota on its tablespace, EXECUTE on SYS.DBMS_LOCK, Java socket permissions on the
+endpoint (granted by a DBA with DBMS_JAVA.GRANT_PERMISSION, or the user holds JAVA_ADMIN), and for
+the grant test CREATE ROLE (that test skips itself without it).
+
+The Lambda endpoint must be reachable FROM THE DATABASE SERVER: set ORACLE_TEST_ENDPOINT_URL to the
+local stack's URL as the server sees it (e.g. ``http://host.docker.internal:4566``); by default the
+local stack fixture's own URL is used, which works when Oracle runs on this machine's network.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sqlambda.errors import InstallError
+from sqlambda.plan import make_plan
+from sqlambda.spec.model import Spec
+from sqlambda.targets.oracle import OracleTarget
+from sqlambda.targets.oracle import render as R
+
+DSN = os.environ.get("ORACLE_TEST_DSN")
+pytestmark = [
+    pytest.mark.oracle,
+    pytest.mark.skipif(not DSN, reason="set ORACLE_TEST_DSN=user/pass@host:port/service to run live Oracle tests"),
+]
+
+ROLE = "SQLAMBDA_TEST_READER"
+TABLE = "SQLAMBDA_TEST_ORDERS"
+
+
+@pytest.fixture(scope="module")
+def endpoint(request) -> str:
+    if os.environ.get("ORACLE_TEST_ENDPOINT_URL"):
+        return os.environ["ORACLE_TEST_ENDPOINT_URL"]
+    request.getfixturevalue("echo_function")  # deploys lambdas/echo as `echo` on the local stack
+    return request.getfixturevalue("local_stack").endpoint_url
+
+
+@pytest.fixture(scope="module")
+def target() -> OracleTarget:
+    return OracleTarget()
+
+
+@pytest.fixture(scope="module")
+def conn(target):
+    c = target.connect(DSN)
+    yield c
+    c.close()
+
+
+def _spec(endpoint: str, **extra) -> Spec:
+    return Spec.model_validate({
+        "project": "live",
+        "aws": {"region": "us-east-1", "endpoint_url": endpoint},
+        "functions": [
+            {"name": "sqlambda_t_status", "lambda": "echo", "args": {"order_id": "bigint", "note": "text", "rush": "boolean"},
+             "returns": {"type": "text", "path": "Status"}, "roles": extra.get("roles", [])},
+            {"name": "sqlambda_t_echo", "lambda": "echo", "args": {"doc": "jsonb"}},
+            {"name": "sqlambda_t_async", "lambda": "echo", "mode": "async"},
+        ],
+        "triggers": extra.get("triggers", []),
+    })
+
+
+def _install(target, conn, spec, *, remove_all=False):
+    r = R.render(spec)
+    target.ensure_registry(conn, r.schema)
+    plan = make_plan("oracle", r.artifacts, target.read_registry(conn, r.schema), remove_all=remove_all)
+    target.apply_plan(conn, plan, r.schema, "live-test", r.spec_checksum)
+    return plan
+
+
+def _scalar(conn, sql, **binds):
+    cur = conn.cursor()
+    cur.execute(sql, **binds)
+    v = cur.fetchone()[0]
+    return v.read() if hasattr(v, "read") else v
+
+
+@pytest.fixture(scope="module")
+def installed(target, conn, endpoint):
+    spec = _spec(endpoint)
+    _install(target, conn, spec)
+    yield spec
+    _install(target, conn, spec, remove_all=True)
+
+
+def test_install_creates_valid_objects_and_is_idempotent(target, conn, installed):
+    for name in ("AWSLAMBDA_FN", "AWSLAMBDA_FN_CLOB", "SQLAMBDA_T_STATUS", "SQLAMBDA_RT"):
+        assert _scalar(conn, "SELECT status FROM USER_OBJECTS WHERE object_name = :n AND object_type IN ('FUNCTION', 'PACKAGE')", n=name) == "VALID"
+    assert _scalar(conn, "SELECT COUNT(*) FROM USER_OBJECTS WHERE object_type = 'JAVA CLASS' AND object_name LIKE 'sqlambda/%' AND status <> 'VALID'") == 0
+    again = make_plan("oracle", R.render(installed).artifacts, target.read_registry(conn, None))
+    assert again.is_noop
+    assert target.verify(conn, R.render(installed).artifacts, None) == []
+
+
+def test_generic_calls(conn, installed):
+    out = _scalar(conn, "SELECT awslambda_fn('echo', '{\"a\": 1}') FROM dual")
+    assert '"a"' in out and "Status" in out
+    assert _scalar(conn, "SELECT awslambda_fn_async('echo', '{\"a\": 1}') FROM dual") == "202"
+    big = '{"pad": "' + "x" * 40000 + '"}'
+    cur = conn.cursor()
+    cur.execute("SELECT awslambda_fn_clob('echo', :p) FROM dual", p=big)
+    assert "x" * 40000 in cur.fetchone()[0].read()
+
+
+def test_wrappers(conn, installed):
+    assert _scalar(conn, "SELECT sqlambda_t_status(42, 'hi', 1) FROM dual") == "OK"
+    doc = _scalar(conn, "SELECT sqlambda_t_echo('{\"k\": [1, 2]}') FROM dual")
+    assert '"k":[1,2]' in doc.replace(" ", "")
+    assert '"status_code":202' in _scalar(conn, "SELECT sqlambda_t_async FROM dual").replace(" ", "")
+    with pytest.raises(Exception, match="ORA-20002"):
+        _scalar(conn, "SELECT sqlambda_t_status(1.5, 'x', 1) FROM dual")
+    with pytest.raises(Exception, match="ORA-20002"):
+        _scalar(conn, "SELECT sqlambda_t_status(1, 'x', 7) FROM dual")
+
+
+def test_a_lambda_error_surfaces_as_ora_29532(conn, installed):
+    with pytest.raises(Exception, match="ORA-29532"):
+        _scalar(conn, "SELECT awslambda_fn('sqlambda-no-such-function', '{}') FROM dual")
+
+
+def test_grants_only_to_the_spec_role(target, conn, endpoint):
+    cur = conn.cursor()
+    try:
+        cur.execute(f"CREATE ROLE {ROLE}")
+    except Exception as exc:  # noqa: BLE001
+        if "ORA-01921" not in str(exc):  # already exists is fine
+            pytest.skip(f"cannot create a test role: {exc}")
+    spec = _spec(endpoint, roles=[ROLE.lower()])
+    try:
+        _install(target, conn, spec)
+        rows = cur.execute("SELECT grantee, table_name FROM USER_TAB_PRIVS WHERE privilege = 'EXECUTE' AND table_name LIKE 'SQLAMBDA_T_%'").fetchall()
+        assert (ROLE, "SQLAMBDA_T_STATUS") in rows
+        assert not [r for r in rows if r[0] == "PUBLIC"]
+        assert not cur.execute("SELECT COUNT(*) FROM ALL_SYNONYMS WHERE owner = 'PUBLIC' AND table_name LIKE 'AWSLAMBDA_FN%'").fetchone()[0]
+        # removing the role from the spec revokes the grant
+        _install(target, conn, _spec(endpoint))
+        rows = cur.execute("SELECT grantee FROM USER_TAB_PRIVS WHERE table_name = 'SQLAMBDA_T_STATUS' AND privilege = 'EXECUTE'").fetchall()
+        assert (ROLE,) not in rows
+    finally:
+        cur.execute(f"DROP ROLE {ROLE}")
+
+
+@pytest.fixture
+def orders_table(conn):
+    cur = conn.cursor()
+    try:
+        cur.execute(f"DROP TABLE {TABLE} PURGE")
+    except Exception:  # noqa: BLE001 - not there
+        pass
+    cur.execute(f"CREATE TABLE {TABLE} (id NUMBER PRIMARY KEY, status VARCHAR2(20))")
+    yield TABLE
+    cur.execute(f"DROP TABLE {TABLE} PURGE")
+
+
+def test_immediate_trigger_sends_batches_cut_by_rows(target, conn, endpoint, request, orders_table):
+    stack = request.getfixturevalue("local_stack") if not os.environ.get("ORACLE_TEST_ENDPOINT_URL") else None
+    if stack is None:
+        pytest.skip("counting invocations needs the local stack fixture's stats")
+    trig = {"name": "sqlambda_t_now", "table": orders_table.lower(), "columns": ["id", "status"], "lambda": "echo",
+            "delivery": "immediate", "mode": "sync", "batch": {"max_rows": 2, "max_bytes": 262144}}
+    spec = _spec(endpoint, triggers=[trig])
+    _install(target, conn, spec)
+    try:
+        before = stack.faults.stats("echo")["invocations"]
+        conn.cursor().execute(f"INSERT INTO {orders_table} SELECT LEVEL, 'new' FROM dual CONNECT BY LEVEL <= 5")
+        conn.commit()
+        assert stack.faults.stats("echo")["invocations"] - before == 3  # 2 + 2 + 1 rows
+    finally:
+        _install(target, conn, _spec(endpoint))
+
+
+def test_outbox_queues_in_the_transaction_and_drains(target, conn, endpoint, orders_table):
+    trig = {"name": "sqlambda_t_out", "table": orders_table.lower(), "columns": ["id", "status"], "lambda": "echo",
+            "delivery": "outbox", "batch": {"max_rows": 2, "max_bytes": 262144}}
+    spec = _spec(endpoint, triggers=[trig])
+    _install(target, conn, spec)
+    cur = conn.cursor()
+    try:
+        cur.execute(f"INSERT INTO {orders_table} VALUES (100, 'rolled back')")
+        conn.rollback()
+        assert _scalar(conn, "SELECT COUNT(*) FROM SQLAMBDA_OUTBOX") == 0
+        cur.execute(f"INSERT INTO {orders_table} SELECT LEVEL, 'new' FROM dual CONNECT BY LEVEL <= 5")
+        conn.commit()
+        assert _scalar(conn, "SELECT COUNT(*) FROM SQLAMBDA_OUTBOX WHERE op = 'insert'") == 5
+        out = cur.var(int)
+        # drain commits, so it is called from PL/SQL, not from a SELECT
+        cur.execute("BEGIN :n := SQLAMBDA_OUTBOX_PKG.drain; END;", n=out)
+        assert out.getvalue() == 5
+        assert _scalar(conn, "SELECT COUNT(*) FROM SQLAMBDA_OUTBOX") == 0
+        # uninstall refuses to drop a queue that still holds events
+        cur.execute(f"INSERT INTO {orders_table} VALUES (200, 'queued')")
+        conn.commit()
+        with pytest.raises(InstallError, match="still holds 1 events"):
+            _install(target, conn, _spec(endpoint))
+        cur.execute("BEGIN :n := SQLAMBDA_OUTBOX_PKG.drain; END;", n=out)
+    finally:
+        cur.execute("DELETE FROM SQLAMBDA_OUTBOX")
+        conn.commit()
+        _install(target, conn, _spec(endpoint))
+
+
+def test_uninstall_removes_everything_it_installed(target, conn, endpoint, tmp_path: Path):
+    spec = _spec(endpoint)
+    _install(target, conn, spec)
+    _install(target, conn, spec, remove_all=True)
+    left = conn.cursor().execute(
+        "SELECT object_type, object_name FROM USER_OBJECTS WHERE object_name LIKE 'SQLAMBDA_T_%' "
+        "OR object_name LIKE 'AWSLAMBDA_FN%' OR object_name IN ('SQLAMBDA_RT', 'SQLAMBDA_JAVA') OR object_name LIKE 'sqlambda/%'"
+    ).fetchall()
+    assert left == []
+    assert target.read_registry(conn, None) == []
+    # uninstall twice is a no-op
+    _install(target, conn, spec, remove_all=True)
