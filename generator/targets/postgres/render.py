@@ -115,19 +115,20 @@ def _schema_artifact(schema: str, file: str) -> Artifact:
                          summary=f"schema {schema}", probe=(("schema", schema),), schema=schema)
 
 
-def _grant_execute(key_sig: str, quoted_sig: str, role: str, file: str) -> Artifact:
+def _grant_execute(key_sig: str, quoted_sig: str, role: str, file: str, where: str) -> Artifact:
+    """``where`` names the spec entry that asked for the role, for the installer's missing-role message."""
     return make_artifact(
         f"grant execute {key_sig} to {role}", "grant", "grant_execute.sql.j2",
         order=ORDER["grant execute"], file=file, summary=f"EXECUTE on {key_sig} to {role}",
-        probe=(("role", role), ("regprocedure", quoted_sig)), signature=quoted_sig, role=role,
+        probe=(("role", role), ("regprocedure", quoted_sig), ("where", where)), signature=quoted_sig, role=role,
     )
 
 
-def _grant_usage(schema: str, role: str, file: str) -> Artifact:
+def _grant_usage(schema: str, role: str, file: str, where: str) -> Artifact:
     return make_artifact(
         f"grant usage schema {schema} to {role}", "grant", "grant_usage.sql.j2",
         order=ORDER["grant usage"], file=file, summary=f"USAGE on schema {schema} to {role}",
-        probe=(("role", role), ("schema", schema)), schema=schema, role=role,
+        probe=(("role", role), ("schema", schema), ("where", where)), schema=schema, role=role,
     )
 
 
@@ -179,15 +180,15 @@ def _core(ctx: dict) -> list[Artifact]:
             summary=f"generic {name}(fn_name, fn_args)", probe=(("regprocedure", quoted),),
             schema=gschema, name=name, entry=name, bundle=fbundle, comment=comment,
         ))
-        out += [_grant_execute(key, quoted, r, FILE_CORE) for r in roles]
+        out += [_grant_execute(key, quoted, r, FILE_CORE, "postgres.generic_roles") for r in roles]
     key, quoted = _sig(schema, "invoke", ["text", "jsonb", "text", "text", "text", "jsonb", "text"])
     out.append(make_artifact(
         f"function {key}", "function", "invoke.sql.j2", order=ORDER["function"], file=FILE_CORE,
         summary="invoke(function_name, payload, invocation_type, log_type, qualifier, client_context, region)",
         probe=(("regprocedure", quoted),), schema=schema, bundle=fbundle,
     ))
-    out += [_grant_execute(key, quoted, r, FILE_CORE) for r in roles]
-    out += [_grant_usage(s, r, FILE_CORE) for s in dict.fromkeys([schema, gschema]) if s != "public" for r in roles]
+    out += [_grant_execute(key, quoted, r, FILE_CORE, "postgres.generic_roles") for r in roles]
+    out += [_grant_usage(s, r, FILE_CORE, "postgres.generic_roles") for s in dict.fromkeys([schema, gschema]) if s != "public" for r in roles]
     return out
 
 
@@ -204,7 +205,7 @@ def _rds(ctx: dict) -> list[Artifact]:
         f"function {key}", "function", "rds_arn_function.sql.j2", order=ORDER["function"], file=FILE_RDS,
         summary="RDS-compatible create_lambda_function_arn", probe=(("regprocedure", quoted),),
     ))
-    out += [_grant_execute(key, quoted, r, FILE_RDS) for r in roles]
+    out += [_grant_execute(key, quoted, r, FILE_RDS, "postgres.generic_roles") for r in roles]
     for json_type in ("json", "jsonb"):
         for by_arn in (False, True):
             first = "aws_commons._lambda_function_arn_1" if by_arn else "text"
@@ -216,8 +217,8 @@ def _rds(ctx: dict) -> list[Artifact]:
                 summary=f"RDS-compatible aws_lambda.invoke ({first}, {json_type})", probe=(("regprocedure", quoted),),
                 by_arn=by_arn, json_type=json_type, signature=quoted, bundle=fbundle,
             ))
-            out += [_grant_execute(key, quoted, r, FILE_RDS) for r in roles]
-    out += [_grant_usage(s, r, FILE_RDS) for s in ("aws_commons", "aws_lambda") for r in roles]
+            out += [_grant_execute(key, quoted, r, FILE_RDS, "postgres.generic_roles") for r in roles]
+    out += [_grant_usage(s, r, FILE_RDS, "postgres.generic_roles") for s in ("aws_commons", "aws_lambda") for r in roles]
     return out
 
 
@@ -226,7 +227,7 @@ def _wrappers(ctx: dict) -> list[Artifact]:
     schema = ctx["generic_schema"]
     fbundle = ctx["bundle"](["sqlambda_functions"])
     out: list[Artifact] = []
-    usage_roles: dict[str, None] = {}
+    usage_roles: dict[str, str] = {}
     for i, fn in enumerate(spec.functions):
         clash = PLPYTHON_RESERVED.intersection(fn.args)
         if clash:
@@ -254,11 +255,11 @@ def _wrappers(ctx: dict) -> list[Artifact]:
             probe=(("regprocedure", quoted),), schema=schema, fn=fn, args=args, returns=returns,
             signature=quoted, definition=definition, bundle=fbundle, comment=comment,
         ))
-        out += [_grant_execute(key, quoted, r, FILE_WRAPPERS) for r in fn.roles]
-        usage_roles.update(dict.fromkeys(fn.roles))
+        out += [_grant_execute(key, quoted, r, FILE_WRAPPERS, f"functions[{i}].roles") for r in fn.roles]
+        usage_roles.update({r: f"functions[{i}].roles" for r in fn.roles if r not in usage_roles})
     if schema != "public":
         known = set(ctx["generic_roles"])
-        out += [_grant_usage(schema, r, FILE_WRAPPERS) for r in usage_roles if r not in known]
+        out += [_grant_usage(schema, r, FILE_WRAPPERS, where) for r, where in usage_roles.items() if r not in known]
     return out
 
 
