@@ -15,15 +15,19 @@ class SqlambdaError(Exception):
     #: a short machine-readable name used in ``--json`` output
     kind = "error"
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, details: dict | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: structured facts for ``--json`` (e.g. a verify report, a SQLSTATE), so scripts get one document
+        self.details = details
 
     def to_dict(self) -> dict:
         out = {"error": self.kind, "message": self.message}
         if self.hint:
             out["hint"] = self.hint
+        if self.details:
+            out["details"] = self.details
         return out
 
 

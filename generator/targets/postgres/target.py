@@ -1,1 +1,541 @@
-"""PostgresTarget: placeholder until the installer work lands it (connect, lock, registry, execute)."""
+"""PostgresTarget: the PostgreSQL facts and the database side of installing (psycopg 3).
+
+Owns: connecting (a DSN, ``DATABASE_URL`` or libpq's PG* variables), the install lock (a
+session-level advisory lock on a fixed key, per database), the registry (``installed`` and the
+append-only ``install_log`` in the spec's ``postgres.schema``; DDL in ``sql/postgres/registry.sql.j2``),
+running one plan step, reading catalog status for ``verify``, calling functions for ``invoke`` and
+running the in-server checks of ``doctor``. Must not decide plans (``sqlambda.plan`` does), render
+anything but the registry and doctor templates, or know about the CLI.
+
+Transactions: PostgreSQL DDL is transactional, so each step's statements, its registry row and its
+log row commit together in ONE transaction; a failing statement rolls all three back. Steps that
+ran before stay installed and recorded, so a later ``install`` resumes.
+
+Hand edits: right after a step's DDL ran, the step records a *fingerprint* of each object it owns
+(sha256 of ``pg_get_functiondef`` for functions, ``pg_get_triggerdef`` for triggers) in its
+registry row, inside the same transaction. ``verify`` recomputes them, so a function replaced by
+hand (``CREATE OR REPLACE``) or altered (``ALTER FUNCTION ... SECURITY INVOKER``) is reported as
+changed. Taking the fingerprint from the catalog instead of predicting it from the template keeps it
+exact whatever PostgreSQL normalises.
+
+Probe facts an artifact may carry (``Artifact.probe``), each checked in the catalog:
+``extension`` name, ``schema`` name, ``regprocedure`` / ``regtype`` / ``regclass`` text accepted by
+``to_regprocedure`` & co, ``role`` name, ``trigger`` as ``"<trigger name> ON <schema.table>"``.
+For ``kind == "grant"`` artifacts the privilege itself is checked (EXECUTE on the function, USAGE
+on the schema) instead of fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable
+from uuid import UUID
+
+from sqlambda import __version__, templates
+from sqlambda.artifacts import Artifact
+from sqlambda.errors import ConnectionFailed, EnvironmentProblem, InstallError, InvokeError, UsageError
+from sqlambda.plan import InstalledRow, Step
+from sqlambda.targets.base import Target
+
+DEFAULT_SCHEMA = "sqlambda"
+#: advisory lock key: the first 8 bytes of sha256("sqlambda") as a signed bigint (fixed forever)
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"sqlambda").digest()[:8], "big", signed=True)
+#: how the registry table announces itself, so uninstall/invoke find it without the spec
+REGISTRY_COMMENT = "sqlambda registry"
+#: probe kinds that identify objects a step owns (fingerprinted), by catalog function
+_FINGERPRINT_SQL = {
+    "regprocedure": "SELECT pg_catalog.pg_get_functiondef(pg_catalog.to_regprocedure(%s))",
+    "trigger": "SELECT pg_catalog.pg_get_triggerdef(t.oid) FROM pg_catalog.pg_trigger t "
+               "WHERE t.tgname = %s AND t.tgrelid = pg_catalog.to_regclass(%s)",
+}
+_EXISTS_SQL = {
+    "extension": "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = %s)",
+    "schema": "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s)",
+    "role": "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s)",
+    "regprocedure": "SELECT pg_catalog.to_regprocedure(%s) IS NOT NULL",
+    "regtype": "SELECT pg_catalog.to_regtype(%s) IS NOT NULL",
+    "regclass": "SELECT pg_catalog.to_regclass(%s) IS NOT NULL",
+}
+
+
+def _split_trigger(value: str) -> tuple[str, str]:
+    name, sep, table = value.partition(" ON ")
+    if not sep:
+        raise InstallError(f"bad trigger probe {value!r}: expected '<trigger> ON <schema.table>'")
+    return name.strip(), table.strip()
+
+
+def _sha(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One row of ``installed``, with everything verify and uninstall need."""
+
+    key: str
+    kind: str
+    checksum: str
+    drop: tuple[str, ...]
+    order: int
+    probe: dict
+    fingerprint: dict
+    spec_name: str
+    installed_by: str
+    installed_at: datetime
+
+    def row(self) -> InstalledRow:
+        return InstalledRow(self.key, self.kind, self.checksum, self.drop, self.order)
+
+
+def _pg_error(exc: Exception) -> tuple[str, str | None, str | None, str | None]:
+    """(message, sqlstate, detail, hint) of a psycopg error."""
+    diag = getattr(exc, "diag", None)
+    message = (getattr(diag, "message_primary", None) or str(exc)).strip()
+    return (message, getattr(exc, "sqlstate", None), getattr(diag, "message_detail", None),
+            getattr(diag, "message_hint", None))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+class PostgresTarget(Target):
+    name = "postgres"
+    transactional_ddl = True
+    script_separator = ""
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def render(self, loaded: Any) -> list[Artifact]:
+        from sqlambda.targets.postgres.render import render_postgres
+
+        return render_postgres(loaded)
+
+    def registry_schema(self, loaded: Any) -> str:
+        return loaded.spec.postgres.schema_ if loaded is not None else DEFAULT_SCHEMA
+
+    def write_scripts(self, artifacts: list[Artifact], out_dir, spec_name: str, spec_checksum: str,
+                      loaded: Any = None) -> list[Path]:
+        """``render -o``: one reviewable file per artifact ``file`` plus ``uninstall.sql``, each with a header.
+
+        The files run with ``psql -f`` in name order; a hand-run install does not write the
+        registry (a later ``sqlambda install`` replaces each object and records it).
+        """
+        from sqlambda.targets.postgres.render import render_files
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files = dict(render_files(loaded, artifacts))
+        drops = ["-- " + a.key + "\n" + "\n".join(s + ";" for s in a.drop)
+                 for a in sorted(artifacts, key=lambda a: (a.order, a.key), reverse=True) if a.drop]
+        files["uninstall.sql"] = templates.header(spec_name, spec_checksum) + "\n" + "\n\n".join(drops) + "\n"
+        written = []
+        for name, text in sorted(files.items()):
+            path = out / name
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+        return written
+
+    # -- connection and lock ------------------------------------------------------------------
+
+    def connect(self, dsn: str) -> Any:
+        """Autocommit connection (each step opens its own transaction). "" = libpq's PG* variables."""
+        import psycopg
+
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in (dsn or "") and "PGCONNECT_TIMEOUT" not in os.environ:
+            kwargs["connect_timeout"] = 10
+        try:
+            return psycopg.connect(dsn or "", **kwargs)
+        except psycopg.Error as exc:
+            # psycopg's message names host and port but never the password
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConnectionFailed(
+                f"cannot connect to PostgreSQL: {first}",
+                hint="pass --dsn 'host=... port=... dbname=... user=...' (or a postgresql:// URL), set "
+                     "DATABASE_URL, or set libpq's PGHOST/PGPORT/PGDATABASE/PGUSER; is the server running?",
+            ) from None
+
+    def lock(self, conn: Any, schema: str | None = None, wait_seconds: float = 0.0) -> None:
+        """Take the per-database install lock, or fail naming the session that holds it.
+
+        Session-level (not transaction-level) so it spans the one-transaction-per-step install.
+        ``wait_seconds`` > 0 polls instead of failing at once.
+        """
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        while True:
+            if conn.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        unsigned = LOCK_KEY & 0xFFFFFFFFFFFFFFFF
+        row = conn.execute(
+            "SELECT pid FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = %s::oid AND objid = %s::oid AND objsubid = 1 AND database = "
+            "(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())",
+            (str(unsigned >> 32), str(unsigned & 0xFFFFFFFF)),
+        ).fetchone()
+        holder = f"pid {row[0]}" if row else "pid unknown"
+        raise InstallError(
+            f"another install is running ({holder})",
+            hint="wait for it to finish and run again; SELECT * FROM pg_stat_activity WHERE pid = ... shows it",
+        )
+
+    def unlock(self, conn: Any) -> None:
+        if not conn.closed:
+            conn.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+    # -- registry -----------------------------------------------------------------------------
+
+    def registry_exists(self, conn: Any, schema: str) -> bool:
+        row = conn.execute(
+            "SELECT pg_catalog.to_regclass(format('%%I.installed', %s::text)) IS NOT NULL "
+            "AND pg_catalog.to_regclass(format('%%I.install_log', %s::text)) IS NOT NULL",
+            (schema, schema),
+        ).fetchone()
+        return bool(row[0])
+
+    def find_registries(self, conn: Any) -> list[str]:
+        """Schemas holding a sqlambda registry (found by the table comment), so no spec is needed."""
+        rows = conn.execute(
+            "SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = 'installed' AND c.relkind = 'r' "
+            "AND pg_catalog.obj_description(c.oid, 'pg_class') LIKE %s ORDER BY 1",
+            (REGISTRY_COMMENT + "%",),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def _registry_statements(self, schema: str, action: str) -> tuple[str, ...]:
+        return templates.split_statements(templates.render(self.name, "registry.sql.j2", action=action, schema=schema))
+
+    def ensure_registry(self, conn: Any, schema: str) -> bool:
+        """Bootstrap: create the registry before the first row is written. True when it was created.
+
+        Checked first, so an install with nothing to do runs no DDL at all.
+        """
+        if self.registry_exists(conn, schema):
+            return False
+        import psycopg
+
+        try:
+            with conn.transaction():
+                for st in self._registry_statements(schema, "create"):
+                    conn.execute(st)
+                self._log(conn, schema, "bootstrap", None, None, {"tool_version": __version__})
+        except psycopg.Error as exc:
+            message, sqlstate, _, _ = _pg_error(exc)
+            raise InstallError(f"cannot create the sqlambda registry in schema {schema}: {message} [{sqlstate}]",
+                               hint="the installing role needs CREATE on the database (a superuser is simplest)") from None
+        return True
+
+    def drop_registry(self, conn: Any, schema: str) -> None:
+        """Remove the registry (last step of uninstall) and its schema when nothing else lives there."""
+        with conn.transaction():
+            for st in self._registry_statements(schema, "drop"):
+                conn.execute(st)
+
+    def registry_entries(self, conn: Any, schema: str) -> list[RegistryEntry]:
+        if not self.registry_exists(conn, schema):
+            return []
+        from psycopg import sql
+
+        rows = conn.execute(sql.SQL(
+            "SELECT key, kind, checksum, drop_sql, ord, probe, fingerprint, spec_name, installed_by, installed_at "
+            "FROM {}.installed ORDER BY ord, key").format(sql.Identifier(schema))).fetchall()
+        return [RegistryEntry(r[0], r[1], r[2], tuple(r[3]), r[4], dict(r[5]), dict(r[6]), r[7], r[8], r[9]) for r in rows]
+
+    def read_registry(self, conn: Any, schema: str) -> list[InstalledRow]:
+        return [e.row() for e in self.registry_entries(conn, schema)]
+
+    def log_count(self, conn: Any, schema: str) -> int:
+        from psycopg import sql
+
+        if not self.registry_exists(conn, schema):
+            return 0
+        return conn.execute(sql.SQL("SELECT count(*) FROM {}.install_log").format(sql.Identifier(schema))).fetchone()[0]
+
+    def _log(self, conn: Any, schema: str, action: str, key: str | None, checksum: str | None, detail: dict) -> None:
+        from psycopg import sql
+        from psycopg.types.json import Jsonb
+
+        conn.execute(sql.SQL("INSERT INTO {}.install_log (action, key, checksum, detail) VALUES (%s, %s, %s, %s)")
+                     .format(sql.Identifier(schema)), (action, key, checksum, Jsonb(detail)))
+
+    # -- pre-checks ---------------------------------------------------------------------------
+
+    def prechecks(self, conn: Any, artifacts: Iterable[Artifact]) -> None:
+        """Fail before any DDL when the server cannot take these artifacts."""
+        artifacts = list(artifacts)
+        if not artifacts:
+            return
+        if not conn.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'plpython3u')").fetchone()[0]:
+            raise EnvironmentProblem(
+                "PL/Python (plpython3u) is not available on this PostgreSQL server",
+                hint="install it on the server (Debian/Ubuntu: apt-get install postgresql-plpython3-<major>), then run install again",
+            )
+        if not conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").fetchone()[0]:
+            raise InstallError(
+                "installing sqlambda needs a superuser: plpython3u is an untrusted language",
+                hint="connect as a superuser (e.g. postgres) to install; callers need only the grants the spec names",
+            )
+        # role -> the spec entries that name it (probe 'where'), so the message points into the spec
+        roles: dict[str, set[str]] = {}
+        for a in artifacts:
+            p = a.probe_dict
+            if "role" in p:
+                roles.setdefault(p["role"], set()).update([p["where"]] if p.get("where") else [])
+        missing = [r for r in sorted(roles) if not conn.execute(_EXISTS_SQL["role"], (r,)).fetchone()[0]]
+        if missing:
+            creates = "; ".join(f'CREATE ROLE "{r}" NOLOGIN' for r in missing)
+            named = ", ".join(r + (f" ({', '.join(sorted(roles[r]))})" if roles[r] else "") for r in missing)
+            raise InstallError(
+                f"role{'s' if len(missing) > 1 else ''} named in the spec do{'' if len(missing) > 1 else 'es'} "
+                f"not exist: {named}",
+                hint=f"sqlambda never creates roles; create them first ({creates}) or remove them from the spec",
+            )
+
+    # -- catalog status -----------------------------------------------------------------------
+
+    def _exists(self, conn: Any, kind: str, value: str) -> bool | None:
+        if kind == "trigger":
+            name, table = _split_trigger(value)
+            return bool(conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgname = %s AND tgrelid = pg_catalog.to_regclass(%s))",
+                (name, table)).fetchone()[0])
+        sql_text = _EXISTS_SQL.get(kind)
+        if sql_text is None:
+            return None
+        return bool(conn.execute(sql_text, (value,)).fetchone()[0])
+
+    def fingerprints(self, conn: Any, kind: str, probe: dict) -> dict:
+        """Catalog fingerprints of the objects an artifact owns (grants own none)."""
+        if kind == "grant":
+            return {}
+        out = {}
+        for pkind, value in probe.items():
+            query = _FINGERPRINT_SQL.get(pkind)
+            if query is None:
+                continue
+            params = _split_trigger(value) if pkind == "trigger" else (value,)
+            row = conn.execute(query, params).fetchone()
+            out[f"{pkind}:{value}"] = _sha(row[0] if row else None)
+        return out
+
+    def status(self, conn: Any, kind: str, probe: dict, fingerprint: dict | None) -> tuple[str, str]:
+        """("ok" | "missing" | "changed", detail) of one object from its probe facts."""
+        for pkind, value in probe.items():
+            exists = self._exists(conn, pkind, value)
+            if exists is False:
+                return "missing", f"{pkind} {value} does not exist"
+        if kind == "grant" and probe.get("role"):
+            role = probe["role"]
+            if "regprocedure" in probe:
+                ok = conn.execute("SELECT pg_catalog.has_function_privilege(%s, pg_catalog.to_regprocedure(%s), 'EXECUTE')",
+                                  (role, probe["regprocedure"])).fetchone()[0]
+                if not ok:
+                    return "missing", f"{role} has no EXECUTE on {probe['regprocedure']}"
+            elif "schema" in probe:
+                ok = conn.execute("SELECT pg_catalog.has_schema_privilege(%s, %s, 'USAGE')", (role, probe["schema"])).fetchone()[0]
+                if not ok:
+                    return "missing", f"{role} has no USAGE on schema {probe['schema']}"
+        if fingerprint:
+            now = self.fingerprints(conn, kind, probe)
+            for name, expected in fingerprint.items():
+                if now.get(name) != expected:
+                    return "changed", f"{name.split(':', 1)[1]} was changed outside sqlambda (its definition differs from what was installed)"
+        return "ok", ""
+
+    # -- execution ----------------------------------------------------------------------------
+
+    def apply_step(self, conn: Any, step: Step, schema: str, spec_name: str, spec_checksum: str) -> list[str]:
+        """Run one step: its statements, its registry row and its log row in ONE transaction.
+
+        Returns notes (e.g. "already gone" for a drop whose object had been removed by hand).
+        """
+        import psycopg
+        from psycopg import sql
+        from psycopg.types.json import Jsonb
+
+        if not step.changes:
+            return []
+        notes: list[str] = []
+        reg = sql.Identifier(schema)
+        probe = step.artifact.probe_dict if step.artifact is not None else {}
+        if step.action == "drop":
+            entry = next((e for e in self.registry_entries(conn, schema) if e.key == step.key), None)
+            probe = entry.probe if entry is not None else {}
+            if probe and self.status(conn, step.kind, {k: v for k, v in probe.items() if k != "role"}, None)[0] == "missing":
+                notes.append("already gone")
+        current = None
+        try:
+            with conn.transaction():
+                for current in step.statements:
+                    conn.execute(current)
+                current = None
+                if step.action == "drop":
+                    conn.execute(sql.SQL("DELETE FROM {}.installed WHERE key = %s").format(reg), (step.key,))
+                else:
+                    a = step.artifact
+                    conn.execute(sql.SQL(
+                        "INSERT INTO {}.installed (key, kind, checksum, drop_sql, ord, probe, fingerprint, tool_version, "
+                        "spec_name, spec_checksum) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, checksum = EXCLUDED.checksum, "
+                        "drop_sql = EXCLUDED.drop_sql, ord = EXCLUDED.ord, probe = EXCLUDED.probe, "
+                        "fingerprint = EXCLUDED.fingerprint, tool_version = EXCLUDED.tool_version, "
+                        "spec_name = EXCLUDED.spec_name, spec_checksum = EXCLUDED.spec_checksum, "
+                        "installed_by = session_user, installed_at = now()").format(reg),
+                        (a.key, a.kind, a.checksum, list(a.drop), a.order, Jsonb(probe),
+                         Jsonb(self.fingerprints(conn, a.kind, probe)), __version__, spec_name, spec_checksum))
+                self._log(conn, schema, step.action, step.key, step.checksum,
+                          {"spec": spec_name, "spec_checksum": spec_checksum, "previous_checksum": step.previous_checksum,
+                           **({"notes": notes} if notes else {})})
+        except psycopg.Error as exc:
+            message, sqlstate, detail, hint = _pg_error(exc)
+            where = "" if current is None else f"\n  statement: {current.strip().splitlines()[0][:200]}"
+            raise InstallError(
+                f"{step.action} {step.key} failed: {message} [SQLSTATE {sqlstate}]{where}",
+                hint=hint or "nothing of this step was applied (its DDL and registry row rolled back together); "
+                             "steps before it stay installed, so fix the cause and run install again",
+                details={"sqlstate": sqlstate, "detail": detail, "step": step.key, "action": step.action},
+            ) from None
+        return notes
+
+    def verify(self, conn: Any, artifacts: Iterable[Artifact], schema: str) -> list[str]:
+        """Problems, one line each: not installed, outdated, missing in the catalog, changed by hand."""
+        entries = {e.key: e for e in self.registry_entries(conn, schema)}
+        problems = []
+        for a in artifacts:
+            entry = entries.get(a.key)
+            if entry is None:
+                problems.append(f"{a.key}: not installed (run install)")
+                continue
+            if entry.checksum != a.checksum:
+                problems.append(f"{a.key}: installed version differs from the spec (run install)")
+            state, detail = self.status(conn, a.kind, entry.probe or a.probe_dict, entry.fingerprint)
+            if state != "ok":
+                problems.append(f"{a.key}: {state}: {detail}")
+        return problems
+
+    # -- calling through the database -----------------------------------------------------------
+
+    def invoke(self, conn: Any, schema: str, name: str, json_text: str) -> Any:
+        """Call a spec function's typed wrapper (by name) or else ``awslambda_fn(name, json_text)``."""
+        import psycopg
+        from psycopg import sql
+
+        try:
+            doc = json.loads(json_text)
+        except ValueError as exc:
+            raise UsageError(f"the arguments are not valid JSON: {exc}", hint='e.g. \'{"order_id": 42}\'') from None
+        entries = self.registry_entries(conn, schema)
+        if not entries:
+            raise InstallError(f"sqlambda is not installed in this database (no registry in schema {schema})",
+                               hint="run `sqlambda install --dsn ...` first")
+        wrapper = next((e for e in entries if e.kind == "wrapper" and "regprocedure" in e.probe
+                        and e.key.split("(", 1)[0].rsplit(".", 1)[-1].lower() == name.lower()), None)
+        if wrapper is not None:
+            if not isinstance(doc, dict):
+                raise UsageError(f"{name} takes named arguments: pass a JSON object, not {type(doc).__name__}")
+            sig = wrapper.probe["regprocedure"]
+            row = conn.execute(
+                "SELECT p.proargnames, ARRAY(SELECT pg_catalog.format_type(t, NULL) FROM unnest(p.proargtypes) t), "
+                "n.nspname, p.proname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE p.oid = pg_catalog.to_regprocedure(%s)", (sig,)).fetchone()
+            if row is None:
+                raise InvokeError(f"the wrapper {sig} is registered but missing from the database",
+                                  hint="run `sqlambda verify`, then `sqlambda install` to restore it")
+            names, types, nsp, proname = list(row[0] or []), list(row[1]), row[2], row[3]
+            unknown = sorted(set(doc) - set(names))
+            if unknown:
+                raise UsageError(f"{name} has no argument {', '.join(unknown)}; its arguments are: {', '.join(names) or '(none)'}")
+            parts, params = [], []
+            for n, t in zip(names, types):
+                v = doc.get(n)
+                parts.append(sql.SQL("{} => %s::{}").format(sql.Identifier(n), sql.SQL(t)))
+                params.append(None if v is None else (v if isinstance(v, str) else json.dumps(v)))
+            query = sql.SQL("SELECT {}.{}({})").format(sql.Identifier(nsp), sql.Identifier(proname), sql.SQL(", ").join(parts))
+        else:
+            generic = next((e for e in entries if e.key.startswith("function ") and e.key.endswith(".awslambda_fn(text,text)")), None)
+            if generic is None:
+                raise InstallError("awslambda_fn is not installed in this database", hint="run `sqlambda install --dsn ...`")
+            gschema = generic.key[len("function "):].rsplit(".", 1)[0]
+            query = sql.SQL("SELECT {}.awslambda_fn(%s, %s)").format(sql.Identifier(gschema))
+            params = [name, json_text]
+        try:
+            with conn.transaction():
+                value = conn.execute(query, params).fetchone()[0]
+        except psycopg.Error as exc:
+            message, sqlstate, detail, hint = _pg_error(exc)
+            raise InvokeError(f"{message} [SQLSTATE {sqlstate}]", hint=hint,
+                              details={"sqlstate": sqlstate, "detail": detail}) from None
+        if isinstance(value, str) and wrapper is None:
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return _jsonable(value)
+
+    def probe_lambda(self, conn: Any, schema: str, lambda_name: str, qualifier: str | None) -> int:
+        """``verify --probe``: a DryRun through ``<schema>.invoke`` (name, endpoint, credentials; nothing runs)."""
+        import psycopg
+        from psycopg import sql
+
+        try:
+            with conn.transaction():
+                return conn.execute(sql.SQL("SELECT status_code FROM {}.invoke(%s, '{{}}'::jsonb, 'DryRun', 'None', %s)")
+                                    .format(sql.Identifier(schema)), (lambda_name, qualifier)).fetchone()[0]
+        except psycopg.Error as exc:
+            message, sqlstate, detail, hint = _pg_error(exc)
+            raise InvokeError(f"{message} [SQLSTATE {sqlstate}]", hint=hint, details={"sqlstate": sqlstate}) from None
+
+    # -- doctor -------------------------------------------------------------------------------
+
+    def doctor(self, conn: Any, endpoint_url: str | None, loaded: Any = None) -> list[dict]:
+        """Checks run in and by the server; nothing is left behind (one transaction, rolled back)."""
+        import psycopg
+        from psycopg import sql
+
+        from sqlambda.targets.postgres.render import build_context, make_bundle
+
+        checks: list[dict] = []
+        row = conn.execute("SELECT version(), (SELECT default_version FROM pg_catalog.pg_available_extensions "
+                           "WHERE name = 'plpython3u'), (SELECT extversion FROM pg_catalog.pg_extension "
+                           "WHERE extname = 'plpython3u')").fetchone()
+        server = row[0].split(",")[0]
+        if row[1] is None:
+            checks.append({"name": "plpython3u available", "ok": False, "detail": f"{server}: plpython3u is not available",
+                           "hint": "install it on the server (Debian/Ubuntu: apt-get install postgresql-plpython3-<major>)"})
+            return checks
+        checks.append({"name": "plpython3u available", "ok": True, "hint": None,
+                       "detail": f"{server}; plpython3u {row[1]} " + ("installed in this database" if row[2] else "available (install creates it)")})
+        bundle = make_bundle(["sqlambda_doctor"], build_context(loaded)["aws_defaults"])
+        body = templates.render(self.name, "doctor.sql.j2", bundle=bundle)
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute("CREATE EXTENSION IF NOT EXISTS plpython3u")
+                if endpoint_url:
+                    conn.execute("SELECT pg_catalog.set_config('sqlambda.endpoint_url', %s, true)", (endpoint_url,))
+                conn.execute(body)
+                result = conn.execute(sql.SQL("SELECT pg_temp.sqlambda_doctor()")).fetchone()[0]
+        except psycopg.Error as exc:
+            message, sqlstate, _, _ = _pg_error(exc)
+            checks.append({"name": "python in server", "ok": False, "detail": f"{message} [SQLSTATE {sqlstate}]",
+                           "hint": "doctor runs a temporary PL/Python function: connect as a superuser"})
+            return checks
+        checks.extend(json.loads(result))
+        return checks

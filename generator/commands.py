@@ -1,0 +1,399 @@
+"""The library API behind the installer commands: render, plan, install, verify, uninstall, invoke, doctor.
+
+Owns the target-neutral flow of each command: load the spec (or none: the core only), render,
+connect, lock, read the registry, plan with :func:`sqlambda.plan.make_plan`, execute step by step
+and report results as frozen dataclasses (each with ``to_dict()`` for ``--json``). Every database
+specific goes through a :class:`~sqlambda.targets.base.Target` method, so the Oracle target reuses
+this module with ``target="oracle"``.
+
+Must not: print, parse command-line options, or hold SQL. Failures are ``sqlambda.errors``
+exceptions with clear messages; the spec is loaded and rendered BEFORE connecting, so a bad spec
+(an injection attempt in a name, a reserved argument) never reaches the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlambda.errors import DoctorFailed, SqlambdaError, UsageError, VerifyFailed
+from sqlambda.plan import Plan, Step, make_plan
+from sqlambda.targets import get_target
+from sqlambda.targets.base import Target
+
+NO_SPEC_NAME = "(no spec)"
+
+SpecArg = "str | Path | Any | None"
+
+
+# -- spec loading ---------------------------------------------------------------------------------
+def load(spec: Any) -> Any:
+    """A loaded spec (``.spec``, ``.path``, ``.checksum``) from a path; None stays None (core only).
+
+    An already-loaded object passes through, so the demo and tests can hand one in.
+    """
+    if spec is None:
+        return None
+    if hasattr(spec, "spec") and hasattr(spec, "checksum"):
+        return spec
+    from sqlambda.spec.loader import load_spec_file
+
+    return load_spec_file(Path(spec))
+
+
+def spec_identity(loaded: Any) -> tuple[str, str]:
+    """(name, checksum) recorded in the registry and file headers; the empty file's sha256 for no spec."""
+    if loaded is None:
+        import hashlib
+
+        return NO_SPEC_NAME, hashlib.sha256(b"").hexdigest()
+    return str(loaded.path), loaded.checksum
+
+
+def _unsupported(target: Target, what: str) -> UsageError:
+    return UsageError(f"{what} is not supported for target {target.name} yet")
+
+
+class _Session:
+    """One connection (and optionally the install lock) for the length of a command."""
+
+    def __init__(self, target: Target, dsn: str, *, lock: bool = False, schema: str | None = None,
+                 lock_wait: float = 0.0) -> None:
+        self.target, self.dsn, self.want_lock, self.schema, self.lock_wait = target, dsn, lock, schema, lock_wait
+        self.conn = None
+        self.locked = False
+
+    def __enter__(self) -> Any:
+        self.conn = self.target.connect(self.dsn)
+        if self.want_lock:
+            try:
+                try:
+                    self.target.lock(self.conn, self.schema, wait_seconds=self.lock_wait)
+                except TypeError:  # a target whose lock() takes no wait
+                    self.target.lock(self.conn, self.schema)
+            except BaseException:
+                self.conn.close()
+                raise
+            self.locked = True
+        return self.conn
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self.locked:
+                try:
+                    self.target.unlock(self.conn)
+                except Exception:  # noqa: BLE001 - closing the session releases it anyway
+                    pass
+        finally:
+            self.conn.close()
+
+
+def _schema_for_spec_or_registry(target: Target, conn: Any, loaded: Any) -> str | None:
+    """The registry schema: the spec's, else the single registry found in the database, else the default."""
+    if loaded is not None:
+        return target.registry_schema(loaded)
+    try:
+        found = target.find_registries(conn)
+    except NotImplementedError:
+        return target.registry_schema(None)
+    if len(found) > 1:
+        raise UsageError(f"this database holds several sqlambda registries ({', '.join(found)})",
+                         hint="pass the spec so its postgres.schema says which one")
+    return found[0] if found else target.registry_schema(None)
+
+
+# -- render -----------------------------------------------------------------------------------------
+def render_to_dir(spec: Any, target: str, out_dir: str | Path) -> list[Path]:
+    """Offline: write the reviewable scripts of ``spec`` (None = core only) into ``out_dir``."""
+    t = get_target(target)
+    loaded = load(spec)
+    artifacts = t.render(loaded)
+    name, checksum = spec_identity(loaded)
+    try:
+        try:
+            return list(t.write_scripts(artifacts, Path(out_dir), name, checksum, loaded=loaded))
+        except TypeError:  # targets whose write_scripts does not take the loaded spec
+            return list(t.write_scripts(artifacts, Path(out_dir), name, checksum))
+    except NotImplementedError:
+        raise _unsupported(t, "render -o") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
+
+
+# -- plan / install -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AppliedStep:
+    action: str
+    key: str
+    kind: str
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"action": self.action, "key": self.key, "kind": self.kind, "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    target: str
+    spec_name: str
+    spec_checksum: str
+    schema: str | None
+    plan: Plan
+    dry_run: bool
+    applied: tuple[AppliedStep, ...] = ()
+    registry_created: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "spec": self.spec_name, "spec_checksum": self.spec_checksum,
+                "schema": self.schema, "dry_run": self.dry_run, "registry_created": self.registry_created,
+                "plan": self.plan.to_dict(), "applied": [a.to_dict() for a in self.applied]}
+
+
+def plan(spec: Any, dsn: str, target: str = "postgres") -> Plan:
+    """What ``install`` would do, read-only (no lock, no DDL)."""
+    t = get_target(target)
+    loaded = load(spec)
+    artifacts = t.render(loaded)
+    with _Session(t, dsn) as conn:
+        schema = t.registry_schema(loaded)
+        return make_plan(t.name, artifacts, t.read_registry(conn, schema))
+
+
+def install(spec: Any, dsn: str, target: str = "postgres", *, dry_run: bool = False, lock_wait: float = 0.0,
+            progress: Callable[[Step], None] | None = None) -> InstallResult:
+    """Bring the database to the spec: plan under the install lock, then one transaction per step.
+
+    Re-running with no change runs no DDL and writes nothing (not even a log row): the registry is
+    only touched by steps that change something.
+    """
+    t = get_target(target)
+    loaded = load(spec)
+    artifacts = t.render(loaded)
+    name, checksum = spec_identity(loaded)
+    schema = t.registry_schema(loaded)
+    with _Session(t, dsn, lock=not dry_run, schema=schema, lock_wait=lock_wait) as conn:
+        p = make_plan(t.name, artifacts, t.read_registry(conn, schema))
+        if dry_run or p.is_noop:
+            return InstallResult(t.name, name, checksum, schema, p, dry_run)
+        t.prechecks(conn, [s.artifact for s in p.changes if s.artifact is not None])
+        try:
+            created = bool(t.ensure_registry(conn, schema))
+        except NotImplementedError:
+            raise _unsupported(t, "install") from None
+        applied = []
+        for step in p.changes:
+            if progress:
+                progress(step)
+            notes = t.apply_step(conn, step, schema, name, checksum)
+            applied.append(AppliedStep(step.action, step.key, step.kind, tuple(notes or ())))
+        return InstallResult(t.name, name, checksum, schema, p, False, tuple(applied), created)
+
+
+# -- verify ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProbeResult:
+    function: str
+    lambda_: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"function": self.function, "lambda": self.lambda_, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    target: str
+    spec_name: str
+    checked: int
+    problems: tuple[str, ...]
+    probes: tuple[ProbeResult, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(p.ok for p in self.probes)
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "spec": self.spec_name, "ok": self.ok, "checked": self.checked,
+                "problems": list(self.problems), "probes": [p.to_dict() for p in self.probes]}
+
+    def check(self) -> "VerifyReport":
+        """Raise VerifyFailed (carrying this report for ``--json``) unless everything is fine."""
+        if self.ok:
+            return self
+        lines = list(self.problems) + [f"probe {p.function} -> {p.lambda_}: {p.detail}" for p in self.probes if not p.ok]
+        raise VerifyFailed(f"verify found {len(lines)} problem{'s' if len(lines) != 1 else ''}:\n" +
+                           "\n".join("  " + x for x in lines),
+                           hint="run `sqlambda plan` to see what install would change, then `sqlambda install`",
+                           details=self.to_dict())
+
+
+def verify(spec: Any, dsn: str, target: str = "postgres", *, probe: bool = False, strict: bool = True) -> VerifyReport:
+    """Objects of the spec exist, match their checksums and were not edited by hand.
+
+    ``probe`` also calls each spec function's Lambda through the database with a DryRun (checks
+    the name, the endpoint and the credentials without running it). ``strict`` raises VerifyFailed
+    on any problem; otherwise the report says ``ok = False``.
+    """
+    t = get_target(target)
+    loaded = load(spec)
+    artifacts = t.render(loaded)
+    name, _ = spec_identity(loaded)
+    with _Session(t, dsn) as conn:
+        schema = t.registry_schema(loaded)
+        try:
+            problems = tuple(t.verify(conn, artifacts, schema))
+        except NotImplementedError:
+            raise _unsupported(t, "verify") from None
+        probes: list[ProbeResult] = []
+        if probe and loaded is not None:
+            for fn in loaded.spec.functions:
+                try:
+                    t.probe_lambda(conn, schema, fn.lambda_, fn.qualifier)
+                    probes.append(ProbeResult(fn.name, fn.lambda_, True, "DryRun accepted"))
+                except SqlambdaError as exc:
+                    probes.append(ProbeResult(fn.name, fn.lambda_, False, exc.message))
+                except (NotImplementedError, AttributeError):
+                    raise _unsupported(t, "verify --probe") from None
+    report = VerifyReport(t.name, name, len(artifacts), problems, tuple(probes))
+    return report.check() if strict else report
+
+
+# -- uninstall ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UninstallResult:
+    target: str
+    schema: str | None
+    removed: tuple[AppliedStep, ...]
+    was_installed: bool
+
+    @property
+    def already_gone(self) -> tuple[str, ...]:
+        return tuple(s.key for s in self.removed if "already gone" in s.notes)
+
+    @property
+    def message(self) -> str:
+        if not self.was_installed:
+            return "nothing to uninstall: no sqlambda registry in this database"
+        gone = self.already_gone
+        extra = f" ({len(gone)} already gone: {', '.join(gone)})" if gone else ""
+        return f"removed {len(self.removed)} object{'s' if len(self.removed) != 1 else ''} and the registry{extra}"
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "schema": self.schema, "was_installed": self.was_installed,
+                "removed": [s.to_dict() for s in self.removed], "already_gone": list(self.already_gone),
+                "message": self.message}
+
+
+def uninstall(dsn: str, target: str = "postgres", *, spec: Any = None, lock_wait: float = 0.0) -> UninstallResult:
+    """Remove exactly what the registry says was installed, in reverse order, then the registry.
+
+    User tables are never in the registry, so they stay; objects dropped by hand are reported as
+    already gone; a second run finds no registry and says so (exit 0).
+    """
+    t = get_target(target)
+    loaded = load(spec)
+    with _Session(t, dsn) as probe_conn:
+        schema = _schema_for_spec_or_registry(t, probe_conn, loaded)
+    with _Session(t, dsn, lock=True, schema=schema, lock_wait=lock_wait) as conn:
+        installed = t.read_registry(conn, schema)
+        try:
+            exists = bool(installed) or bool(getattr(t, "registry_exists", lambda c, s: False)(conn, schema))
+        except NotImplementedError:
+            exists = bool(installed)
+        if not exists:
+            return UninstallResult(t.name, schema, (), False)
+        p = make_plan(t.name, [], installed, remove_all=True)
+        removed = []
+        for step in p.changes:
+            notes = t.apply_step(conn, step, schema, *spec_identity(loaded))
+            removed.append(AppliedStep(step.action, step.key, step.kind, tuple(notes or ())))
+        try:
+            t.drop_registry(conn, schema)
+        except NotImplementedError:
+            raise _unsupported(t, "uninstall") from None
+        return UninstallResult(t.name, schema, tuple(removed), True)
+
+
+# -- invoke ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InvokeResult:
+    name: str
+    result: Any
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "result": self.result}
+
+
+def invoke(dsn: str, name: str, json_text: str, target: str = "postgres", *, spec: Any = None) -> InvokeResult:
+    """Call through the database: a spec function's typed wrapper by name, otherwise ``awslambda_fn``."""
+    t = get_target(target)
+    loaded = load(spec)
+    with _Session(t, dsn) as conn:
+        schema = _schema_for_spec_or_registry(t, conn, loaded)
+        try:
+            return InvokeResult(name, t.invoke(conn, schema, name, json_text))
+        except NotImplementedError:
+            raise _unsupported(t, "invoke") from None
+
+
+# -- doctor ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "hint": self.hint}
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    target: str
+    checks: tuple[Check, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "ok": self.ok, "checks": [c.to_dict() for c in self.checks]}
+
+    def check(self) -> "DoctorReport":
+        if self.ok:
+            return self
+        failed = [c for c in self.checks if not c.ok]
+        raise DoctorFailed("doctor: " + "; ".join(f"{c.name}: {c.detail}" for c in failed),
+                           hint=failed[0].hint, details=self.to_dict())
+
+
+def doctor(dsn: str, endpoint_url: str | None = None, target: str = "postgres", *, spec: Any = None,
+           strict: bool = True) -> DoctorReport:
+    """Is this database ready for sqlambda? Checks run by and inside the server, each with a fix hint.
+
+    A connection failure is itself a failed check (the report is still returned or raised whole).
+    """
+    from sqlambda.errors import ConnectionFailed
+
+    t = get_target(target)
+    loaded = load(spec)
+    checks: list[Check] = []
+    try:
+        with _Session(t, dsn) as conn:
+            checks.append(Check("database connection", True, "connected"))
+            try:
+                raw = t.doctor(conn, endpoint_url, loaded)
+            except NotImplementedError:
+                raise _unsupported(t, "doctor") from None
+            checks += [Check(c["name"], bool(c["ok"]), c.get("detail") or "", c.get("hint")) for c in raw]
+    except ConnectionFailed as exc:
+        checks.append(Check("database connection", False, exc.message, exc.hint))
+    report = DoctorReport(t.name, tuple(checks))
+    return report.check() if strict else report
