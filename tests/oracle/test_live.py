@@ -223,3 +223,20 @@ def test_uninstall_removes_everything_it_installed(target, conn, endpoint, tmp_p
     assert target.read_registry(conn, None) == []
     # uninstall twice is a no-op
     _install(target, conn, spec, remove_all=True)
+
+
+def test_invoke_through_the_target(target, conn, installed):
+    assert target.invoke(conn, None, "sqlambda_t_status", '{"order_id": 42, "note": "x", "rush": true}') == "OK"
+    out = target.invoke(conn, None, "echo", '{"a": 1}')
+    assert out["a"] == 1
+
+
+def test_second_installer_cannot_take_the_lock(target, conn):
+    other = target.connect(DSN)
+    try:
+        target.lock(conn)
+        with pytest.raises(InstallError, match="another sqlambda install is running"):
+            target.lock(other)
+    finally:
+        target.unlock(conn)
+        other.close()

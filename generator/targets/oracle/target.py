@@ -40,7 +40,8 @@ from sqlambda.targets.oracle.script import CreatedObject, created_object, write_
 from sqlambda.templates import render as render_template
 from sqlambda.templates import split_statements
 
-LOCK_TIMEOUT_SECONDS = 30
+#: DBMS_LOCK name of the install lock (one per database)
+LOCK_NAME = "SQLAMBDA_INSTALL"
 #: ORA- codes that mean "already gone": tolerated while dropping
 GONE = {942, 1418, 1434, 1917, 1919, 1927, 1951, 1952, 4043, 4080, 27475, 29501}
 #: ORA- codes that mean "already there": tolerated for CREATE TABLE / INDEX of a step being (re)created
@@ -109,10 +110,11 @@ class OracleTarget(Target):
             # Never echo the DSN: it holds the password.
             raise ConnectionFailed(f"cannot connect to Oracle at {m['dsn']}: {str(exc).splitlines()[0]}", hint=hint) from None
 
-    def _lock_name(self, schema: str | None) -> str:
-        return f"SQLAMBDA_INSTALL_{(schema or 'CURRENT').upper()}"
+    def lock(self, conn: Any, schema: str | None = None, wait_seconds: float = 0.0) -> None:
+        """Take the install lock (one per database, like PostgreSQL's advisory lock) or raise InstallError.
 
-    def lock(self, conn: Any, schema: str | None = None) -> None:
+        ``release_on_commit => FALSE``: the lock must survive the commit every DDL statement makes.
+        """
         cur = conn.cursor()
         handle = cur.var(str)
         result = cur.var(int)
@@ -126,7 +128,7 @@ class OracleTarget(Target):
                   :result := DBMS_LOCK.REQUEST(v_handle, DBMS_LOCK.X_MODE, :timeout, FALSE);
                   :handle := v_handle;
                 END;""",
-                name=self._lock_name(schema), timeout=LOCK_TIMEOUT_SECONDS, result=result, handle=handle,
+                name=LOCK_NAME, timeout=max(0, int(wait_seconds)), result=result, handle=handle,
             )
         except Exception as exc:
             if "DBMS_LOCK" in str(exc) or ora_code(exc) in (6550, 201):
@@ -137,8 +139,9 @@ class OracleTarget(Target):
             raise InstallError(f"could not take the install lock: {exc}") from None
         code = result.getvalue()
         if code not in (0, 4):  # 4: this session holds it already
-            reason = {1: "timed out: another sqlambda install is running", 2: "deadlock"}.get(code, f"DBMS_LOCK.REQUEST returned {code}")
-            raise InstallError(f"could not take the install lock ({reason})")
+            reason = {1: "another sqlambda install is running", 2: "deadlock"}.get(code, f"DBMS_LOCK.REQUEST returned {code}")
+            raise InstallError(f"could not take the install lock ({reason})",
+                               hint="wait for the other install to finish and run again")
         conn._sqlambda_lock_handle = handle.getvalue()  # noqa: SLF001 - remembered per connection
 
     def unlock(self, conn: Any) -> None:
@@ -148,6 +151,24 @@ class OracleTarget(Target):
             conn._sqlambda_lock_handle = None
 
     # -- registry -----------------------------------------------------------------------------
+
+    def registry_schema(self, loaded: Any) -> str | None:
+        """The spec's ``oracle.schema`` (upper case), or None: the connecting user's schema."""
+        schema = loaded.spec.oracle.schema_ if loaded is not None else None
+        return schema.upper() if schema else None
+
+    def find_registries(self, conn: Any) -> list[str]:
+        """Schemas (visible to this user) holding a sqlambda registry."""
+        cur = conn.cursor()
+        cur.execute("SELECT owner FROM ALL_TABLES WHERE table_name = :t ORDER BY owner", t=oracle_render.REGISTRY)
+        return [r[0] for r in cur.fetchall()]
+
+    def drop_registry(self, conn: Any, schema: str | None) -> None:
+        """The last step of uninstall: drop both registry tables (tolerating their absence)."""
+        for name in (oracle_render.REGISTRY_LOG, oracle_render.REGISTRY):
+            obj = oracle_render.Names(schema).obj(name)
+            self.run_statement(conn, f"DROP TABLE {obj} PURGE", f"registry {name}", adopt_existing=False)
+
 
     def _registry_names(self, schema: str | None) -> tuple[str, str]:
         n = oracle_render.Names(schema)
@@ -298,7 +319,7 @@ class OracleTarget(Target):
                    progress: Callable[[Step], None] | None = None) -> None:
         """Execute a plan under the install lock, step by step (each recorded when it succeeded)."""
         self.ensure_registry(conn, schema)
-        self.lock(conn, schema)
+        self.lock(conn, schema, wait_seconds=30)
         try:
             for step in plan.steps:
                 if progress:
@@ -306,6 +327,18 @@ class OracleTarget(Target):
                 self.apply_step(conn, step, schema, spec_name, spec_checksum)
         finally:
             self.unlock(conn)
+
+    # -- invoke and doctor --------------------------------------------------------------------
+
+    def invoke(self, conn: Any, schema: str | None, name: str, json_text: str) -> Any:
+        """Call a spec function's wrapper by name (JSON object -> named arguments), else
+        ``awslambda_fn_clob(name, json_text)``; returns the result (parsed JSON for the generic call)."""
+        return _invoke(self, conn, schema, name, json_text)
+
+    def doctor(self, conn: Any, endpoint_url: str | None, loaded: Any = None) -> list[dict]:
+        """Checks run in the database: Java present, DBMS_LOCK usable, socket permissions, objects valid.
+        ``endpoint_url`` is not contacted from here: only the database's JVM could test that route."""
+        return _doctor(self, conn, endpoint_url, loaded)
 
     # -- verify -------------------------------------------------------------------------------
 
@@ -336,3 +369,121 @@ def _clob_type() -> Any:
     import oracledb
 
     return oracledb.DB_TYPE_CLOB
+
+
+# -- invoke and doctor (used by `sqlambda invoke` / `sqlambda doctor` through sqlambda.commands) ---------
+
+#: how `invoke` binds a JSON value for a wrapper argument of each Oracle type (ISO 8601 text in)
+_BIND_SQL = {
+    "DATE": "TO_DATE(SUBSTR({b}, 1, 10), 'YYYY-MM-DD')",
+    "TIMESTAMP": "TO_TIMESTAMP(REPLACE({b}, 'T', ' '), 'YYYY-MM-DD HH24:MI:SS.FF')",
+    "TIMESTAMP WITH TIME ZONE": "TO_TIMESTAMP_TZ(REPLACE({b}, 'T', ' '), 'YYYY-MM-DD HH24:MI:SS.FFTZH:TZM')",
+}
+
+
+def _invoke(target: OracleTarget, conn: Any, schema: str | None, name: str, json_text: str) -> Any:
+    from sqlambda.errors import InvokeError, UsageError
+
+    try:
+        doc = json.loads(json_text)
+    except ValueError as exc:
+        raise UsageError(f"the arguments are not valid JSON: {exc}", hint='e.g. \'{"order_id": 42}\'') from None
+    if name.upper() in oracle_render.GENERIC:
+        raise UsageError(f"{name} is a generic function; invoke a Lambda by name instead: sqlambda invoke <lambda> '<json>'")
+    rows = target.read_registry(conn, schema)
+    if not rows:
+        raise InstallError("sqlambda is not installed in this schema (no registry rows)", hint="run `sqlambda install --target oracle` first")
+    names = oracle_render.Names(schema)
+    wanted = f"function {names.label(name)}"
+    is_wrapper = any(r.key == wanted for r in rows)
+    cur = conn.cursor()
+    if is_wrapper:
+        if not isinstance(doc, dict):
+            raise UsageError(f"{name} takes named arguments: pass a JSON object, not {type(doc).__name__}")
+        cur.execute(
+            "SELECT argument_name, data_type FROM ALL_ARGUMENTS WHERE owner = NVL(:o, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA')) "
+            "AND object_name = :n AND package_name IS NULL AND argument_name IS NOT NULL ORDER BY position",
+            o=schema, n=name.upper(),
+        )
+        args = cur.fetchall()
+        known = {a.upper(): (a, t) for a, t in args}
+        unknown = sorted(k for k in doc if k.upper() not in known)
+        if unknown:
+            raise UsageError(f"{name} has no argument {', '.join(unknown)}; its arguments are: "
+                             f"{', '.join(a.lower() for a, _ in args) or '(none)'}")
+        parts, binds = [], {}
+        for i, (arg, typ) in enumerate(args):
+            value = next((v for k, v in doc.items() if k.upper() == arg), None)
+            if isinstance(value, bool):
+                value = int(value)
+            elif isinstance(value, (dict, list)):
+                value = json.dumps(value)
+            b = f":a{i}"
+            parts.append(f"{oracle_render.oracle_ident(arg)} => " + _BIND_SQL.get(typ, "{b}").format(b=b))
+            binds[f"a{i}"] = value
+        sql = f"SELECT {names.obj(name)}({', '.join(parts)}) FROM dual" if parts else f"SELECT {names.obj(name)} FROM dual"
+    else:
+        sql = f"SELECT {names.obj('AWSLAMBDA_FN_CLOB')}(:n, :p) FROM dual"
+        binds = {"n": name, "p": json_text}
+    try:
+        cur.setinputsizes(**({"p": _clob_type()} if "p" in binds else {}))
+        cur.execute(sql, **binds)
+        value = _text(cur.fetchone()[0])
+    except Exception as exc:  # oracledb.DatabaseError: ORA-29532 carries the Lambda's error
+        raise InvokeError(str(exc).strip().splitlines()[0],
+                          hint="ORA-29532 wraps the Java client's error (function error, timeout, endpoint, credentials)") from None
+    if isinstance(value, str) and not is_wrapper:
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value if isinstance(value, (str, int, float, type(None))) else str(value)
+
+
+def _doctor(target: OracleTarget, conn: Any, endpoint_url: str | None, loaded: Any = None) -> list[dict]:
+    """Checks run in the database: Java present, DBMS_LOCK usable, socket permissions, objects valid."""
+    checks: list[dict] = []
+    cur = conn.cursor()
+
+    def check(name: str, sql: str, ok_detail: str, hint: str, **binds: Any) -> Any:
+        try:
+            cur.execute(sql, **binds)
+            row = cur.fetchone()
+        except Exception as exc:  # noqa: BLE001 - each failure is one failed check
+            checks.append({"name": name, "ok": False, "detail": str(exc).splitlines()[0], "hint": hint})
+            return None
+        checks.append({"name": name, "ok": True, "detail": ok_detail.format(*(row or ())), "hint": None})
+        return row
+
+    check("database version", "SELECT banner_full FROM v$version WHERE ROWNUM = 1", "{0}",
+          "V$VERSION is not readable; not needed for install")
+    if checks[-1]["ok"] is False:  # not important enough to fail the doctor
+        checks[-1]["ok"] = True
+    check("Oracle JVM installed", "SELECT DBMS_JAVA.LONGNAME('sqlambda') FROM dual", "DBMS_JAVA answers",
+          "the database has no Java (JAVAVM): a DBA installs it with $ORACLE_HOME/javavm/install/initjvm.sql")
+    check("EXECUTE on DBMS_LOCK", "SELECT COUNT(*) FROM ALL_PROCEDURES WHERE owner = 'SYS' AND object_name = 'DBMS_LOCK'",
+          "visible to this user ({0} entry points)", "ask a DBA: GRANT EXECUTE ON SYS.DBMS_LOCK TO <installing user>")
+    if checks[-1]["ok"] and checks[-1]["detail"].startswith("visible to this user (0"):
+        checks[-1].update(ok=False, hint="ask a DBA: GRANT EXECUTE ON SYS.DBMS_LOCK TO <installing user>")
+    spec = getattr(loaded, "spec", None) if loaded is not None else None
+    if spec is not None:
+        wanted = [oracle_render.endpoint_host_port(spec)]
+        if spec.oracle.credentials == "imds":
+            wanted.append(oracle_render.IMDS_HOST_PORT)
+        for hp in wanted:
+            row = check(f"SocketPermission {hp}",
+                        "SELECT COUNT(*) FROM USER_JAVA_POLICY WHERE type_name = 'java.net.SocketPermission' "
+                        "AND name = :n AND kind = 'GRANT' AND enabled = 'ENABLED'",
+                        "granted ({0})", "", n=hp)
+            if row is not None and row[0] == 0:
+                checks[-1].update(ok=False, detail="not granted to this user",
+                                  hint=f"a DBA runs: EXEC DBMS_JAVA.GRANT_PERMISSION(USER, 'SYS:java.net.SocketPermission', '{hp}', 'connect,resolve')")
+    row = check("sqlambda objects valid",
+                "SELECT COUNT(*) FROM USER_OBJECTS WHERE status <> 'VALID' AND (object_name LIKE 'SQLAMBDA%' "
+                "OR object_name LIKE 'AWSLAMBDA_FN%' OR object_name LIKE 'sqlambda/%')",
+                "{0} invalid", "")
+    if row is not None and row[0]:
+        checks[-1].update(ok=False, detail=f"{row[0]} invalid object(s)",
+                          hint="run `sqlambda verify --target oracle` to list them, then `sqlambda install` to repair")
+    return checks
+
