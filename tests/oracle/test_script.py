@@ -155,3 +155,31 @@ def test_blocks():
     assert is_block("BEGIN NULL; END;") and is_block("DECLARE x NUMBER; BEGIN NULL; END;")
     assert not is_block('GRANT EXECUTE ON "F" TO "R"') and not is_block("CREATE TABLE t (x NUMBER)")
     assert not is_block('DROP FUNCTION "F"')
+
+
+def test_render_through_the_library_api_and_the_cli(tmp_path):
+    """`sqlambda render --target oracle -o DIR` goes through sqlambda.commands like PostgreSQL."""
+    from click.testing import CliRunner
+
+    from sqlambda import commands
+    from sqlambda.cli import cli
+
+    paths = commands.render_to_dir(None, "oracle", tmp_path / "lib")
+    assert sorted(p.name for p in paths) == ["install.sql", "uninstall.sql"]
+    result = CliRunner().invoke(cli, ["render", "--target", "oracle", "-o", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "install.sql").read_text() == (tmp_path / "lib" / "install.sql").read_text()
+
+
+def test_install_with_an_unreachable_oracle_is_a_connection_error():
+    import socket
+
+    from sqlambda import commands
+    from sqlambda.errors import ConnectionFailed
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(ConnectionFailed):
+        commands.install(None, f"u/p@127.0.0.1:{port}/X", "oracle")

@@ -77,7 +77,7 @@ class OracleTarget(Target):
     def render(self, loaded: Any) -> list[Artifact]:
         return oracle_render.render(loaded).artifacts
 
-    def write_scripts(self, artifacts: list[Artifact], out_dir, spec_name: str, spec_checksum: str):
+    def write_scripts(self, artifacts: list[Artifact], out_dir, spec_name: str, spec_checksum: str, loaded: Any = None):
         """``render -o``: install.sql and uninstall.sql for SQL*Plus (see ``script``)."""
         from pathlib import Path
 
@@ -156,6 +156,14 @@ class OracleTarget(Target):
         """The spec's ``oracle.schema`` (upper case), or None: the connecting user's schema."""
         schema = loaded.spec.oracle.schema_ if loaded is not None else None
         return schema.upper() if schema else None
+
+    def registry_exists(self, conn: Any, schema: str | None) -> bool:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT COUNT(*) FROM ALL_TABLES WHERE owner = NVL(:owner, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA')) AND table_name = :name",
+            owner=schema, name=oracle_render.REGISTRY,
+        )
+        return bool(cur.fetchone()[0])
 
     def find_registries(self, conn: Any) -> list[str]:
         """Schemas (visible to this user) holding a sqlambda registry."""
