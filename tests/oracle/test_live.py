@@ -18,8 +18,6 @@ local stack fixture's own URL is used, which works when Oracle runs on this mach
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import pytest
 
 from sqlambda.errors import InstallError
@@ -211,18 +209,27 @@ def test_outbox_queues_in_the_transaction_and_drains(target, conn, endpoint, ord
         _install(target, conn, _spec(endpoint))
 
 
-def test_uninstall_removes_everything_it_installed(target, conn, endpoint, tmp_path: Path):
+def test_install_and_uninstall_through_the_commands_api(target, conn, endpoint):
+    """The same path as `sqlambda install/uninstall --target oracle`."""
+    import hashlib
+
+    from sqlambda import commands
+
     spec = _spec(endpoint)
-    _install(target, conn, spec)
-    _install(target, conn, spec, remove_all=True)
+    loaded = type("Loaded", (), {"spec": spec, "path": "live.yaml", "checksum": hashlib.sha256(b"live").hexdigest()})()
+    first = commands.install(loaded, DSN, "oracle")
+    assert first.changed
+    assert not commands.install(loaded, DSN, "oracle").changed  # idempotent: nothing to do
+    commands.verify(loaded, DSN, "oracle")  # raises VerifyFailed on any problem
+    result = commands.uninstall(DSN, "oracle", spec=loaded)
+    assert result.was_installed
     left = conn.cursor().execute(
         "SELECT object_type, object_name FROM USER_OBJECTS WHERE object_name LIKE 'SQLAMBDA_T_%' "
-        "OR object_name LIKE 'AWSLAMBDA_FN%' OR object_name IN ('SQLAMBDA_RT', 'SQLAMBDA_JAVA') OR object_name LIKE 'sqlambda/%'"
+        "OR object_name LIKE 'AWSLAMBDA_FN%' OR object_name IN ('SQLAMBDA_RT', 'SQLAMBDA_JAVA', 'SQLAMBDA_INSTALLED') "
+        "OR object_name LIKE 'sqlambda/%'"
     ).fetchall()
     assert left == []
-    assert target.read_registry(conn, None) == []
-    # uninstall twice is a no-op
-    _install(target, conn, spec, remove_all=True)
+    assert not commands.uninstall(DSN, "oracle", spec=loaded).was_installed  # twice: nothing to do
 
 
 def test_invoke_through_the_target(target, conn, installed):

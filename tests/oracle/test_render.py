@@ -192,7 +192,7 @@ def test_async_wrapper_and_argumentless_signature(full_spec):
     (st,) = _by_key(R.render(full_spec).artifacts)["function APP.NOTIFY"].statements
     assert st.startswith('CREATE OR REPLACE FUNCTION "APP"."NOTIFY"\nRETURN CLOB\n')
     assert "invoke_async_clob('echo', v_payload)" in st
-    assert "SELECT JSON_OBJECT(RETURNING CLOB) INTO v_payload FROM dual;" in st
+    assert "v_payload := TO_CLOB('{}');" in st
 
 
 def test_jsonb_return_without_path_returns_the_whole_result(full_spec):
