@@ -49,6 +49,8 @@ class FakeCursor:
             self._rows = [(st,)] if st else []
         elif "FROM ALL_ERRORS" in sql:
             self._rows = list(self.db.errors.get((binds["type"], binds["name"]), []))
+        elif "FROM ALL_TAB_PRIVS" in sql:
+            self._rows = [(1 if (binds["name"], binds["grantee"]) in self.db.grants else 0,)]
         elif "FROM ALL_TABLES" in sql:
             self._rows = [(1 if binds["name"] in self.db.tables else 0,)]
         elif sql.startswith("SELECT artifact_key"):
@@ -71,6 +73,7 @@ class FakeOracle:
         self.fail_on: list[tuple[str, Exception]] = []
         self.tables: set[str] = set()
         self.registry_rows: list[tuple] = []
+        self.grants: set[tuple[str, str]] = set()
         self.commits = 0
 
     def cursor(self) -> FakeCursor:
@@ -241,3 +244,28 @@ def test_connect_rejects_a_malformed_dsn_without_echoing_it():
     with pytest.raises(ConnectionFailed) as info:
         OracleTarget().connect("no-at-sign-secret")
     assert "secret" not in info.value.message and "user/password@host:port/service" in info.value.message
+
+
+def test_verify_reports_missing_invalid_changed_and_ungranted():
+    from sqlambda.targets.oracle import render as R
+    from sqlambda.spec.model import Spec
+
+    spec = Spec.model_validate({"project": "p", "oracle": {"schema": "app"},
+                                "functions": [{"name": "f", "lambda": "echo", "roles": ["r"]}]})
+    arts = [a for a in R.render(spec).artifacts if a.key in ("function APP.F", "grant execute on APP.F to R")]
+    fn, grant = sorted(arts, key=lambda a: a.order)
+    db = FakeOracle()
+    db.registry_rows = [(fn.key, fn.kind, fn.checksum, "[]", fn.order), (grant.key, grant.kind, "0" * 64, "[]", grant.order)]
+    db.status[("FUNCTION", "F")] = "INVALID"
+    problems = OracleTarget().verify(db, arts, "APP")
+    assert problems == [
+        "function APP.F: FUNCTION F is INVALID",
+        "grant execute on APP.F to R: installed version differs from the spec (run install)",
+        "grant execute on APP.F to R: the grant is missing",
+    ]
+    db.status[("FUNCTION", "F")] = "VALID"
+    db.grants.add(("F", "R"))
+    db.registry_rows[1] = (grant.key, grant.kind, grant.checksum, "[]", grant.order)
+    assert OracleTarget().verify(db, arts, "APP") == []
+    db.registry_rows = []
+    assert OracleTarget().verify(db, arts, "APP") == ["function APP.F: not installed", "grant execute on APP.F to R: not installed"]

@@ -336,6 +336,16 @@ class OracleTarget(Target):
         finally:
             self.unlock(conn)
 
+    def _granted(self, conn: Any, schema: str | None, name: str, grantee: str) -> bool:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT COUNT(*) FROM ALL_TAB_PRIVS WHERE table_schema = NVL(:owner, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA')) "
+            "AND table_name = :name AND grantee = :grantee AND privilege = 'EXECUTE'",
+            owner=schema, name=name, grantee=grantee,
+        )
+        row = cur.fetchone()
+        return bool(row and row[0])
+
     # -- invoke and doctor --------------------------------------------------------------------
 
     def invoke(self, conn: Any, schema: str | None, name: str, json_text: str) -> Any:
@@ -361,6 +371,9 @@ class OracleTarget(Target):
                 continue
             if row.checksum != a.checksum:
                 problems.append(f"{a.key}: installed version differs from the spec (run install)")
+            probe = a.probe_dict
+            if a.kind == "grant" and not self._granted(conn, schema, probe["grant"], probe["grantee"]):
+                problems.append(f"{a.key}: the grant is missing")
             for st in a.statements:
                 obj = created_object(st)
                 if obj is None or not (obj.compiled or obj.type == "TABLE"):
