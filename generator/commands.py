@@ -13,7 +13,7 @@ exceptions with clear messages; the spec is loaded and rendered BEFORE connectin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -164,12 +164,30 @@ def plan(spec: Any, dsn: str, target: str = "postgres") -> Plan:
         return make_plan(t.name, artifacts, t.read_registry(conn, schema))
 
 
+def _with_repairs(t: Target, conn: Any, p: Plan, schema: str | None) -> Plan:
+    """Turn ``unchanged`` steps whose object is missing or hand-edited into steps that re-create it."""
+    try:
+        damaged = t.damaged(conn, [s.artifact for s in p.steps if s.action == "unchanged" and s.artifact], schema)
+    except (NotImplementedError, AttributeError):
+        raise UsageError(f"install --repair is not supported for target {t.name} yet") from None
+    steps = []
+    for s in p.steps:
+        if s.key in damaged and s.artifact is not None:
+            a = s.artifact
+            action = "recreate" if a.replace == "recreate" else "replace"
+            statements = (a.drop + a.statements) if action == "recreate" else a.statements
+            s = replace(s, action=action, statements=statements, summary=f"repair ({damaged[s.key]})")
+        steps.append(s)
+    return Plan(p.target, tuple(steps))
+
+
 def install(spec: Any, dsn: str, target: str = "postgres", *, dry_run: bool = False, lock_wait: float = 0.0,
-            progress: Callable[[Step], None] | None = None) -> InstallResult:
+            repair: bool = False, progress: Callable[[Step], None] | None = None) -> InstallResult:
     """Bring the database to the spec: plan under the install lock, then one transaction per step.
 
     Re-running with no change runs no DDL and writes nothing (not even a log row): the registry is
-    only touched by steps that change something.
+    only touched by steps that change something. ``repair`` also re-applies objects that were
+    dropped or edited by hand since they were installed (what ``verify`` reports as missing/changed).
     """
     t = get_target(target)
     loaded = load(spec)
@@ -178,6 +196,8 @@ def install(spec: Any, dsn: str, target: str = "postgres", *, dry_run: bool = Fa
     schema = t.registry_schema(loaded)
     with _Session(t, dsn, lock=not dry_run, schema=schema, lock_wait=lock_wait) as conn:
         p = make_plan(t.name, artifacts, t.read_registry(conn, schema))
+        if repair:
+            p = _with_repairs(t, conn, p, schema)
         if dry_run or p.is_noop:
             return InstallResult(t.name, name, checksum, schema, p, dry_run)
         t.prechecks(conn, [s.artifact for s in p.changes if s.artifact is not None])

@@ -72,6 +72,10 @@ class Target(ABC):
         """Problems found comparing artifacts, registry and catalog, one line each ([] = all good)."""
         raise NotImplementedError
 
+    def damaged(self, conn: Any, artifacts: list[Artifact], schema: str | None) -> dict[str, str]:
+        """Registered artifacts missing from the catalog or changed by hand: key -> why (``install --repair``)."""
+        raise NotImplementedError
+
     def drop_registry(self, conn: Any, schema: str | None) -> None:
         """Remove the registry itself (the last step of uninstall)."""
         raise NotImplementedError

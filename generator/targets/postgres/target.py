@@ -415,9 +415,24 @@ class PostgresTarget(Target):
             ) from None
         return notes
 
+    def damaged(self, conn: Any, artifacts: Iterable[Artifact], schema: str) -> dict[str, str]:
+        """Registered artifacts whose object is missing from the catalog or was changed by hand: key -> why."""
+        entries = {e.key: e for e in self.registry_entries(conn, schema)}
+        out = {}
+        for a in artifacts:
+            entry = entries.get(a.key)
+            if entry is None:
+                continue
+            state, detail = self.status(conn, a.kind, entry.probe or a.probe_dict, entry.fingerprint)
+            if state != "ok":
+                out[a.key] = f"{state}: {detail}"
+        return out
+
     def verify(self, conn: Any, artifacts: Iterable[Artifact], schema: str) -> list[str]:
         """Problems, one line each: not installed, outdated, missing in the catalog, changed by hand."""
+        artifacts = list(artifacts)
         entries = {e.key: e for e in self.registry_entries(conn, schema)}
+        damaged = self.damaged(conn, artifacts, schema)
         problems = []
         for a in artifacts:
             entry = entries.get(a.key)
@@ -426,9 +441,8 @@ class PostgresTarget(Target):
                 continue
             if entry.checksum != a.checksum:
                 problems.append(f"{a.key}: installed version differs from the spec (run install)")
-            state, detail = self.status(conn, a.kind, entry.probe or a.probe_dict, entry.fingerprint)
-            if state != "ok":
-                problems.append(f"{a.key}: {state}: {detail}")
+            if a.key in damaged:
+                problems.append(f"{a.key}: {damaged[a.key]}")
         return problems
 
     # -- calling through the database -----------------------------------------------------------
