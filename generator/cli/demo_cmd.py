@@ -1,7 +1,31 @@
-"""CLI commands: placeholder until its owner lands them (see the module's issue)."""
+"""CLI: `sqlambda demo`, the README's first command. Parses options and calls :mod:`sqlambda.demo`."""
+
+from __future__ import annotations
+
+import json
 
 import click
+
+from sqlambda import demo
+from sqlambda.cli.common import console, json_option
+
+
+@click.command("demo")
+@click.option("--spec", "spec", default=None, type=click.Path(dir_okay=False),
+              help="Install this spec instead of the embedded demo spec.")
+@click.option("--keep", is_flag=True, help="Leave the cluster and the local stack running (until Ctrl-C) and print how to reach them.")
+@json_option
+def demo_cmd(spec, keep, as_json):
+    """Start PostgreSQL and a local AWS stack, install a spec, call Lambda from SQL, clean up."""
+    if as_json:
+        from rich.console import Console
+
+        results = demo.run(Console(stderr=True), spec=spec, keep=keep)
+        click.echo(json.dumps({"ok": all(r.ok for r in results), "calls": [r.to_dict() for r in results]}, indent=2))
+    else:
+        demo.run(console, spec=spec, keep=keep)
 
 
 def register(cli: click.Group) -> None:
     """Attach this module's commands to the top-level group."""
+    cli.add_command(demo_cmd)

@@ -1,0 +1,54 @@
+"""`sqlambda demo` end to end, as a user runs it: a subprocess that starts its own PostgreSQL cluster
+and local AWS stack, installs the demo spec and calls Lambda from SQL; exit code and output checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sqlambda import demo, resources
+
+pytestmark = [pytest.mark.postgres, pytest.mark.local_stack, pytest.mark.slow]
+
+
+def test_demo_spec_is_valid_and_renders():
+    import types
+
+    import yaml
+
+    from sqlambda.spec.model import Spec
+    from sqlambda.targets.postgres.render import render_postgres
+
+    spec = Spec.model_validate(yaml.safe_load((resources.examples() / "demo.yaml").read_text()))
+    artifacts = render_postgres(types.SimpleNamespace(spec=spec, path="demo.yaml", checksum="0" * 64))
+    keys = {a.key for a in artifacts}
+    # every wrapper the demo calls exists in the spec it installs, and every role it uses is created
+    for name in ("order_status(bigint,text)", "order_echo(bigint)", "order_notify(text)"):
+        assert f"function public.{name}" in keys
+    assert {c.role for c in demo.CALLS if c.role} <= set(demo.DEMO_ROLES)
+    assert {v for a in artifacts for k, v in a.probe if k == "role"} <= set(demo.DEMO_ROLES)
+
+
+def test_sqlambda_demo_runs_end_to_end():
+    pytest.importorskip("sqlambda.local")
+    pytest.importorskip("sqlambda.spec.loader")
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    exe = os.path.join(os.path.dirname(sys.executable), "sqlambda")
+    res = subprocess.run([exe, "demo", "--json"], capture_output=True, text=True, timeout=300,
+                         env={**env, "COLUMNS": "200"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is True and len(doc["calls"]) == len(demo.CALLS)
+    by_label = {c["label"]: c for c in doc["calls"]}
+    assert '"Status": "OK"' in by_label["generic, synchronous"]["result"]
+    assert by_label["typed wrapper -> text"]["result"] == "OK"
+    assert by_label["an error, caught: unknown function"]["result"].startswith("ERROR [42883]")
+    assert "[5/5] call Lambda from SQL" in res.stderr  # progress goes to stderr in --json mode
+    # the human rendering shows the same calls, and cleans up after itself
+    human = subprocess.run([exe, "demo"], capture_output=True, text=True, timeout=300, env={**env, "COLUMNS": "200"})
+    assert human.returncode == 0, human.stdout + human.stderr
+    assert "SQL calls through the bridge" in human.stdout and f"{len(demo.CALLS)}/{len(demo.CALLS)} calls as expected" in human.stdout
