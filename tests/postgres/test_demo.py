@@ -34,7 +34,9 @@ def test_demo_spec_is_valid_and_renders():
 
 
 def test_sqlambda_demo_runs_end_to_end():
-    pytest.importorskip("sqlambda.local")
+    if not hasattr(pytest.importorskip("sqlambda.local"), "LocalStack"):
+        pytest.skip("sqlambda.local.LocalStack has not landed yet")
+    pytest.importorskip("sqlambda.deploy")
     pytest.importorskip("sqlambda.spec.loader")
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
     exe = os.path.join(os.path.dirname(sys.executable), "sqlambda")

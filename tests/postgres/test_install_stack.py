@@ -19,8 +19,13 @@ _n = itertools.count()
 
 @pytest.fixture
 def stack(request):
-    pytest.importorskip("sqlambda.local")
-    request.getfixturevalue("echo_function")
+    # skip only while the local stack work has not landed (its package, then its fixtures)
+    if not hasattr(pytest.importorskip("sqlambda.local"), "LocalStack"):
+        pytest.skip("sqlambda.local.LocalStack has not landed yet")
+    try:
+        request.getfixturevalue("echo_function")
+    except pytest.FixtureLookupError:
+        pytest.skip("the local stack fixtures have not landed yet")
     return request.getfixturevalue("local_stack")
 
 
