@@ -38,10 +38,23 @@ def _pinned_version(monkeypatch):
 
 
 def _load(path: Path):
-    from sqlambda.spec import loader
+    try:
+        from sqlambda.spec import loader
+    except ImportError:
+        # Until the spec loader lands: the same contract by hand (validated model, sha256 of the
+        # file's bytes), so the goldens are checked now and stay byte-identical afterwards.
+        import hashlib
 
-    loaded = loader.load_spec_file(path)
-    return type("Loaded", (), {"spec": loaded.spec, "path": f"examples/{path.name}", "checksum": loaded.checksum})()
+        import yaml
+
+        from sqlambda.spec.model import Spec
+
+        raw = path.read_bytes()
+        spec, checksum = Spec.model_validate(yaml.safe_load(raw)), hashlib.sha256(raw).hexdigest()
+    else:
+        loaded = loader.load_spec_file(path)
+        spec, checksum = loaded.spec, loaded.checksum
+    return type("Loaded", (), {"spec": spec, "path": f"examples/{path.name}", "checksum": checksum})()
 
 
 def _render(loaded) -> dict[str, str]:
