@@ -283,3 +283,19 @@ def test_json_path():
     assert R.json_path("Status") == '$."Status"'
     assert R.json_path("items[0].id") == '$."items"[0]."id"'
     assert R.json_path("a[1][2].b") == '$."a"[1][2]."b"'
+
+
+def test_statements_are_shaped_for_the_driver(full_spec):
+    """python-oracledb runs one statement per execute: plain SQL must not end with ';' (ORA-00933),
+    PL/SQL must end with 'END;', a Java source with its last '}'; nothing ends with SQL*Plus's '/'."""
+    from sqlambda.targets.oracle.script import is_block
+
+    for a in R.render(full_spec).artifacts:
+        for st in (*a.statements, *a.drop):
+            assert st == st.strip() and not st.endswith("/"), a.key
+            if a.kind == "java_source" and st.startswith("CREATE"):
+                assert st.endswith("}"), a.key
+            elif is_block(st):
+                assert re.search(r"\bEND( [A-Za-z_]+)?;$", st), (a.key, st[-40:])
+            else:
+                assert not st.endswith(";"), (a.key, st[-40:])
