@@ -1,0 +1,242 @@
+"""The Invoke API (``POST /2015-03-31/functions/{name}/invocations``), executed for real.
+
+Owns AWS's Invoke semantics: RequestResponse (200 + result, or 200 + ``X-Amz-Function-Error``),
+Event (202 at once, run afterwards), DryRun (204), LogType=Tail (last 4 KB of the log, base64, in
+``X-Amz-Log-Result``), qualifiers (versions and aliases, 404 when unknown), payload quotas (413),
+non-JSON bodies (400), reserved concurrency (429 with its Reason) and the injected faults. Function
+definitions come from moto's Lambda backend in the same process; handlers run in ``runtime`` pools.
+Must not serve other AWS APIs (moto does) nor manage processes directly (``runtime`` does).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import parse_qs, unquote
+
+from sqlambda.local.faults import FaultTable
+from sqlambda.local.runtime import FunctionConfig, Outcome, Pool, unpack_code
+
+SYNC_LIMIT = 6 * 1024 * 1024  # 6 MB request payload, RequestResponse
+ASYNC_LIMIT = 1024 * 1024  # 1 MB request payload, Event (raised from 256 KB in 2025)
+TAIL_BYTES = 4096
+DEFAULT_ACCOUNT = "123456789012"
+INVOKE_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+_REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/lambda/")
+
+
+class _Dropped(Exception):
+    """The injected fault closed the connection; nothing is sent back."""
+
+
+def _error(status: int, code: str, message: str, **extra) -> tuple[int, dict, bytes]:
+    body = {"Type": "User" if status < 500 else "Service", "message": message, **extra}
+    return status, {"x-amzn-ErrorType": code, "Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+class InvokeService:
+    """Resolves functions in moto, enforces the API's rules and runs handlers on warm pools."""
+
+    def __init__(self, state_dir: Path, endpoint_url: str, faults: FaultTable, base_env: dict[str, str]) -> None:
+        self.state_dir = state_dir
+        self.code_root = state_dir / "code"
+        self.log_dir = state_dir / "logs"
+        self.code_root.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.endpoint_url = endpoint_url
+        self.faults = faults
+        self.base_env = base_env
+        self._pools: dict[str, Pool] = {}  # fingerprint -> pool
+        self._latest_fp: dict[str, str] = {}  # arn:version -> fingerprint in use
+        self._inflight: dict[str, int] = {}  # function name -> running invocations
+        self._lock = threading.Lock()
+        self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="event-invoke")
+
+    # -- moto lookups -------------------------------------------------------------------------
+    @staticmethod
+    def _backend(region: str):
+        from moto.awslambda.models import lambda_backends
+
+        return lambda_backends[DEFAULT_ACCOUNT][region]
+
+    def _config(self, region: str, name: str, qualifier: str | None):
+        from moto.awslambda.exceptions import UnknownFunctionException
+
+        backend = self._backend(region)
+        try:
+            fn = backend.get_function(name, qualifier)
+        except UnknownFunctionException:
+            fn = None
+        except Exception as exc:  # moto raises its own errors for malformed qualifiers
+            if type(exc).__name__ in ("InvalidParameterValueException", "ValidationException"):
+                raise LookupError(str(exc)) from None
+            raise
+        if fn is None:
+            arn = name if name.startswith("arn:") else f"arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{name}"
+            raise LookupError(f"Function not found: {arn}{':' + qualifier if qualifier and not name.startswith('arn:') else ''}")
+        base = backend.get_function(fn.function_name)  # $LATEST carries reserved concurrency
+        cfg = FunctionConfig(
+            name=fn.function_name,
+            arn=fn.function_arn,
+            version=str(getattr(fn, "version", "$LATEST")),
+            handler=fn.handler or "handler.handler",
+            runtime=fn.run_time or "python3.11",
+            timeout=float(fn.timeout or 3),
+            memory=int(getattr(fn, "memory_size", 128) or 128),
+            environment=tuple(sorted((fn.environment_vars or {}).items())),
+            code_sha256=fn.code_sha_256,
+            reserved_concurrency=_int_or_none(getattr(base, "reserved_concurrency", None)),
+        )
+        return cfg, fn.code_bytes
+
+    def _pool(self, cfg: FunctionConfig, code: bytes) -> Pool:
+        fp = cfg.fingerprint
+        with self._lock:
+            pool = self._pools.get(fp)
+            if pool is not None:
+                return pool
+        code_dir = unpack_code(code, self.code_root)
+        with self._lock:
+            pool = self._pools.get(fp)
+            if pool is None:
+                pool = Pool(cfg, code_dir, self.log_dir, self.base_env)
+                self._pools[fp] = pool
+                key = f"{cfg.name}:{cfg.version}"
+                old = self._latest_fp.get(key)
+                self._latest_fp[key] = fp
+                if old and old != fp:  # code or configuration changed: retire the old instances
+                    stale = self._pools.pop(old, None)
+                    if stale is not None:
+                        threading.Thread(target=stale.close, daemon=True).start()
+        return pool
+
+    # -- the API ------------------------------------------------------------------------------
+    def handle(self, environ: dict) -> tuple[int, dict, bytes]:
+        m = INVOKE_RE.match(environ.get("PATH_INFO", ""))
+        name = unquote(m.group("name")) if m else ""
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        qualifier = (query.get("Qualifier") or [None])[0]
+        if ":" in name and not name.startswith("arn:"):  # name:qualifier form
+            name, qualifier = name.split(":", 1)[0], name.split(":", 1)[1]
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        rm = _REGION_RE.search(auth)
+        region = rm.group("region") if rm else "us-east-1"
+        itype = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
+        log_type = environ.get("HTTP_X_AMZ_LOG_TYPE", "None")
+        client_context = environ.get("HTTP_X_AMZ_CLIENT_CONTEXT")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        payload = environ["wsgi.input"].read(length) if length else b""
+
+        short = name.rsplit(":function:", 1)[-1].split(":")[0]
+        self.faults.count(short, "requests")
+        for rule in self.faults.take(short):
+            self.faults.count(short, "faults")
+            if rule.kind == "latency":
+                time.sleep(rule.ms / 1000)
+            elif rule.kind == "throttle":
+                self.faults.count(short, "throttled")
+                return _error(429, "TooManyRequestsException", "Rate Exceeded.", Reason="CallerRateLimitExceeded", retryAfterSeconds="1")
+            elif rule.kind == "server_error":
+                return _error(rule.status, "ServiceException", "injected fault: service error")
+            elif rule.kind == "drop":
+                sock = environ.get("werkzeug.socket")
+                if isinstance(sock, socket.socket):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                raise _Dropped()
+
+        if itype not in ("RequestResponse", "Event", "DryRun"):
+            return _error(400, "InvalidParameterValueException", f"Unsupported InvocationType: {itype}")
+        try:
+            cfg, code = self._config(region, name, qualifier)
+        except LookupError as exc:
+            return _error(404, "ResourceNotFoundException", str(exc))
+        limit = ASYNC_LIMIT if itype == "Event" else SYNC_LIMIT
+        if len(payload) > limit:
+            return _error(413, "RequestTooLargeException",
+                          f"Request must be smaller than {limit} bytes for the {itype} invocation type")
+        if payload.strip():
+            try:
+                json.loads(payload)
+            except (ValueError, UnicodeDecodeError) as exc:
+                return _error(400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}")
+        else:
+            payload = b"{}"
+        if itype == "DryRun":
+            return 204, {}, b""
+        if not self._enter(cfg):
+            self.faults.count(short, "throttled")
+            return _error(429, "TooManyRequestsException", "Rate Exceeded.",
+                          Reason="ReservedFunctionConcurrentInvocationLimitExceeded")
+        request_id = str(uuid.uuid4())
+        headers = {"x-amzn-RequestId": request_id}
+        if itype == "Event":
+            self._async.submit(self._run_async, cfg, code, payload, request_id)
+            return 202, headers, b""
+        try:
+            outcome = self._run(cfg, code, payload, request_id, client_context)
+        finally:
+            self._leave(cfg)
+        headers["X-Amz-Executed-Version"] = cfg.version
+        headers["Content-Type"] = "application/json"
+        if not outcome.ok:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+        if log_type == "Tail":
+            headers["X-Amz-Log-Result"] = base64.b64encode(outcome.log[-TAIL_BYTES:]).decode()
+        return 200, headers, outcome.body
+
+    def _enter(self, cfg: FunctionConfig) -> bool:
+        with self._lock:
+            n = self._inflight.get(cfg.name, 0)
+            if cfg.reserved_concurrency is not None and n >= cfg.reserved_concurrency:
+                return False
+            self._inflight[cfg.name] = n + 1
+            return True
+
+    def _leave(self, cfg: FunctionConfig) -> None:
+        with self._lock:
+            self._inflight[cfg.name] -= 1
+
+    def _run(self, cfg: FunctionConfig, code: bytes, payload: bytes, request_id: str, client_context: str | None) -> Outcome:
+        pool = self._pool(cfg, code)
+        worker = pool.acquire()
+        self.faults.count(cfg.name, "invocations")
+        outcome = worker.run(payload, request_id=request_id, client_context=client_context)
+        pool.release(worker, outcome.worker_lost)
+        return outcome
+
+    def _run_async(self, cfg: FunctionConfig, code: bytes, payload: bytes, request_id: str) -> None:
+        try:
+            self._run(cfg, code, payload, request_id, None)
+        finally:
+            self._leave(cfg)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def pids(self) -> list[int]:
+        with self._lock:
+            pools = list(self._pools.values())
+        return [pid for p in pools for pid in p.pids()]
+
+    def shutdown(self) -> None:
+        self._async.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for p in pools:
+            p.kill_all()
+
+
+def _int_or_none(v) -> int | None:
+    try:
+        return None if v is None else int(v)
+    except (TypeError, ValueError):
+        return None

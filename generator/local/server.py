@@ -1,0 +1,137 @@
+"""The local AWS endpoint: one port, moto for the services, sqlambda for Invoke and admin.
+
+Owns: the WSGI front that routes ``POST /2015-03-31/functions/*/invocations`` to
+:class:`~sqlambda.local.invoke.InvokeService`, ``/_sqlambda/*`` to the admin API (faults, stats,
+pids, health) and everything else to moto's in-process server app (Lambda control plane,
+CloudWatch, CloudWatch Logs, Kinesis, Firehose, S3, IAM, STS, ...); starting it on a free port,
+printing the endpoint URL as the first line on stdout, and stopping every worker on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from sqlambda.local.faults import FaultTable
+from sqlambda.local.invoke import INVOKE_RE, InvokeService, _Dropped
+
+_REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request", 404: "Not Found",
+            413: "Request Entity Too Large", 429: "Too Many Requests", 500: "Internal Server Error",
+            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+class _QuietHandler(WSGIRequestHandler):
+    disable_nagle_algorithm = True  # see runtime._RuntimeHandler: avoids 40 ms delayed-ACK stalls
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+class Front:
+    """WSGI application in front of moto."""
+
+    def __init__(self, invoke: InvokeService, faults: FaultTable) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.invoke = invoke
+        self.faults = faults
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD")
+        if method == "POST" and INVOKE_RE.match(path):
+            try:
+                status, headers, body = self.invoke.handle(environ)
+            except _Dropped:
+                # The socket is already shut down; return nothing so no response is written.
+                start_response("500 Internal Server Error", [("Content-Length", "0"), ("Connection", "close")])
+                return [b""]
+            return self._respond(start_response, status, headers, body)
+        if path.startswith("/_sqlambda/"):
+            return self._admin(environ, start_response, path[len("/_sqlambda/"):], method)
+        return self.moto(environ, start_response)
+
+    @staticmethod
+    def _respond(start_response, status: int, headers: dict, body: bytes):
+        hdrs = [(k, str(v)) for k, v in headers.items()] + [("Content-Length", str(len(body)))]
+        start_response(f"{status} {_REASONS.get(status, 'Status')}", hdrs)
+        return [body]
+
+    def _admin(self, environ, start_response, what: str, method: str):
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        try:
+            if what == "health":
+                out = {"status": "ok", "pid": os.getpid()}
+            elif what == "pids":
+                out = {"server": os.getpid(), "workers": self.invoke.pids()}
+            elif what == "stats":
+                out = self.faults.stats(query.get("function", "*"))
+            elif what == "faults" and method == "POST":
+                n = int(environ.get("CONTENT_LENGTH") or 0)
+                req = json.loads(environ["wsgi.input"].read(n) or b"{}")
+                self.faults.add(req["function"], req["kind"], req.get("count"), int(req.get("ms") or 0), int(req.get("status") or 500))
+                out = {"ok": True}
+            elif what == "faults" and method == "DELETE":
+                self.faults.clear(query.get("function"))
+                out = {"ok": True}
+            else:
+                return self._respond(start_response, 404, {"Content-Type": "application/json"}, b'{"error":"unknown admin call"}')
+        except (KeyError, ValueError) as exc:
+            return self._respond(start_response, 400, {"Content-Type": "application/json"}, json.dumps({"error": str(exc)}).encode())
+        return self._respond(start_response, 200, {"Content-Type": "application/json"}, json.dumps(out).encode())
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, out=None) -> None:
+    """Run the stack until SIGINT/SIGTERM. The first stdout line is the endpoint URL."""
+    out = out or sys.stdout
+    owned = state_dir is None
+    state = Path(state_dir or tempfile.mkdtemp(prefix="sqlambda-local-"))
+    state.mkdir(parents=True, exist_ok=True)
+    # moto in server mode must not try Docker for Lambda, and handlers need credentials that
+    # moto accepts; real ones from the environment are passed through untouched.
+    os.environ.setdefault("MOTO_DOCKER_LAMBDA", "false")
+    faults = FaultTable()
+    placeholder = InvokeService.__new__(InvokeService)
+    front = Front(placeholder, faults)
+    server = make_server(host, port, front, threaded=True, request_handler=_QuietHandler)
+    url = f"http://{host}:{server.server_port}"
+    base_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+        "AWS_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    }
+    if os.environ.get("AWS_SESSION_TOKEN"):
+        base_env["AWS_SESSION_TOKEN"] = os.environ["AWS_SESSION_TOKEN"]
+    invoke = InvokeService(state, url, faults, base_env)
+    front.invoke = invoke
+
+    stop = threading.Event()
+
+    def _stop(*_):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    threading.Thread(target=server.serve_forever, daemon=True, name="front").start()
+    print(url, file=out, flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        invoke.shutdown()
+        if owned:
+            shutil.rmtree(state, ignore_errors=True)
