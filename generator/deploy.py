@@ -1,0 +1,171 @@
+"""Packaging and deployment of the example Lambdas under ``lambdas/`` (and of ad-hoc test handlers).
+
+Owns: the deterministic zip (same files, same bytes: sorted entries, a fixed timestamp and fixed
+permissions, no caches), the optional per-function manifest ``lambdas/<name>/lambda.json``
+(handler, runtime, timeout, memory, environment), and create-or-update of functions, versions and
+aliases through boto3. It works unchanged against ``sqlambda local`` and real AWS: only the
+endpoint differs. Must not start or stop the local stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+from sqlambda import resources
+from sqlambda.errors import InvokeError, UsageError
+
+_FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+_SKIP_DIRS = {"__pycache__", ".pytest_cache", "tests"}
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+DEFAULT_ROLE = "sqlambda-lambda-exec"
+_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+def build_zip(folder: Path) -> bytes:
+    """Deterministic zip of a folder: the same code always gives the same bytes."""
+    folder = Path(folder)
+    files = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_dir() or any(p in _SKIP_DIRS for p in rel.parts) or path.suffix in _SKIP_SUFFIXES:
+            continue
+        if rel.name == "lambda.json":
+            continue
+        files.append((rel.as_posix(), path.read_bytes()))
+    return zip_files(files)
+
+
+def zip_files(files: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
+            info.external_attr = 0o100644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def code_sha256(zip_bytes: bytes) -> str:
+    """Lambda's CodeSha256: base64 of the SHA-256 of the zip."""
+    return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
+
+
+def available() -> list[str]:
+    root = resources.folder("lambdas")
+    return sorted(p.name for p in root.iterdir() if (p / "handler.py").exists())
+
+
+def _manifest(folder: Path) -> dict:
+    path = folder / "lambda.json"
+    base = {"handler": "handler.handler", "runtime": "python3.11", "timeout": 30, "memory": 256, "environment": {}}
+    if path.exists():
+        try:
+            base.update(json.loads(path.read_text()))
+        except ValueError as exc:
+            raise UsageError(f"{path}: not valid JSON: {exc}") from None
+    return base
+
+
+def _client(service: str, endpoint_url: str | None, region: str | None):
+    import boto3
+
+    return boto3.client(service, endpoint_url=endpoint_url or None,
+                        region_name=region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+
+
+def ensure_role(endpoint_url: str | None, region: str | None) -> str:
+    """The execution role to use when none is given: found or created by name."""
+    iam = _client("iam", endpoint_url, region)
+    try:
+        return iam.get_role(RoleName=DEFAULT_ROLE)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        arn = iam.create_role(RoleName=DEFAULT_ROLE, AssumeRolePolicyDocument=_TRUST,
+                              Description="execution role of the sqlambda example Lambdas")["Role"]["Arn"]
+        iam.attach_role_policy(RoleName=DEFAULT_ROLE, PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+        return arn
+
+
+def _upsert(lam, name: str, zip_bytes: bytes, *, role_arn: str, handler: str, runtime: str, timeout: int,
+            memory: int, environment: dict, reserved_concurrency: int | None = None) -> dict:
+    sha = code_sha256(zip_bytes)
+    try:
+        current = lam.get_function(FunctionName=name)["Configuration"]
+    except lam.exceptions.ResourceNotFoundException:
+        current = None
+    if current is None:
+        cfg = lam.create_function(FunctionName=name, Runtime=runtime, Role=role_arn, Handler=handler,
+                                  Code={"ZipFile": zip_bytes}, Timeout=timeout, MemorySize=memory,
+                                  Environment={"Variables": environment}, Publish=False)
+        action = "created"
+    else:
+        action = "unchanged"
+        if current.get("CodeSha256") != sha:
+            lam.update_function_code(FunctionName=name, ZipFile=zip_bytes)
+            action = "updated"
+        want = {"Handler": handler, "Timeout": timeout, "MemorySize": memory, "Runtime": runtime}
+        have_env = (current.get("Environment") or {}).get("Variables") or {}
+        if any(current.get(k) != v for k, v in want.items()) or have_env != environment:
+            lam.update_function_configuration(FunctionName=name, Environment={"Variables": environment}, **want)
+            action = "updated"
+        cfg = lam.get_function(FunctionName=name)["Configuration"]
+    if reserved_concurrency is not None:
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved_concurrency)
+    return {"name": name, "arn": cfg["FunctionArn"], "action": action, "code_sha256": sha}
+
+
+def deploy_lambdas(names: list[str] | None = None, endpoint_url: str | None = None, role_arn: str | None = None,
+                   alias: str | None = None, region: str | None = None, environment: dict | None = None,
+                   timeout: int | None = None) -> list[dict]:
+    """Create or update each ``lambdas/<name>`` function (all of them when ``names`` is empty)."""
+    known = available()
+    names = list(names or known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"no Lambda folder named {', '.join(unknown)} under lambdas/ (have: {', '.join(known)})")
+    lam = _client("lambda", endpoint_url, region)
+    role_arn = role_arn or ensure_role(endpoint_url, region)
+    rows = []
+    for name in names:
+        folder = resources.folder("lambdas") / name
+        m = _manifest(folder)
+        env = {**m["environment"], **(environment or {})}
+        row = _upsert(lam, name, build_zip(folder), role_arn=role_arn, handler=m["handler"], runtime=m["runtime"],
+                      timeout=timeout or int(m["timeout"]), memory=int(m["memory"]), environment=env)
+        if alias:
+            version = lam.publish_version(FunctionName=name)["Version"]
+            try:
+                lam.update_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+            except lam.exceptions.ResourceNotFoundException:
+                lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+            row["alias"] = f"{alias} -> {version}"
+        rows.append(row)
+    return rows
+
+
+def deploy_source(function_name: str, source: str, *, endpoint_url: str | None, handler: str = "index.handler",
+                  timeout: int = 3, environment: dict | None = None, reserved_concurrency: int | None = None,
+                  region: str | None = None, memory: int = 128) -> str:
+    """Deploy a one-file handler (tests use it for sleeping, failing or recording handlers)."""
+    module = handler.rsplit(".", 1)[0].replace(".", "/") + ".py"
+    lam = _client("lambda", endpoint_url, region)
+    row = _upsert(lam, function_name, zip_files([(module, source.encode())]), role_arn=ensure_role(endpoint_url, region),
+                  handler=handler, runtime="python3.11", timeout=timeout, memory=memory, environment=environment or {},
+                  reserved_concurrency=reserved_concurrency)
+    return row["arn"]
+
+
+def invoke_json(function_name: str, payload: dict, *, endpoint_url: str | None, region: str | None = None) -> dict:
+    """Small helper for scripts: invoke synchronously and return the decoded JSON result."""
+    lam = _client("lambda", endpoint_url, region)
+    resp = lam.invoke(FunctionName=function_name, Payload=json.dumps(payload).encode())
+    body = json.loads(resp["Payload"].read() or b"null")
+    if resp.get("FunctionError"):
+        raise InvokeError(f"lambda {function_name} failed: {body.get('errorType')}: {body.get('errorMessage')}")
+    return body
