@@ -1,7 +1,112 @@
-"""CLI commands: placeholder until its owner lands them (see the module's issue)."""
+"""CLI: ``sqlambda drain`` and ``sqlambda outbox status | retry-dead``.
+
+Only parses options, calls :mod:`sqlambda.outbox` and prints (rich for people, ``--json`` for
+scripts and alerting). ``outbox status --alert-depth/--alert-age`` exits with the outbox exit code
+(12) when a threshold is passed, so a cron job or a monitoring check can page on it directly.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
 
 import click
+from rich.table import Table
+
+from sqlambda import outbox
+from sqlambda.cli.common import console, dsn_option, emit, err_console, json_option
+from sqlambda.errors import OutboxError
+
+schema_option = click.option("--schema", default=outbox.DEFAULT_SCHEMA, show_default=True,
+                             help="Schema holding the outbox (the spec's postgres.schema).")
 
 
 def register(cli: click.Group) -> None:
-    """Attach this module's commands to the top-level group."""
+    """Attach ``drain`` and the ``outbox`` group to the top-level group."""
+    cli.add_command(drain_cmd)
+    cli.add_command(outbox_group)
+
+
+@click.command("drain")
+@dsn_option
+@schema_option
+@click.option("--once", "mode", flag_value="once", default=True, help="Send what is ready now, then exit (default).")
+@click.option("--follow", "mode", flag_value="follow", help="Keep running; wake on LISTEN/NOTIFY. Stop with Ctrl-C / SIGTERM.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel drain workers (threads, one connection each).")
+@click.option("--endpoint-url", default=None, help="Lambda endpoint (default: $AWS_ENDPOINT_URL, then the spec's aws.endpoint_url).")
+@click.option("--request-timeout-ms", type=click.IntRange(100, 900000), default=30000, show_default=True)
+@json_option
+def drain_cmd(dsn: str, schema: str, mode: str, workers: int, endpoint_url: str | None,
+              request_timeout_ms: int, as_json: bool) -> None:
+    """Deliver committed outbox events to Lambda, in batches, with retries and a dead-letter table."""
+    stop = threading.Event()
+    if mode == "follow":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        if not as_json:
+            err_console.print(f"draining {schema}.outbox with {workers} worker(s); Ctrl-C to stop")
+    stats = outbox.drain(dsn, schema=schema, follow=mode == "follow", workers=workers,
+                         endpoint_url=endpoint_url, request_timeout_ms=request_timeout_ms, stop=stop)
+
+    def human() -> None:
+        console.print(f"delivered [bold]{stats.delivered}[/] event(s) in {stats.batches} batch(es); "
+                      f"{stats.failed_events} failed in {stats.failed_batches} batch(es), {stats.dead} dead-lettered",
+                      highlight=False)
+        if stats.last_error:
+            console.print(f"[yellow]last error:[/] {stats.last_error}", highlight=False)
+
+    emit(stats.to_dict(), as_json, human)
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """Inspect and administer the outbox queue."""
+
+
+@outbox_group.command("status")
+@dsn_option
+@schema_option
+@click.option("--alert-depth", type=int, default=None, help="Exit 12 when more events than this are queued (e.g. 1000).")
+@click.option("--alert-age", type=float, default=None, help="Exit 12 when the oldest queued event is older than this many seconds (e.g. 300).")
+@json_option
+def status_cmd(dsn: str, schema: str, alert_depth: int | None, alert_age: float | None, as_json: bool) -> None:
+    """Queue depth, in-flight, waiting-for-retry and dead events, and the age of the oldest, per trigger."""
+    st = outbox.status(dsn, schema)
+    alerts = []
+    if alert_depth is not None and st.depth > alert_depth:
+        alerts.append(f"depth {st.depth} > {alert_depth}")
+    if alert_age is not None and (st.oldest_age_seconds or 0) > alert_age:
+        alerts.append(f"oldest event {st.oldest_age_seconds:.0f}s > {alert_age:g}s")
+    data = {**st.to_dict(), "alerts": alerts}
+
+    def human() -> None:
+        age = "-" if st.oldest_age_seconds is None else f"{st.oldest_age_seconds:.1f}s"
+        console.print(f"[bold]{schema}.outbox[/]: depth [bold]{st.depth}[/], oldest [bold]{age}[/], "
+                      f"in flight {st.in_flight}, waiting retry {st.waiting_retry}, dead {st.dead}", highlight=False)
+        table = Table("trigger", "table", "lambda", "queued", "ready", "waiting", "in flight", "dead", "oldest (s)")
+        for t in st.triggers:
+            table.add_row(t.trigger, t.table or "?", t.lambda_name or "?", str(t.queued), str(t.ready),
+                          str(t.waiting_retry), str(t.in_flight), str(t.dead),
+                          "-" if t.oldest_age_seconds is None else f"{t.oldest_age_seconds:.1f}")
+        console.print(table)
+        for a in alerts:
+            console.print(f"[bold red]alert:[/] {a}", highlight=False)
+
+    emit(data, as_json, human)
+    if alerts:
+        # the document above is already printed; the exit code is what a monitor branches on
+        raise click.exceptions.Exit(OutboxError.exit_code)
+
+
+@outbox_group.command("retry-dead")
+@dsn_option
+@schema_option
+@click.option("--trigger", default=None, help="Only this trigger's dead events.")
+@click.option("--id", "ids", type=int, multiple=True, help="Only these event ids (repeatable).")
+@json_option
+def retry_dead_cmd(dsn: str, schema: str, trigger: str | None, ids: tuple[int, ...], as_json: bool) -> None:
+    """Move dead-lettered events back into the queue (same id and idempotency key, attempts reset)."""
+    n = outbox.retry_dead(dsn, schema, trigger=trigger, ids=list(ids) or None)
+    emit({"requeued": n}, as_json,
+         lambda: console.print(f"requeued [bold]{n}[/] dead-lettered event(s); run `sqlambda drain` to deliver them",
+                               highlight=False))

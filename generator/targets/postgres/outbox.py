@@ -1,9 +1,153 @@
-"""Rendering of PostgreSQL triggers and the outbox: placeholder until the trigger work lands it.
+"""Rendering of PostgreSQL change triggers (immediate and outbox) and the outbox tables.
 
-Contract: ``render_triggers(loaded, ctx) -> list[Artifact]`` where ``ctx`` is the render context
-dict ``render.py`` builds (schema names, header, spec); returns [] when the spec has no triggers.
+Owns: turning the spec's ``triggers`` into artifacts: per spec trigger and event one
+statement-level AFTER trigger with its transition table(s) and the function behind it (PL/Python
+``sqlambda_triggers.fire`` for ``delivery: immediate``, a PL/pgSQL enqueue for ``delivery: outbox``),
+one route row per outbox trigger (what ``sqlambda drain`` reads), and, when any trigger uses the
+outbox, the queue, dead-letter and route tables.
+
+Install order: tables (25) after the schema, route rows (70), trigger functions (75), triggers (80),
+so uninstall removes the triggers first (nothing new is queued) and the queue tables last, and only
+when empty: their drop statements refuse with a clear error while events are queued or dead, because
+losing committed events silently is not allowed. The triggered tables are the user's and are never
+dropped.
+
+Must not: touch a database or hold SQL text (templates in ``sql/postgres/triggers/`` and
+``sql/postgres/outbox/``). Contract: ``render_triggers(loaded, ctx) -> list[Artifact]`` where ``ctx``
+is the context ``render.build_context`` builds; [] when the spec has no triggers.
 """
 
+from __future__ import annotations
 
-def render_triggers(loaded, ctx):
-    return []
+from typing import Any
+
+from sqlambda.artifacts import Artifact
+from sqlambda.errors import RenderError
+from sqlambda.spec.model import Spec, Trigger
+
+FILE_TRIGGERS = "30_triggers.sql"
+ORDER_TABLES = 25
+ORDER_ROUTE = 70
+ORDER_FUNCTION = 75
+ORDER_TRIGGER = 80
+#: PostgreSQL truncates longer identifiers silently, which could make two names collide
+MAX_IDENT = 63
+
+
+def channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel outbox triggers notify and ``sqlambda drain --follow`` listens on."""
+    return f"{schema}.outbox"
+
+
+def split_table(table: str) -> tuple[str, str]:
+    """``schema.table`` -> (schema, table); an unqualified name means ``public`` (not the search_path,
+    which differs per session and would make the install depend on who runs it)."""
+    schema, _, name = table.rpartition(".")
+    return (schema or "public"), name
+
+
+def resolve(spec: Spec, trigger: Trigger) -> dict:
+    """Where a trigger's events go: lambda, qualifier and call mode.
+
+    A trigger naming a spec function calls that function's Lambda (and qualifier); its ``mode``
+    is the trigger's if the spec sets one, else the function's.
+    """
+    if trigger.function is not None:
+        fn = spec.function(trigger.function)
+        mode = trigger.mode if "mode" in trigger.model_fields_set else fn.mode
+        return {"lambda": fn.lambda_, "qualifier": fn.qualifier, "mode": mode}
+    return {"lambda": trigger.lambda_, "qualifier": None, "mode": trigger.mode}
+
+
+def _check_name(name: str, where: str) -> str:
+    if len(name.encode()) > MAX_IDENT:
+        raise RenderError(
+            f"{where}: the derived name {name!r} is longer than {MAX_IDENT} bytes "
+            f"(PostgreSQL would truncate it); shorten the trigger name"
+        )
+    return name
+
+
+def _tables(ctx: dict) -> list[Artifact]:
+    schema = ctx["schema"]
+    make = ctx["artifact"]
+    out = []
+    for table, template, summary in (
+        ("outbox", "outbox/queue.sql.j2", "outbox queue (change events waiting for `sqlambda drain`)"),
+        ("outbox_dead", "outbox/dead.sql.j2", "outbox dead letters"),
+        ("outbox_route", "outbox/routes.sql.j2", "outbox routes (where each trigger's events go)"),
+    ):
+        out.append(make(
+            f"table {schema}.{table}", "table", template, order=ORDER_TABLES, file=FILE_TRIGGERS,
+            summary=summary, probe=(("regclass", f'"{schema}"."{table}"'),), replace="refuse", schema=schema,
+        ))
+    return out
+
+
+def _trigger(ctx: dict, i: int, t: Trigger) -> list[Artifact]:
+    spec: Spec = ctx["spec"]
+    schema = ctx["schema"]
+    make = ctx["artifact"]
+    where = f"triggers[{i}]"
+    tschema, tname = split_table(t.table)
+    table = f"{tschema}.{tname}"
+    route = resolve(spec, t)
+    out: list[Artifact] = []
+    common = dict(schema=schema, trigger=t.name, table=table, columns=list(t.columns) if t.columns else None)
+    if t.delivery == "outbox":
+        aws = spec.aws
+        out.append(make(
+            f"outbox route {t.name}", "route", "outbox/route.sql.j2", order=ORDER_ROUTE, file=FILE_TRIGGERS,
+            summary=f"route {t.name} -> {route['lambda']} ({route['mode']})",
+            schema=schema, trigger=t.name, table=table, lambda_name=route["lambda"], qualifier=route["qualifier"],
+            mode=route["mode"], max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes,
+            max_attempts=t.retry.max_attempts, base_delay_ms=t.retry.base_delay_ms,
+            max_delay_ms=max(t.retry.max_delay_ms, t.retry.base_delay_ms), region=aws.region,
+            endpoint_url=aws.endpoint_url,
+        ))
+    for event in t.events:
+        trigger_name = _check_name(f"{t.name}_{event}", f"{where}.name")
+        function_name = _check_name(f"trg_{t.name}_{event}", f"{where}.name")
+        fsig = f'"{schema}"."{function_name}"()'
+        if t.delivery == "outbox":
+            fn = make(
+                f"function {schema}.{function_name}()", "function", "outbox/enqueue_function.sql.j2",
+                order=ORDER_FUNCTION, file=FILE_TRIGGERS, summary=f"queue {event}s on {table} for {t.name}",
+                probe=(("regprocedure", fsig),), function_name=function_name, event=event,
+                channel=channel(schema),
+                comment=f"sqlambda outbox trigger {t.name}: queues {event}s on {table} for {route['lambda']}. Generated by sqlambda.",
+                **common,
+            )
+        else:
+            fn = make(
+                f"function {schema}.{function_name}()", "function", "triggers/immediate_function.sql.j2",
+                order=ORDER_FUNCTION, file=FILE_TRIGGERS,
+                summary=f"send {event}s on {table} to {route['lambda']} ({route['mode']}, batches of {t.batch.max_rows})",
+                probe=(("regprocedure", fsig),), function_name=function_name, event=event,
+                lambda_name=route["lambda"], qualifier=route["qualifier"], mode=route["mode"],
+                max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes, bundle=ctx["bundle"](["sqlambda_triggers"]),
+                comment=f"sqlambda immediate trigger {t.name}: sends {event}s on {table} to {route['lambda']}. Generated by sqlambda.",
+                **common,
+            )
+        out.append(fn)
+        out.append(make(
+            f"trigger {trigger_name} on {table}", "trigger", "triggers/trigger.sql.j2", order=ORDER_TRIGGER,
+            file=FILE_TRIGGERS, summary=f"AFTER {event.upper()} ON {table} FOR EACH STATEMENT ({t.delivery})",
+            probe=(("trigger", f'{trigger_name} ON "{tschema}"."{tname}"'),), replace="recreate",
+            trigger_name=trigger_name, event=event, table_schema=tschema, table_name=tname, function=fsig,
+            comment=f"sqlambda trigger {t.name} ({t.delivery}). Generated by sqlambda; remove with sqlambda uninstall.",
+        ))
+    return out
+
+
+def render_triggers(loaded: Any, ctx: dict) -> list[Artifact]:
+    """Pure: the spec's triggers (ctx['spec']) -> artifacts; [] without triggers."""
+    spec: Spec = ctx["spec"]
+    if not spec.triggers:
+        return []
+    out: list[Artifact] = []
+    if any(t.delivery == "outbox" for t in spec.triggers):
+        out += _tables(ctx)
+    for i, t in enumerate(spec.triggers):
+        out += _trigger(ctx, i, t)
+    return out

@@ -1,0 +1,497 @@
+"""The outbox drainer and its administration: ``drain``, ``status``, ``retry_dead`` (library API).
+
+Owns: delivering committed change events from ``<schema>.outbox`` to Lambda, outside the database.
+A worker claims the oldest ready events with ``SELECT ... FOR UPDATE SKIP LOCKED`` inside a
+transaction, cuts them into batches (per trigger, per run of one operation, by the route's
+max_rows AND max_bytes, the same code the immediate trigger uses: ``plpython/sqlambda_triggers.py``),
+sends each batch with ``plpython/sqlambda_core.py``'s invoke (so errors are classified exactly as in
+the database), deletes what was delivered, records the failure (attempts, last error, next attempt
+with exponential backoff and jitter) of what was not, moves events past ``retry.max_attempts`` to
+``<schema>.outbox_dead``, and commits.
+
+Why the row locks are held during the HTTP call: two drainers can then never send the same event
+at the same time (the second one skips locked rows), and a drainer killed mid-batch (kill -9, a
+crash, a lost connection) simply releases its locks: the events are still in the queue and are
+redelivered, with the same idempotency key (``trigger:txid:id``), which is the at-least-once
+contract Lambdas de-duplicate on.
+
+Must not: print, parse command-line options (``cli/outbox_cmd.py`` does), or hold DDL (templates
+in ``sql/postgres/outbox/``). Routes (Lambda, mode, limits) come from ``<schema>.outbox_route``,
+which install writes from the spec, so draining needs only a DSN.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any, Callable
+
+from sqlambda import resources
+from sqlambda.errors import ConnectionFailed, OutboxError, UsageError
+
+DEFAULT_SCHEMA = "sqlambda"
+#: how often an idle follower looks for events whose backoff ended (NOTIFY wakes it for new ones)
+POLL_SECONDS = 1.0
+#: claim several batches per transaction: fewer round trips; the batches are still cut by the route
+CLAIM_BATCHES = 4
+
+
+# -- the shared PL/Python modules, loaded as plain modules ---------------------------------------
+@lru_cache(maxsize=None)
+def runtime_module(name: str) -> Any:
+    """``plpython/<name>.py`` as a module object (the same file the database runs)."""
+    path = resources.folder("plpython") / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"sqlambda._plpython_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+# -- data ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Route:
+    """Where one trigger's events go (a row of ``<schema>.outbox_route``)."""
+
+    trigger_name: str
+    table_name: str
+    lambda_name: str
+    qualifier: str | None
+    mode: str
+    max_rows: int
+    max_bytes: int
+    max_attempts: int
+    base_delay_ms: int
+    max_delay_ms: int
+    region: str
+    endpoint_url: str | None
+
+
+@dataclass
+class DrainStats:
+    """What a drain run did. ``delivered`` counts events; a redelivered event counts again."""
+
+    delivered: int = 0
+    batches: int = 0
+    failed_batches: int = 0
+    failed_events: int = 0
+    dead: int = 0
+    last_error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: Any) -> None:
+        with self._lock:
+            for k, v in counts.items():
+                if k == "last_error":
+                    self.last_error = v
+                else:
+                    setattr(self, k, getattr(self, k) + v)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("_lock", None)
+        return d
+
+
+@dataclass(frozen=True)
+class TriggerStatus:
+    trigger: str
+    table: str | None
+    lambda_name: str | None
+    queued: int
+    ready: int
+    waiting_retry: int
+    in_flight: int
+    dead: int
+    oldest_age_seconds: float | None
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """The two numbers operators alert on (``depth``, ``oldest_age_seconds``) and their breakdown."""
+
+    schema: str
+    depth: int
+    in_flight: int
+    waiting_retry: int
+    dead: int
+    oldest_age_seconds: float | None
+    triggers: tuple[TriggerStatus, ...]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["triggers"] = [asdict(t) for t in self.triggers]
+        return d
+
+
+# -- connections -------------------------------------------------------------------------------------
+def connect(dsn: str, autocommit: bool = False) -> Any:
+    import psycopg
+
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, application_name="sqlambda-drain")
+    except psycopg.OperationalError as exc:
+        raise ConnectionFailed(
+            f"cannot connect to the database: {str(exc).strip()}",
+            hint="pass --dsn, or set DATABASE_URL or libpq's PG* variables",
+        ) from None
+
+
+def _check_schema(conn: Any, schema: str) -> None:
+    ok = conn.execute("SELECT pg_catalog.to_regclass(pg_catalog.format('%I.outbox', %s::text)) IS NOT NULL", (schema,)).fetchone()[0]
+    if not ok:
+        raise OutboxError(
+            f"no outbox in schema {schema!r} of this database",
+            hint="install a spec with a trigger using delivery: outbox (sqlambda install SPEC), or pass --schema",
+        )
+
+
+def _sql(schema: str, text: str) -> Any:
+    from psycopg import sql
+
+    return sql.SQL(text).format(s=sql.Identifier(schema))
+
+
+def load_routes(conn: Any, schema: str) -> dict[str, Route]:
+    rows = conn.execute(_sql(schema,
+        "SELECT trigger_name, table_name, lambda, qualifier, mode, max_rows, max_bytes, max_attempts, "
+        "base_delay_ms, max_delay_ms, region, endpoint_url FROM {s}.outbox_route")).fetchall()
+    return {r[0]: Route(*r) for r in rows}
+
+
+# -- sending ------------------------------------------------------------------------------------------
+class Sender:
+    """Sends one batch through sqlambda_core (one boto3 client per settings, shared by the workers)."""
+
+    def __init__(self, endpoint_url: str | None = None, request_timeout_ms: int = 30000,
+                 connect_timeout_ms: int = 2000, max_attempts: int = 3) -> None:
+        self.core = runtime_module("sqlambda_core")
+        # precedence: explicit option, then AWS_ENDPOINT_URL, then the spec's (route) endpoint
+        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        self.request_timeout_ms = request_timeout_ms
+        self.connect_timeout_ms = connect_timeout_ms
+        self.max_attempts = max_attempts
+        self.gd: dict = {}
+        self._lock = threading.Lock()
+
+    def cfg(self, route: Route) -> dict:
+        return {
+            "region": route.region,
+            "endpoint_url": self.endpoint_url or route.endpoint_url,
+            "connect_timeout_ms": self.connect_timeout_ms,
+            "request_timeout_ms": self.request_timeout_ms,
+            "max_attempts": self.max_attempts,
+        }
+
+    def send(self, route: Route, payload: str) -> str | None:
+        """None on success, else the error text (errorType and message, as the database reports it)."""
+        core = self.core
+        trig = runtime_module("sqlambda_triggers")
+        cfg = self.cfg(route)
+        with self._lock:  # create the shared client once, not once per thread
+            core.client(self.gd, cfg, route.region)
+        try:
+            result = core.invoke_raw(None, self.gd, route.lambda_name, payload, trig.invocation_type(route.mode),
+                                     "None", route.qualifier, cfg=cfg, raise_function_error=False)
+        except core.LambdaFailure as failure:
+            return f"[{failure.sqlstate}] {failure.message}"
+        if result.get("function_error"):
+            f = core.function_error(route.lambda_name, result["function_error"], result.get("payload") or "")
+            return f"[{f.sqlstate}] {f.message}"
+        return None
+
+
+def backoff_seconds(route: Route, attempts: int) -> float:
+    """Exponential backoff with "equal jitter": half the delay fixed, half random, capped."""
+    delay = min(route.max_delay_ms, route.base_delay_ms * (2 ** max(0, attempts - 1))) / 1000.0
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+# -- one worker ----------------------------------------------------------------------------------------
+_CLAIM = (
+    "SELECT id, trigger_name, op, txid::text, "
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    "new_row::text, old_row::text, attempts "
+    "FROM {s}.outbox WHERE next_attempt_at IS NULL OR next_attempt_at <= pg_catalog.now() "
+    "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+)
+_DONE = "DELETE FROM {s}.outbox WHERE id = ANY(%s)"
+_FAIL = (
+    "UPDATE {s}.outbox SET attempts = attempts + 1, last_error = %s, "
+    "next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => %s) WHERE id = ANY(%s)"
+)
+_BURY = (
+    "WITH moved AS (DELETE FROM {s}.outbox WHERE id = ANY(%s) AND attempts >= %s "
+    "RETURNING id, trigger_name, op, txid, created_at, new_row, old_row, attempts, last_error) "
+    "INSERT INTO {s}.outbox_dead (id, trigger_name, op, txid, created_at, new_row, old_row, attempts, last_error) "
+    "SELECT id, trigger_name, op, txid, created_at, new_row, old_row, attempts, last_error FROM moved"
+)
+
+
+class Worker:
+    """One connection, one claim-send-commit loop. Several run in threads for ``--workers N``."""
+
+    def __init__(self, dsn: str, schema: str, sender: Sender, stats: DrainStats, claim_limit: int | None = None,
+                 on_batch: Callable[[str, int], None] | None = None) -> None:
+        self.conn = connect(dsn)
+        self.schema = schema
+        self.sender = sender
+        self.stats = stats
+        self.claim_limit = claim_limit
+        self.on_batch = on_batch
+        self.trig = runtime_module("sqlambda_triggers")
+        self.routes = load_routes(self.conn, schema)
+        self.conn.commit()
+        self._q = {name: _sql(schema, text) for name, text in
+                   (("claim", _CLAIM), ("done", _DONE), ("fail", _FAIL), ("bury", _BURY))}
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection must not mask the real error
+            pass
+
+    def _limit(self) -> int:
+        if self.claim_limit:
+            return self.claim_limit
+        biggest = max((r.max_rows for r in self.routes.values()), default=500)
+        return max(1, biggest * CLAIM_BATCHES)
+
+    def step(self) -> int:
+        """Claim, send and settle one set of events; returns how many were claimed (0: none ready)."""
+        conn = self.conn
+        with conn.transaction():
+            rows = conn.execute(self._q["claim"], (self._limit(),)).fetchall()
+            if not rows:
+                return 0
+            if any(r[1] not in self.routes for r in rows):
+                self.routes = load_routes(conn, self.schema)
+            groups: dict[str, list] = {}
+            for r in rows:
+                groups.setdefault(r[1], []).append(r)
+            for trigger, events in groups.items():
+                self._deliver(trigger, events)
+        return len(rows)
+
+    def _deliver(self, trigger: str, events: list) -> None:
+        route = self.routes.get(trigger)
+        if route is None:
+            self._fail(None, [e[0] for e in events], max(e[7] for e in events),
+                       f"no route for trigger {trigger!r} in {self.schema}.outbox_route (reinstall the spec)")
+            return
+        trig = self.trig
+        limit = trig.effective_max_bytes(route.mode, route.max_bytes)
+        batches: list[tuple[str, list[int], int]] = []
+        i = 0
+        while i < len(events):
+            # one batch = one operation; a change of operation starts a new batch so order is kept
+            op = events[i][2]
+            j = i
+            while j < len(events) and events[j][2] == op:
+                j += 1
+            prefix, suffix = trig.envelope(trigger, route.table_name, op)
+            batcher = trig.Batcher(prefix, suffix, route.max_rows, limit)
+            run: list[tuple[str, list[int], int]] = []
+            for e in events[i:j]:
+                key = f"{trigger}:{e[3]}:{e[0]}"
+                try:
+                    done = batcher.add(trig.record(key, e[3], e[4], e[5], e[6]), (e[0], e[7]))
+                except trig.OversizeRecord as exc:
+                    # retrying cannot make it smaller: straight to dead-letter, with the reason
+                    self._fail(route, [e[0]], route.max_attempts,
+                               f"[54000] event is {exc.size} bytes as a batch, over the limit of {exc.limit} bytes "
+                               f"(batch.max_bytes / Lambda quota); raise batch.max_bytes or send fewer columns",
+                               force_dead=True)
+                    continue
+                if done is not None:
+                    run.append((done[0], [t[0] for t in done[1]], max(t[1] for t in done[1])))
+            last = batcher.flush()
+            if last is not None:
+                run.append((last[0], [t[0] for t in last[1]], max(t[1] for t in last[1])))
+            batches += run
+            i = j
+        for n, (payload, ids, attempts) in enumerate(batches):
+            error = self.sender.send(route, payload)
+            if error is None:
+                self.conn.execute(self._q["done"], (ids,))
+                self.stats.add(delivered=len(ids), batches=1)
+                if self.on_batch:
+                    self.on_batch(trigger, len(ids))
+                continue
+            self._fail(route, ids, attempts, error)
+            # keep this trigger's later events for the next round instead of sending them ahead of
+            # the failed ones (and instead of hammering an endpoint that is down)
+            return
+
+    def _fail(self, route: Route | None, ids: list[int], attempts: int, error: str, force_dead: bool = False) -> None:
+        max_attempts = route.max_attempts if route else 1_000_000
+        delay = backoff_seconds(route, attempts + 1) if route else 60.0
+        self.conn.execute(self._q["fail"], (error[:4000], delay, ids))
+        cur = self.conn.execute(self._q["bury"], (ids, 0 if force_dead else max_attempts))
+        self.stats.add(failed_batches=1, failed_events=len(ids), dead=cur.rowcount or 0, last_error=error)
+
+
+# -- drain ----------------------------------------------------------------------------------------------
+def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, workers: int = 1,
+          endpoint_url: str | None = None, claim_limit: int | None = None, request_timeout_ms: int = 30000,
+          stop: threading.Event | None = None, on_batch: Callable[[str, int], None] | None = None) -> DrainStats:
+    """Deliver queued events. ``follow=False`` (--once): until no event is ready, then return.
+
+    ``follow=True``: keep going; LISTEN wakes the workers as soon as a transaction that queued events
+    commits, and a short poll picks up events whose backoff ended. Returns when ``stop`` is set.
+    """
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    stop = stop or threading.Event()
+    with connect(dsn) as conn:
+        _check_schema(conn, schema)
+    sender = Sender(endpoint_url, request_timeout_ms=request_timeout_ms)
+    stats = DrainStats()
+    wake = threading.Event()
+    errors: list[BaseException] = []
+    channel = f"{schema}.outbox"
+
+    def listen() -> None:
+        from psycopg import sql
+
+        while not stop.is_set():
+            try:
+                with connect(dsn, autocommit=True) as lc:
+                    lc.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    wake.set()  # events may have arrived while (re)connecting
+                    while not stop.is_set():
+                        for _ in lc.notifies(timeout=0.5, stop_after=1):
+                            wake.set()
+            except Exception:  # noqa: BLE001 - the database restarting must not end a follower
+                if stop.wait(1.0):
+                    return
+
+    def work() -> None:
+        w = None
+        try:
+            while not stop.is_set():
+                if w is None:
+                    try:
+                        w = Worker(dsn, schema, sender, stats, claim_limit, on_batch)
+                    except ConnectionFailed:
+                        if not follow:
+                            raise
+                        stop.wait(1.0)
+                        continue
+                try:
+                    claimed = w.step()
+                except Exception as exc:  # noqa: BLE001
+                    import psycopg
+
+                    if follow and isinstance(exc, psycopg.OperationalError):
+                        w.close()
+                        w = None
+                        stop.wait(1.0)
+                        continue
+                    raise
+                if claimed:
+                    continue
+                if not follow:
+                    return
+                wake.wait(POLL_SECONDS)
+                wake.clear()
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller thread
+            errors.append(exc)
+            stop.set()
+        finally:
+            if w is not None:
+                w.close()
+
+    threads = [threading.Thread(target=work, name=f"sqlambda-drain-{i}", daemon=True) for i in range(workers)]
+    listener = threading.Thread(target=listen, name="sqlambda-drain-listen", daemon=True) if follow else None
+    if listener:
+        listener.start()
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    finally:
+        stop.set()
+        if listener:
+            listener.join(2)
+    if errors:
+        exc = errors[0]
+        if isinstance(exc, (OutboxError, ConnectionFailed, UsageError)):
+            raise exc
+        raise OutboxError(f"drain failed: {type(exc).__name__}: {exc}") from exc
+    return stats
+
+
+# -- administration ---------------------------------------------------------------------------------------
+def status(dsn: str, schema: str = DEFAULT_SCHEMA) -> OutboxStatus:
+    """Depth, in-flight, waiting, dead and the oldest event's age, in total and per trigger.
+
+    In-flight events are the ones a drainer holds locked right now: counted as the queued events
+    this transaction cannot take a KEY SHARE lock on (SKIP LOCKED), then rolled back. KEY SHARE
+    conflicts only with the drainers' FOR UPDATE, so writers are never blocked.
+    """
+    with connect(dsn) as conn:
+        _check_schema(conn, schema)
+        rows = conn.execute(_sql(schema, """
+            WITH q AS (
+                SELECT trigger_name, count(*) AS queued,
+                       count(*) FILTER (WHERE next_attempt_at IS NULL OR next_attempt_at <= pg_catalog.now()) AS ready,
+                       count(*) FILTER (WHERE next_attempt_at > pg_catalog.now()) AS waiting,
+                       extract(epoch FROM pg_catalog.clock_timestamp() - min(created_at))::float8 AS oldest
+                  FROM {s}.outbox GROUP BY trigger_name),
+            free AS (
+                SELECT trigger_name, count(*) AS n
+                  FROM (SELECT trigger_name FROM {s}.outbox FOR KEY SHARE SKIP LOCKED) f GROUP BY trigger_name),
+            d AS (SELECT trigger_name, count(*) AS n FROM {s}.outbox_dead GROUP BY trigger_name),
+            names AS (SELECT trigger_name FROM q UNION SELECT trigger_name FROM d
+                      UNION SELECT trigger_name FROM {s}.outbox_route)
+            SELECT n.trigger_name, r.table_name, r.lambda, coalesce(q.queued, 0), coalesce(q.ready, 0),
+                   coalesce(q.waiting, 0), coalesce(q.queued, 0) - coalesce(free.n, 0), coalesce(d.n, 0), q.oldest
+              FROM names n
+              LEFT JOIN q USING (trigger_name) LEFT JOIN free USING (trigger_name)
+              LEFT JOIN d USING (trigger_name) LEFT JOIN {s}.outbox_route r USING (trigger_name)
+             ORDER BY n.trigger_name""")).fetchall()
+        conn.rollback()
+    triggers = tuple(TriggerStatus(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]), max(0, int(r[6])), int(r[7]),
+                                   None if r[8] is None else round(float(r[8]), 3)) for r in rows)
+    ages = [t.oldest_age_seconds for t in triggers if t.oldest_age_seconds is not None]
+    return OutboxStatus(
+        schema=schema,
+        depth=sum(t.queued for t in triggers),
+        in_flight=sum(t.in_flight for t in triggers),
+        waiting_retry=sum(t.waiting_retry for t in triggers),
+        dead=sum(t.dead for t in triggers),
+        oldest_age_seconds=max(ages) if ages else None,
+        triggers=triggers,
+    )
+
+
+def retry_dead(dsn: str, schema: str = DEFAULT_SCHEMA, *, trigger: str | None = None,
+               ids: list[int] | None = None) -> int:
+    """Move dead-lettered events (all, one trigger's, or the given ids) back into the queue, ready now.
+
+    They keep their id, hence their idempotency key; their attempt count starts again at zero.
+    Returns how many were requeued.
+    """
+    with connect(dsn) as conn:
+        _check_schema(conn, schema)
+        with conn.transaction():
+            cur = conn.execute(_sql(schema, """
+                WITH moved AS (
+                    DELETE FROM {s}.outbox_dead
+                     WHERE (%(trigger)s::text IS NULL OR trigger_name = %(trigger)s::text)
+                       AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+                    RETURNING id, trigger_name, op, txid, created_at, new_row, old_row, last_error)
+                INSERT INTO {s}.outbox (id, trigger_name, op, txid, created_at, new_row, old_row, attempts, last_error)
+                SELECT id, trigger_name, op, txid, created_at, new_row, old_row, 0, last_error FROM moved ORDER BY id"""),
+                {"trigger": trigger, "ids": ids})
+            n = cur.rowcount or 0
+            if n:
+                conn.execute("SELECT pg_catalog.pg_notify(%s, 'retry-dead')", (f"{schema}.outbox",))
+    return n

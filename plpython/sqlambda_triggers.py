@@ -1,0 +1,171 @@
+"""sqlambda_triggers: the change-event batch shape, and the immediate (statement-level) trigger.
+
+Owns: what a batch of change events looks like on the wire (one JSON object with the table, the
+operation and a ``records`` array, each record carrying its idempotency key and the new / old row
+images), how records are cut into batches by rows AND bytes, and ``fire()``, the body of the
+immediate trigger, which reads the statement's transition tables and makes one Lambda call per
+batch through ``sqlambda_core``.
+
+The outbox drainer (``sqlambda.outbox``, outside the database) loads this same file, so both paths
+send byte-identical envelopes and cut batches the same way.
+
+Must not: ``import plpy`` (it is passed in), build SQL (the queries arrive rendered from
+``sql/postgres/triggers/``), or hold a batch larger than its limits: a single record that cannot fit
+``max_bytes`` is an error, never a silently oversized request.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+SYNC_LIMIT = 6 * 1024 * 1024
+ASYNC_LIMIT = 1024 * 1024
+OPERATIONS = ("insert", "update", "delete")
+
+
+class OversizeRecord(Exception):
+    """One record is larger than a whole batch may be."""
+
+    def __init__(self, size, limit, tag=None):
+        super().__init__("a single change event is %d bytes, over the batch limit of %d bytes" % (size, limit))
+        self.size = size
+        self.limit = limit
+        self.tag = tag
+
+
+def effective_max_bytes(mode, max_bytes):
+    """The spec's batch.max_bytes, capped by Lambda's payload quota for the call type."""
+    return min(int(max_bytes), ASYNC_LIMIT if mode == "async" else SYNC_LIMIT)
+
+
+def invocation_type(mode):
+    return "Event" if mode == "async" else "RequestResponse"
+
+
+def envelope(trigger, table, operation):
+    """(prefix, suffix) of a batch: the records go between them, comma-separated.
+
+    The envelope is assembled as text, not with json.dumps of a dict, because the row images
+    arrive from PostgreSQL as JSON text already and re-parsing 100,000 rows would dominate.
+    """
+    head = {"source": "sqlambda", "trigger": trigger, "table": table, "operation": operation}
+    text = json.dumps(head, separators=(",", ":"))
+    return text[:-1] + ',"records":[', "]}"
+
+
+def record(key, txid, ts, new, old):
+    """One change event as JSON text. ``new`` / ``old`` are JSON texts (or None: absent image)."""
+    return '{"idempotency_key":%s,"txid":%s,"ts":%s,"new":%s,"old":%s}' % (
+        json.dumps(key), json.dumps(str(txid)), json.dumps(ts), new if new is not None else "null",
+        old if old is not None else "null",
+    )
+
+
+class Batcher:
+    """Cuts a stream of records into payloads of at most ``max_rows`` records and ``max_bytes`` bytes.
+
+    ``add`` returns the finished batch (payload text, tags of its records) when the new record
+    does not fit the open one, else None; ``flush`` returns the last open batch. Sizes are UTF-8
+    bytes of the whole request body, envelope included.
+    """
+
+    def __init__(self, prefix, suffix, max_rows, max_bytes):
+        self.prefix = prefix
+        self.suffix = suffix
+        self.max_rows = int(max_rows)
+        self.max_bytes = int(max_bytes)
+        self._overhead = len(prefix.encode("utf-8")) + len(suffix.encode("utf-8"))
+        self._parts = []
+        self._tags = []
+        self._size = self._overhead
+
+    def add(self, text, tag=None):
+        size = len(text.encode("utf-8"))
+        if self._overhead + size > self.max_bytes:
+            raise OversizeRecord(self._overhead + size, self.max_bytes, tag)
+        done = None
+        extra = size + (1 if self._parts else 0)  # the comma
+        if self._parts and (len(self._parts) >= self.max_rows or self._size + extra > self.max_bytes):
+            done = self.flush()
+            extra = size
+        self._parts.append(text)
+        self._tags.append(tag)
+        self._size += extra
+        return done
+
+    def flush(self):
+        if not self._parts:
+            return None
+        out = (self.prefix + ",".join(self._parts) + self.suffix, self._tags)
+        self._parts, self._tags, self._size = [], [], self._overhead
+        return out
+
+
+def cut(records, prefix, suffix, max_rows, max_bytes):
+    """All batches of ``records`` (list of (text, tag)) as a list of (payload, tags)."""
+    b = Batcher(prefix, suffix, max_rows, max_bytes)
+    out = []
+    for text, tag in records:
+        done = b.add(text, tag)
+        if done is not None:
+            out.append(done)
+    last = b.flush()
+    if last is not None:
+        out.append(last)
+    return out
+
+
+# -- the immediate trigger (runs inside PostgreSQL) ---------------------------------------------
+FETCH_ROWS = 2000
+
+
+def fire(plpy, GD, TD, cfg):
+    """Body of an immediate statement-level AFTER trigger: one Lambda call per batch.
+
+    ``cfg`` is rendered into the function: trigger, table, operation, lambda, qualifier, mode,
+    max_rows, max_bytes and ``query``, a SELECT over the transition table(s) returning ``new`` and
+    ``old`` row images as JSON text in statement order. A failed call raises (the statement
+    aborts); an async call already accepted stays sent even if the transaction rolls back.
+    """
+    import sqlambda_core as core
+
+    head = plpy.execute("SELECT pg_catalog.pg_current_xact_id()::text AS txid, "
+                        "to_char(pg_catalog.statement_timestamp() AT TIME ZONE 'UTC', "
+                        "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts")[0]
+    txid, ts = head["txid"], head["ts"]
+    # one random statement id: keys stay unique when a transaction runs the statement twice
+    stmt = uuid.uuid4().hex[:12]
+    prefix, suffix = envelope(cfg["trigger"], cfg["table"], cfg["operation"])
+    limit = effective_max_bytes(cfg["mode"], cfg["max_bytes"])
+    batcher = Batcher(prefix, suffix, cfg["max_rows"], limit)
+    itype = invocation_type(cfg["mode"])
+
+    def send(batch):
+        core.invoke(plpy, GD, cfg["lambda"], batch[0], itype, "None", cfg.get("qualifier"))
+
+    cursor = plpy.cursor(cfg["query"])
+    n = 0
+    while True:
+        rows = cursor.fetch(FETCH_ROWS)
+        if not rows:
+            break
+        for row in rows:
+            key = "%s:%s:%s:%d" % (cfg["trigger"], txid, stmt, n)
+            n += 1
+            try:
+                done = batcher.add(record(key, txid, ts, row["new"], row["old"]), n)
+            except OversizeRecord as exc:
+                core.raise_lambda_error(plpy, core.LambdaFailure(
+                    "54000",
+                    "trigger %s: row %d of the statement is %d bytes as a change event, over the batch "
+                    "limit of %d bytes; nothing more was sent" % (cfg["trigger"], n, exc.size, exc.limit),
+                    hint="raise batch.max_bytes (Lambda allows %d bytes for this call type) or send fewer "
+                         "columns (triggers[].columns)" % (ASYNC_LIMIT if cfg["mode"] == "async" else SYNC_LIMIT),
+                ))
+            if done is not None:
+                send(done)
+    last = batcher.flush()
+    if last is not None:
+        send(last)
+    return None
