@@ -92,9 +92,7 @@ class DrainStats:
                     setattr(self, k, getattr(self, k) + v)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("_lock", None)
-        return d
+        return {k: getattr(self, k) for k in ("delivered", "batches", "failed_batches", "failed_events", "dead", "last_error")}
 
 
 @dataclass(frozen=True)
@@ -142,7 +140,7 @@ def connect(dsn: str, autocommit: bool = False) -> Any:
 
 
 def _check_schema(conn: Any, schema: str) -> None:
-    ok = conn.execute("SELECT pg_catalog.to_regclass(pg_catalog.format('%I.outbox', %s::text)) IS NOT NULL", (schema,)).fetchone()[0]
+    ok = conn.execute("SELECT pg_catalog.to_regclass(pg_catalog.format('%%I.outbox', %s::text)) IS NOT NULL", (schema,)).fetchone()[0]
     if not ok:
         raise OutboxError(
             f"no outbox in schema {schema!r} of this database",
