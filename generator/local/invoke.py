@@ -171,6 +171,14 @@ class InvokeService:
                 return _error(400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}")
         else:
             payload = b"{}"
+        if client_context:
+            # The API takes base64-encoded JSON; the runtime receives the decoded JSON.
+            try:
+                decoded = base64.b64decode(client_context, validate=True)
+                json.loads(decoded)
+                client_context = decoded.decode()
+            except (ValueError, UnicodeDecodeError):
+                return _error(400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object.")
         if itype == "DryRun":
             return 204, {}, b""
         if not self._enter(cfg):

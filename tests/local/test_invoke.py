@@ -297,3 +297,12 @@ def test_cli_prints_endpoint_first(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(15) == 0
+
+
+def test_client_context_reaches_handler_decoded(local_stack, lam):
+    deploy_source("ctx", "def handler(e, c):\n    return c.client_context.custom\n", endpoint_url=local_stack.endpoint_url)
+    cc = base64.b64encode(json.dumps({"custom": {"tenant": "t1"}}).encode()).decode()
+    assert _json(lam.invoke(FunctionName="ctx", ClientContext=cc)) == {"tenant": "t1"}
+    with pytest.raises(ClientError) as exc:
+        lam.invoke(FunctionName="ctx", ClientContext=base64.b64encode(b"not json").decode())
+    assert exc.value.response["Error"]["Code"] == "InvalidRequestContentException"
