@@ -8,6 +8,9 @@
  *   java InvokeProbe async FN             invoke_async, payload read from stdin
  *   java InvokeProbe sync_clob FN         invoke_sync_clob with SerialClob in and out
  *   java InvokeProbe bench FN N           N sequential invoke_sync calls after a warm-up
+ *   java InvokeProbe bench_loop FN        warm up, print "ready", then for each stdin line N run
+ *                                         N sequential invoke_sync calls and print the seconds taken
+ *                                         (lets a benchmark interleave Java and boto3 in one window)
  *
  * Configuration comes from -D system properties (sqlambda.endpointUrl, sqlambda.region,
  * aws.accessKeyId, ...), i.e. the same path a DBA uses with DBMS_JAVA.set_property;
@@ -88,6 +91,23 @@ public final class InvokeProbe {
                 }
                 long elapsed = System.nanoTime() - t0;
                 out.println("{\"ok\":true,\"calls\":" + n + ",\"seconds\":" + (elapsed / 1e9) + "}");
+            } else if (cmd.equals("bench_loop")) {
+                String payload = "{\"bench\": true}";
+                for (int i = 0; i < 200; i++) {
+                    LambdaInvoke.invoke_sync(args[1], payload); // warm up the JIT and the connection
+                }
+                out.println("ready");
+                java.io.BufferedReader in = new java.io.BufferedReader(
+                        new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8));
+                String line;
+                while ((line = in.readLine()) != null && !line.trim().isEmpty()) {
+                    int n = Integer.parseInt(line.trim());
+                    long t0 = System.nanoTime();
+                    for (int i = 0; i < n; i++) {
+                        LambdaInvoke.invoke_sync(args[1], payload);
+                    }
+                    out.println((System.nanoTime() - t0) / 1e9);
+                }
             } else {
                 throw new IllegalArgumentException("unknown command " + cmd);
             }
