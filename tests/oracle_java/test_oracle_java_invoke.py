@@ -188,3 +188,10 @@ def test_bad_provider_class_is_a_config_error(java_build, local_stack):
     got = _call(java_build, local_stack, "sync", "echo", "{}", **{"probe.provider": "no.such.Provider"})
     assert got["ok"] is False and got["kind"] == "config"
     assert "no.such.Provider" in got["message"]
+
+
+def test_a_failing_provider_does_not_leak_its_secret_into_the_error(java_build, local_stack):
+    got = _call(java_build, local_stack, "sync", "echo", "{}", **{"probe.provider": "LeakyProbeProvider"})
+    assert got["ok"] is False and got["kind"] == "credentials"
+    assert "LeakyProbeProvider" in got["message"]
+    assert "AKIALEAKYLEAKY" not in got["message"] and "s3cr3t" not in got["message"]
