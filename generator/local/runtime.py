@@ -232,6 +232,7 @@ class Worker:
             preexec_fn=_die_with_parent,
         )
         self.invocations = 0
+        self._killed = False
 
     @property
     def alive(self) -> bool:
@@ -263,7 +264,7 @@ class Worker:
         duration = (time.monotonic() - start) * 1000
         head = f"START RequestId: {request_id} Version: {self.cfg.version}\n".encode()
         if result is None:
-            self.kill()
+            self._terminate()  # the pool discards this worker (worker_lost) and cleans it up
             log = head + self._read_log(offset)
             msg = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {request_id} Task timed out after {self.cfg.timeout:.2f} seconds"
             log += f"{msg}\nEND RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tStatus: timeout\n".encode()
@@ -291,13 +292,20 @@ class Worker:
             fh.seek(offset)
             return fh.read()
 
-    def kill(self) -> None:
+    def _terminate(self) -> None:
         if self.alive:
             self.proc.kill()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+
+    def kill(self) -> None:
+        """Stop the process, its Runtime API and remove its log; safe to call twice."""
+        self._terminate()
+        if self._killed:
+            return
+        self._killed = True
         self.inbox.put(None)
         self._server.shutdown()
         self._server.server_close()
