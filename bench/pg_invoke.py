@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 import types
@@ -108,6 +109,7 @@ def run(calls: int, naive_calls: int, sessions: int) -> dict:
     from sqlambda.targets.postgres.render import render_postgres
 
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    os.environ.update(env)  # the local stack's credentials, for deploying from this process
     stack = LocalStack()
     stack.start()
     cluster = Cluster(extra_env=env)
