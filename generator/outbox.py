@@ -214,7 +214,8 @@ _CLAIM = (
     "SELECT id, trigger_name, op, txid::text, "
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
     "new_row::text, old_row::text, attempts "
-    "FROM {s}.outbox WHERE next_attempt_at IS NULL OR next_attempt_at <= pg_catalog.now() "
+    "FROM {s}.outbox WHERE next_attempt_at IS NULL "
+    "OR next_attempt_at <= coalesce(%s::timestamptz, pg_catalog.now()) "
     "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
 )
 _DONE = "DELETE FROM {s}.outbox WHERE id = ANY(%s)"
@@ -234,8 +235,11 @@ class Worker:
     """One connection, one claim-send-commit loop. Several run in threads for ``--workers N``."""
 
     def __init__(self, dsn: str, schema: str, sender: Sender, stats: DrainStats, claim_limit: int | None = None,
-                 on_batch: Callable[[str, int], None] | None = None) -> None:
+                 on_batch: Callable[[str, int], None] | None = None, cutoff: Any = None) -> None:
         self.conn = connect(dsn)
+        #: with --once, events whose retry falls after the run started wait for the next run, so one
+        #: run never burns through an event's attempts against an endpoint that is down
+        self.cutoff = cutoff
         self.schema = schema
         self.sender = sender
         self.stats = stats
@@ -263,7 +267,7 @@ class Worker:
         """Claim, send and settle one set of events; returns how many were claimed (0: none ready)."""
         conn = self.conn
         with conn.transaction():
-            rows = conn.execute(self._q["claim"], (self._limit(),)).fetchall()
+            rows = conn.execute(self._q["claim"], (self.cutoff, self._limit())).fetchall()
             if not rows:
                 return 0
             if any(r[1] not in self.routes for r in rows):
@@ -347,6 +351,7 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
     stop = stop or threading.Event()
     with connect(dsn) as conn:
         _check_schema(conn, schema)
+        cutoff = None if follow else conn.execute("SELECT pg_catalog.clock_timestamp()").fetchone()[0]
     sender = Sender(endpoint_url, request_timeout_ms=request_timeout_ms)
     stats = DrainStats()
     wake = threading.Event()
@@ -374,7 +379,7 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
             while not stop.is_set():
                 if w is None:
                     try:
-                        w = Worker(dsn, schema, sender, stats, claim_limit, on_batch)
+                        w = Worker(dsn, schema, sender, stats, claim_limit, on_batch, cutoff)
                     except ConnectionFailed:
                         if not follow:
                             raise

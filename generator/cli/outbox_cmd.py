@@ -2,7 +2,8 @@
 
 Only parses options, calls :mod:`sqlambda.outbox` and prints (rich for people, ``--json`` for
 scripts and alerting). ``outbox status --alert-depth/--alert-age`` exits with the outbox exit code
-(12) when a threshold is passed, so a cron job or a monitoring check can page on it directly.
+(12) when a threshold is passed, so a cron job or a monitoring check can page on it directly; with
+``--json`` the status then arrives as the error document's ``details``.
 """
 
 from __future__ import annotations
@@ -92,10 +93,12 @@ def status_cmd(dsn: str, schema: str, alert_depth: int | None, alert_age: float 
         for a in alerts:
             console.print(f"[bold red]alert:[/] {a}", highlight=False)
 
+    if alerts and as_json:
+        # one JSON document per run: the status goes into the error's details
+        raise OutboxError(f"outbox alert: {'; '.join(alerts)}", details=data)
     emit(data, as_json, human)
     if alerts:
-        # the document above is already printed; the exit code is what a monitor branches on
-        raise click.exceptions.Exit(OutboxError.exit_code)
+        raise OutboxError(f"outbox alert: {'; '.join(alerts)}")
 
 
 @outbox_group.command("retry-dead")
