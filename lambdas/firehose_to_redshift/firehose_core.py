@@ -34,7 +34,8 @@ PERMANENT_ERRORS = frozenset({
     "ResourceNotFoundException", "InvalidArgumentException", "ValidationException", "AccessDeniedException",
     "UnrecognizedClientException", "InvalidKMSResourceException", "InvalidSourceException",
 })
-_DELETE_OPS = {"delete", "d"}
+# Debezium/DMS spell operations as one letter; the warehouse gets one spelling.
+_OPS = {"c": "insert", "r": "insert", "i": "insert", "u": "update", "d": "delete"}
 
 
 class ConfigError(ValueError):
@@ -131,7 +132,8 @@ def row_of(record, envelope_op: str | None) -> dict:
         if not isinstance(op, str):  # no operation given: the images say which it is
             op = "insert" if old is None else "delete" if new is None else "update"
         op = op.lower()
-        if op in _DELETE_OPS:
+        op = _OPS.get(op, op)
+        if op == "delete":
             if old is None:
                 raise BadRow("delete event has no old row image")
             row = dict(_image(old, "old"))
@@ -139,7 +141,7 @@ def row_of(record, envelope_op: str | None) -> dict:
             raise BadRow(f"{op} event has no new row image")
         else:
             row = dict(_image(new, "new"))
-        row["_op"] = "delete" if op in _DELETE_OPS else op
+        row["_op"] = op
         if record.get("idempotency_key") is not None:
             row["_idempotency_key"] = record["idempotency_key"]
     return {k: json.dumps(v, ensure_ascii=False, separators=(",", ":")) if isinstance(v, (dict, list)) else v

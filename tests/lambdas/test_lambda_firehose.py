@@ -137,12 +137,14 @@ def test_change_events_carry_op_and_idempotency_key(stream):
         {"idempotency_key": "k1", "new": {"id": 1, "status": "paid"}, "old": {"id": 1, "status": "new"}},
         {"idempotency_key": "k2", "op": "delete", "new": None, "old": {"id": 2, "status": "void"}},
         {"new": {"id": 3, "status": "new"}, "old": None, "op": "INSERT"},
+        {"new": None, "old": {"id": 4, "status": "x"}, "op": "d"},  # Debezium's spelling
     ]}
-    assert fc.forward(event, fh, fc.Config(stream))["delivered"] == 3
+    assert fc.forward(event, fh, fc.Config(stream))["delivered"] == 4
     assert delivered_lines() == [
         {"id": 1, "status": "paid", "_op": "update", "_idempotency_key": "k1"},
         {"id": 2, "status": "void", "_op": "delete", "_idempotency_key": "k2"},
         {"id": 3, "status": "new", "_op": "insert"},
+        {"id": 4, "status": "x", "_op": "delete"},
     ]
 
 
