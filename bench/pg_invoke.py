@@ -10,9 +10,10 @@ same endpoint and the same function:
    sample did (``boto3.client('lambda', ...)`` inside the body);
 4. boto3 ``invoke`` from a plain Python process (one client, a loop).
 
-It prints calls/s and the ratios the issue targets (in-database >= 0.9x direct boto3, in-database
->= 8x client-per-call). Numbers are machine-dependent; only the ratios measured in one run mean
-something. Run: ``python bench/pg_invoke.py [--calls 400] [--naive-calls 60]``.
+The variants run interleaved, round after round, and the median of each is reported. It prints
+calls/s and the ratios the issue targets (in-database >= 0.9x direct boto3, in-database >= 8x
+client-per-call). Numbers are machine-dependent; only the ratios measured in one run mean
+something. Run: ``python bench/pg_invoke.py [--calls 150] [--naive-calls 50] [--rounds 5] [--json]``.
 
 The client-per-call function is deliberately inline SQL: it reproduces the awslabs original for
 comparison and is never installed by sqlambda.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import threading
 import time
 import types
@@ -45,63 +47,55 @@ $$
 PAYLOAD = json.dumps({"name": "bench", "n": 1})
 
 
-def _timed_sql(dsn: str, query: str, params: tuple, calls: int) -> float:
-    """Seconds for one server-side loop of ``calls`` calls (after one warm-up call)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(query, (1, *params)).fetchall()  # warm up: module load, client, connection
-        t0 = time.perf_counter()
-        (count,) = conn.execute(query, (calls, *params)).fetchone()
-        elapsed = time.perf_counter() - t0
+def _sql_rate(conn, query: str, params: tuple, calls: int) -> float:
+    """Calls/s of one server-side loop of ``calls`` calls on an open, warmed-up session."""
+    t0 = time.perf_counter()
+    (count,) = conn.execute(query, (calls, *params)).fetchone()
+    elapsed = time.perf_counter() - t0
     assert count == calls, f"expected {calls} results, got {count}"
-    return elapsed
+    return calls / elapsed
 
 
-def _parallel(dsn: str, query: str, params: tuple, calls: int, sessions: int) -> float:
-    """Aggregate calls/s of ``sessions`` sessions each running ``calls`` calls at the same time."""
-    conns = [psycopg.connect(dsn, autocommit=True) for _ in range(sessions)]
-    try:
-        for c in conns:
-            c.execute(query, (1, *params)).fetchall()
-        barrier = threading.Barrier(sessions + 1)
-        errors: list[BaseException] = []
+def _parallel_rate(conns, query: str, params: tuple, calls: int) -> float:
+    """Aggregate calls/s of every session in ``conns`` running ``calls`` calls at the same time."""
+    barrier = threading.Barrier(len(conns) + 1)
+    errors: list[BaseException] = []
 
-        def work(c):
-            try:
-                barrier.wait()
-                c.execute(query, (calls, *params)).fetchall()
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
+    def work(c):
+        try:
+            barrier.wait()
+            c.execute(query, (calls, *params)).fetchall()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
 
-        threads = [threading.Thread(target=work, args=(c,)) for c in conns]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        t0 = time.perf_counter()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - t0
-        if errors:
-            raise errors[0]
-        return sessions * calls / elapsed
-    finally:
-        for c in conns:
-            c.close()
+    threads = [threading.Thread(target=work, args=(c,)) for c in conns]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return len(conns) * calls / elapsed
 
 
-def _direct_boto3(endpoint: str, calls: int) -> float:
-    import boto3
-
-    client = boto3.client("lambda", region_name="us-east-1", endpoint_url=endpoint,
-                          aws_access_key_id="test", aws_secret_access_key="test")
-    client.invoke(FunctionName="echo", Payload=PAYLOAD)["Payload"].read()
+def _boto3_rate(client, calls: int) -> float:
     t0 = time.perf_counter()
     for _ in range(calls):
-        resp = client.invoke(FunctionName="echo", Payload=PAYLOAD)
-        resp["Payload"].read()
+        client.invoke(FunctionName="echo", Payload=PAYLOAD)["Payload"].read()
     return calls / (time.perf_counter() - t0)
 
 
-def run(calls: int, naive_calls: int, sessions: int) -> dict:
+def run(calls: int, naive_calls: int, sessions: int, rounds: int) -> dict:
+    """Measure every variant in each of ``rounds`` rounds, interleaved, and keep the median rate.
+
+    Interleaving matters on a shared 2-core machine: load that comes and goes then hits every
+    variant alike instead of whichever happened to run during it.
+    """
+    import boto3
+
     from sqlambda.deploy import deploy_lambdas
     from sqlambda.local import LocalStack
     from sqlambda.pgcluster import Cluster
@@ -113,6 +107,7 @@ def run(calls: int, naive_calls: int, sessions: int) -> dict:
     stack = LocalStack()
     stack.start()
     cluster = Cluster(extra_env=env)
+    conns: list = []
     try:
         cluster.start()
         endpoint = stack.endpoint_url
@@ -130,42 +125,58 @@ def run(calls: int, naive_calls: int, sessions: int) -> dict:
         fast_q = "SELECT count(awslambda_fn('echo', x.p)) FROM generate_series(1, %s) g, (SELECT %s::text AS p) x"
         naive_q = ("SELECT count(bench_client_per_call('echo', x.p, x.e)) FROM generate_series(1, %s) g, "
                    "(SELECT %s::text AS p, %s::text AS e) x")
+        conns = [psycopg.connect(dsn, autocommit=True) for _ in range(sessions)]
+        one, naive_conn = conns[0], psycopg.connect(dsn, autocommit=True)
+        conns.append(naive_conn)
+        client = boto3.client("lambda", region_name="us-east-1", endpoint_url=endpoint)
+        # warm up everything once: module load, clients, pooled connections, the echo worker
+        for c in conns[:sessions]:
+            _sql_rate(c, fast_q, (PAYLOAD,), 5)
+        _sql_rate(naive_conn, naive_q, (PAYLOAD, endpoint), 3)
+        _boto3_rate(client, 5)
 
-        direct = _direct_boto3(endpoint, calls)
-        in_db_1 = calls / _timed_sql(dsn, fast_q, (PAYLOAD,), calls)
-        in_db_n = _parallel(dsn, fast_q, (PAYLOAD,), calls, sessions)
-        naive = naive_calls / _timed_sql(dsn, naive_q, (PAYLOAD, endpoint), naive_calls)
-        direct_again = _direct_boto3(endpoint, calls)  # bracket the in-database runs: the stack warms up too
-        direct_best = max(direct, direct_again)
+        rates: dict[str, list[float]] = {"direct": [], "in_db_1": [], "in_db_n": [], "naive": []}
+        for _ in range(rounds):
+            rates["direct"].append(_boto3_rate(client, calls))
+            rates["in_db_1"].append(_sql_rate(one, fast_q, (PAYLOAD,), calls))
+            rates["naive"].append(_sql_rate(naive_conn, naive_q, (PAYLOAD, endpoint), naive_calls))
+            rates["in_db_n"].append(_parallel_rate(conns[:sessions], fast_q, (PAYLOAD,), calls))
+        med = {k: statistics.median(v) for k, v in rates.items()}
         return {
-            "calls": calls,
-            "naive_calls": naive_calls,
+            "calls_per_round": calls,
+            "naive_calls_per_round": naive_calls,
+            "rounds": rounds,
             "sessions": sessions,
-            "direct_boto3_per_s": direct_best,
-            "in_db_1_session_per_s": in_db_1,
-            f"in_db_{sessions}_sessions_per_s": in_db_n,
-            "client_per_call_per_s": naive,
-            "ratio_in_db_vs_direct": in_db_1 / direct_best,
-            "ratio_in_db_vs_client_per_call": in_db_1 / naive,
-            f"ratio_{sessions}_sessions_vs_1": in_db_n / in_db_1,
+            "direct_boto3_per_s": med["direct"],
+            "in_db_1_session_per_s": med["in_db_1"],
+            f"in_db_{sessions}_sessions_per_s": med["in_db_n"],
+            "client_per_call_per_s": med["naive"],
+            "ratio_in_db_vs_direct": med["in_db_1"] / med["direct"],
+            "ratio_in_db_vs_client_per_call": med["in_db_1"] / med["naive"],
+            f"ratio_{sessions}_sessions_vs_1": med["in_db_n"] / med["in_db_1"],
+            "per_round": rates,
         }
     finally:
+        for c in conns:
+            c.close()
         cluster.destroy()
         stack.stop()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--calls", type=int, default=400)
-    ap.add_argument("--naive-calls", type=int, default=60)
+    ap.add_argument("--calls", type=int, default=150, help="calls per variant per round")
+    ap.add_argument("--naive-calls", type=int, default=50, help="client-per-call calls per round")
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--sessions", type=int, default=4)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    r = run(args.calls, args.naive_calls, args.sessions)
+    r = run(args.calls, args.naive_calls, args.sessions, args.rounds)
     if args.json:
         print(json.dumps(r, indent=2))
         return
     s = r["sessions"]
+    print(f"median of {r['rounds']} interleaved rounds")
     print(f"direct boto3 (plain Python, 1 client)    {r['direct_boto3_per_s']:8.1f} calls/s")
     print(f"awslambda_fn, 1 session                  {r['in_db_1_session_per_s']:8.1f} calls/s")
     print(f"awslambda_fn, {s} sessions (aggregate)     {r[f'in_db_{s}_sessions_per_s']:8.1f} calls/s")
