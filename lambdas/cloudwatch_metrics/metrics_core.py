@@ -28,6 +28,8 @@ MAX_METRICS_PER_REQUEST = 1000
 MAX_REQUEST_BYTES = 1_000_000
 MAX_DIMENSIONS = 30
 MAX_ABS_VALUE = 2.0**360
+# Older API references also state a smallest magnitude; one such value would fail the whole request.
+MIN_ABS_VALUE = 2.0**-360
 MAX_AGE = timedelta(days=14)
 MAX_AHEAD = timedelta(hours=2)
 UNITS = frozenset(
@@ -159,8 +161,8 @@ def parse_value(value) -> float:
         raise BadReading("reading_value is out of CloudWatch's range (±2^360)") from None
     if not math.isfinite(number):
         raise BadReading("reading_value must be finite (CloudWatch refuses NaN and Infinity)")
-    if abs(number) > MAX_ABS_VALUE:
-        raise BadReading("reading_value is out of CloudWatch's range (±2^360)")
+    if abs(number) > MAX_ABS_VALUE or 0 < abs(number) < MIN_ABS_VALUE:
+        raise BadReading("reading_value is out of CloudWatch's range (2^-360 to 2^360 in magnitude, or 0)")
     return number
 
 

@@ -104,10 +104,12 @@ def test_bad_records_are_reported_and_the_rest_published(aws):
         {"reading_time": NOW.isoformat(), "reading_value": 2.0**361},           # 11 out of range
         {"reading_time": NOW.isoformat(), "reading_value": "21.5"},             # 12 decimal string: fine
         good[2],
+        {"reading_time": NOW.isoformat(), "reading_value": 1e-120},             # 14 too small
+        {"reading_time": NOW.isoformat(), "reading_value": 0},                  # 15 zero: fine
     ]
     result = mc.publish({"records": records}, cw, cfg, now=NOW)
     reasons = {e["index"]: e["reason"] for e in result["errors"]}
-    assert sorted(reasons) == [1, 2, 3, 4, 5, 6, 7, 9, 10, 11]
+    assert sorted(reasons) == [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 14]
     assert "no time zone" in reasons[1]
     assert "not ISO 8601" in reasons[2]
     assert "number" in reasons[3]
@@ -117,11 +119,11 @@ def test_bad_records_are_reported_and_the_rest_published(aws):
     assert "not JSON" in reasons[7]
     assert "14 days" in reasons[9]
     assert "2 hours" in reasons[10]
-    assert "range" in reasons[11]
-    assert (result["received"], result["published"], result["rejected"]) == (14, 4, 10)
-    assert len(calls) == 1 and len(calls[0]["MetricData"]) == 4
+    assert "range" in reasons[11] and "range" in reasons[14]
+    assert (result["received"], result["published"], result["rejected"]) == (16, 5, 11)
+    assert len(calls) == 1 and len(calls[0]["MetricData"]) == 5
     count, total = stats(cw, cfg)
-    assert count == 4
+    assert count == 5
     assert total == pytest.approx(sum(r["reading_value"] for r in good) + 21.5)
 
 
