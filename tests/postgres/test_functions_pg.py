@@ -182,6 +182,19 @@ def test_invoke_qualifier(conn):
     assert d.sqlstate == "42883"
 
 
+def test_invoke_published_version_and_alias(conn, local_stack):
+    lam = local_stack.client("lambda")
+    version = lam.publish_version(FunctionName="rt_typed")["Version"]
+    try:
+        lam.create_alias(FunctionName="rt_typed", Name="live", FunctionVersion=version)
+    except lam.exceptions.ResourceConflictException:
+        lam.update_alias(FunctionName="rt_typed", Name="live", FunctionVersion=version)
+    (executed,) = one(conn, "SELECT executed_version FROM sqlambda.invoke('rt_typed', '{}', qualifier => %s)", version)
+    assert executed == version
+    (executed,) = one(conn, "SELECT executed_version FROM sqlambda.invoke('rt_typed', '{}', qualifier => 'live')")
+    assert executed == version
+
+
 def test_invoke_bad_invocation_type(conn):
     d = sql_error(conn, "SELECT * FROM sqlambda.invoke('echo', '{}', 'Later')")
     assert d.sqlstate == "22023" and "invocation_type" in d.message_primary
