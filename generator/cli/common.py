@@ -27,9 +27,9 @@ def run_cli(cli: click.Group, argv: list[str] | None) -> int:
         if _json_requested(argv):
             click.echo(json.dumps(exc.to_dict(), indent=2))
         else:
-            err_console.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+            err_console.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
             if exc.hint:
-                err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+                err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except click.exceptions.Abort:
         err_console.print("aborted")

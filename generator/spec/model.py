@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 # An unquoted SQL identifier we accept from a spec: letters, digits, underscore, starting with a
 # letter or underscore, at most 63 bytes (PostgreSQL's NAMEDATALEN-1; Oracle 12.2+ allows 128 but
@@ -190,19 +190,13 @@ class Spec(_Strict):
     triggers: list[Trigger] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _cross_references(self) -> "Spec":
-        seen: set[str] = set()
-        for f in self.functions:
-            if f.name.lower() in seen:
-                raise ValueError(f"function name {f.name!r} is used twice")
-            seen.add(f.name.lower())
-        tnames: set[str] = set()
-        for t in self.triggers:
-            if t.name.lower() in tnames:
-                raise ValueError(f"trigger name {t.name!r} is used twice")
-            tnames.add(t.name.lower())
-            if t.function is not None and t.function.lower() not in seen:
-                raise ValueError(f"trigger {t.name!r} names unknown function {t.function!r}")
+    def _cross_references(self, info: ValidationInfo) -> "Spec":
+        # The loader checks these itself so it can point at the exact line of each problem.
+        if info.context and info.context.get("defer_cross_references"):
+            return self
+        problems = cross_reference_problems(self)
+        if problems:
+            raise ValueError("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems))
         return self
 
     def function(self, name: str) -> Function:
@@ -210,3 +204,24 @@ class Spec(_Strict):
             if f.name.lower() == name.lower():
                 return f
         raise KeyError(name)
+
+
+def cross_reference_problems(spec: Spec) -> list[tuple[tuple, str]]:
+    """Problems between entries (duplicate names, unknown references), each with its location."""
+    out: list[tuple[tuple, str]] = []
+    seen: dict[str, int] = {}
+    for i, f in enumerate(spec.functions):
+        if f.name.lower() in seen:
+            out.append((("functions", i, "name"), f"function name {f.name!r} is already used by functions[{seen[f.name.lower()]}]"))
+        else:
+            seen[f.name.lower()] = i
+    tseen: dict[str, int] = {}
+    for i, t in enumerate(spec.triggers):
+        if t.name.lower() in tseen:
+            out.append((("triggers", i, "name"), f"trigger name {t.name!r} is already used by triggers[{tseen[t.name.lower()]}]"))
+        else:
+            tseen[t.name.lower()] = i
+        if t.function is not None and t.function.lower() not in seen:
+            known = ", ".join(f.name for f in spec.functions if IDENT_RE.match(f.name)) or "none defined"
+            out.append((("triggers", i, "function"), f"unknown function {t.function!r}; expected one of the spec's functions ({known})"))
+    return out

@@ -1,0 +1,142 @@
+"""The spec loader: every example loads; every problem is reported, all at once, at file:line:col."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sqlambda import resources
+from sqlambda.errors import SpecError
+from sqlambda.iam import iam_policy, lambda_arns
+from sqlambda.spec.loader import load_spec_file, load_spec_text
+from sqlambda.spec.schema import json_schema
+
+BAD = Path(__file__).parent / "bad"
+EXAMPLES = sorted(resources.examples().glob("*.yaml"))
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(SpecError) as exc:
+        load_spec_text(text, "s.yaml")
+    return [str(p) for p in exc.value.problems]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_loads(path):
+    loaded = load_spec_file(path)
+    assert loaded.spec.project
+    assert len(loaded.checksum) == 64
+
+
+def test_all_problems_reported_with_positions():
+    with pytest.raises(SpecError) as exc:
+        load_spec_file(BAD / "many_problems.yaml")
+    got = [(p.line, p.col, p.path) for p in exc.value.problems]
+    assert got == [
+        (4, 3, "aws.regoin"),
+        (8, 27, "functions[0].args.b"),
+        (9, 11, "functions[1].name"),
+        (11, 14, "functions[1].returns"),
+        (12, 11, "functions[2].name"),
+        (15, 5, "functions[2].mode"),
+        (19, 14, "triggers[0].events[0]"),
+        (20, 15, "triggers[0].function"),
+    ]
+    text = "\n".join(map(str, exc.value.problems))
+    assert "did you mean 'region'" in text
+    assert "duplicate key 'mode' (first defined at line 14, column 5)" in text
+    assert "unknown function 'missing_fn'" in text
+    assert str(exc.value.problems[0]).startswith(f"{BAD / 'many_problems.yaml'}:4:3: aws.regoin: ")
+
+
+@pytest.mark.parametrize("name", [
+    'x"; drop table y; --', "a b", "1abc", "", "é_accent", "a" * 64, "ｆｕｌｌwidth", "semi;colon",
+])
+def test_identifier_injection_rejected(name):
+    problems = _problems(f"project: p\nfunctions:\n  - name: {json.dumps(name)}\n    lambda: echo\n")
+    assert len(problems) == 1
+    assert problems[0].startswith("s.yaml:3:11: functions[0].name: expected a SQL identifier")
+
+
+def test_injection_in_args_roles_tables_rejected():
+    text = ("project: p\nfunctions:\n  - name: f\n    lambda: echo\n    args: {\"a; drop\": text}\n    roles: [\"r--\"]\n"
+            "triggers:\n  - name: t\n    table: \"public.x; drop table y\"\n    lambda: echo\n")
+    paths = [p.split(": ")[1] for p in _problems(text)]
+    assert paths == ["functions[0].args.a; drop", "functions[0].roles[0]", "triggers[0].table"]
+
+
+def test_yaml11_booleans_stay_strings_and_keys_count():
+    problems = _problems("project: p\non: 1\n")
+    assert problems == ["s.yaml:2:1: on: unknown key 'on'; allowed here: version, project, aws, postgres, oracle, functions, triggers"]
+
+
+def test_merge_keys_rejected():
+    problems = _problems("base: &b {region: us-east-1}\nproject: p\naws:\n  <<: *b\n")
+    assert any("merge keys" in p for p in problems)
+
+
+def test_missing_project_and_wrong_types():
+    problems = _problems("aws: {max_attempts: many}\nfunctions: {}\n")
+    assert "s.yaml:1:1: project: missing required key 'project'" in problems
+    assert any(p.startswith("s.yaml:1:21: aws.max_attempts: expected a whole number") for p in problems)
+    assert any(p.startswith("s.yaml:2:12: functions: expected a list") for p in problems)
+
+
+def test_syntax_error_and_empty_and_non_mapping():
+    with pytest.raises(SpecError) as exc:
+        load_spec_file(BAD / "syntax.yaml")
+    assert exc.value.problems[0].line == 4 and "YAML syntax error" in exc.value.problems[0].message
+    assert _problems("") == ["s.yaml:1:1: the spec is empty; expected a mapping with at least 'project'"]
+    with pytest.raises(SpecError) as exc:
+        load_spec_file(BAD / "not_mapping.yaml")
+    assert "top level must be a mapping" in str(exc.value.problems[0])
+
+
+def test_async_function_cannot_return_scalar():
+    problems = _problems("project: p\nfunctions:\n  - name: f\n    lambda: echo\n    mode: async\n    returns: {type: text, path: a}\n")
+    assert len(problems) == 1 and "async function returns the invocation status" in problems[0]
+
+
+def test_iam_policy_names_exact_arns():
+    spec = load_spec_file(resources.examples() / "shop.yaml").spec
+    assert lambda_arns(spec) == [
+        "arn:aws:lambda:eu-west-1:210987654321:function:audit-sink",
+        "arn:aws:lambda:eu-west-1:210987654321:function:customer-profile",
+        "arn:aws:lambda:eu-west-1:210987654321:function:echo",
+        "arn:aws:lambda:eu-west-1:210987654321:function:pricing:live",
+    ]
+    policy = iam_policy(spec, account_id="111122223333", region="us-west-2")
+    (stmt,) = policy["Statement"]
+    assert stmt["Action"] == "lambda:InvokeFunction"
+    assert "arn:aws:lambda:us-west-2:111122223333:function:pricing:live" in stmt["Resource"]
+    assert not any(r.endswith("*") for r in stmt["Resource"])
+
+
+def test_iam_policy_includes_trigger_lambdas():
+    spec = load_spec_file(resources.examples() / "triggers.yaml").spec
+    assert lambda_arns(spec) == ["arn:aws:lambda:us-east-1:123456789012:function:echo"]
+
+
+def test_json_schema_forbids_unknown_keys():
+    schema = json_schema()
+    assert schema["$id"].endswith("spec-v1.json")
+    assert schema["additionalProperties"] is False
+    assert schema["$defs"]["Function"]["additionalProperties"] is False
+    assert "lambda" in schema["$defs"]["Function"]["properties"]
+
+
+def test_cli_validate_exit_codes_and_json():
+    run = lambda *a: subprocess.run([sys.executable, "-m", "sqlambda.cli", *a], capture_output=True, text=True)
+    ok = run("validate", str(resources.examples() / "shop.yaml"), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["functions"] == 4
+    bad = run("validate", str(BAD / "many_problems.yaml"))
+    assert bad.returncode == 3
+    assert "Traceback" not in bad.stderr
+    lines = [l for l in bad.stderr.splitlines() if "many_problems.yaml:" in l]
+    assert len(lines) == 8  # one line per problem, never wrapped
+    badj = run("validate", str(BAD / "many_problems.yaml"), "--json")
+    assert badj.returncode == 3 and len(json.loads(badj.stdout)["problems"]) == 8
