@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import boto3
 import pytest
-from conftest import LAMBDAS, load_handler
+from lambda_helpers import LAMBDAS, load_handler
 
 ALLOWED_IMPORTS = set(sys.stdlib_module_names) | {"boto3", "botocore"}
 
