@@ -360,6 +360,20 @@ def test_server_error_is_retried(conn, faults):
     assert json.loads(out)["ok"] == 1
 
 
+def test_dropped_connection_is_retried(conn, faults):
+    faults.drop("echo", 1)
+    conn.execute("SET sqlambda.max_attempts = 2")
+    (out,) = one(conn, "SELECT awslambda_fn('echo', '{\"after_drop\": 1}')")
+    assert json.loads(out)["after_drop"] == 1
+
+
+def test_dropped_connection_every_time_fails_with_the_endpoint_hint(conn, faults):
+    faults.drop("echo", 5)
+    conn.execute("SET sqlambda.max_attempts = 2")
+    d = sql_error(conn, "SELECT awslambda_fn('echo', '{}')")
+    assert d.sqlstate == "LA004" and "(after 2 attempts)" in d.message_primary and d.message_hint
+
+
 def test_function_error_is_never_retried(conn, faults):
     before = faults.stats("rt_boom")["invocations"]
     conn.execute("SET sqlambda.max_attempts = 5")
