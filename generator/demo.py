@@ -12,6 +12,8 @@ print outside the given console, or leave processes behind unless asked to (``ke
 
 from __future__ import annotations
 
+import os
+
 import json
 import time
 from dataclasses import dataclass, field
@@ -106,6 +108,10 @@ def _start_stack(ctx: DemoContext) -> None:
     ctx.stack = LocalStack()
     ctx.cleanups.append(ctx.stack.stop)
     ctx.stack.start()
+    # boto3 in this process (deploys, stream setup) needs credentials the stack accepts; real
+    # ones already in the environment are kept (the stack accepts any).
+    for key, value in DEMO_ENV.items():
+        os.environ.setdefault(key, value)
     ctx.console.print(f"  local AWS stack at {ctx.stack.endpoint_url}", highlight=False)
 
 
