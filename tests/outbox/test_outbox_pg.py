@@ -166,12 +166,12 @@ def test_immediate_row_larger_than_a_batch_is_refused_before_sending(db, recorde
 
 # -- limits ---------------------------------------------------------------------------------------------
 def _raw_size(batch: dict) -> int:
-    """The exact request size: the envelope rebuilt from what arrived (jsonb text = json.dumps here,
-    since the rows hold only integers and ASCII strings)."""
+    """The exact request size: the envelope rebuilt from what arrived (row_to_json's text is compact
+    JSON in column order, which json.dumps reproduces for rows of integers and ASCII strings)."""
     prefix, suffix = trig.envelope(batch["trigger"], batch["table"], batch["operation"])
     recs = [trig.record(r["idempotency_key"], r["txid"], r["ts"],
-                        None if r["new"] is None else json.dumps(r["new"]),
-                        None if r["old"] is None else json.dumps(r["old"])) for r in batch["records"]]
+                        None if r["new"] is None else json.dumps(r["new"], separators=(",", ":")),
+                        None if r["old"] is None else json.dumps(r["old"], separators=(",", ":"))) for r in batch["records"]]
     return len((prefix + ",".join(recs) + suffix).encode())
 
 

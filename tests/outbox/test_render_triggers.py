@@ -72,8 +72,8 @@ def test_trigger_functions_are_security_definer_with_pinned_search_path_and_not_
 def test_columns_subset_is_quoted_and_used_for_both_images():
     text = "\n".join(_artifacts(BASE)["function sqlambda.trg_orders_now_update()"].statements)
     # the query is embedded as a Python literal, so its quotes appear escaped
-    assert """jsonb_build_object(\\'id\\', n."id", \\'note\\', n."note")""" in text
-    assert """jsonb_build_object(\\'id\\', o."id", \\'note\\', o."note")""" in text
+    assert """json_build_object(\\'id\\', n."id", \\'note\\', n."note")""" in text
+    assert """json_build_object(\\'id\\', o."id", \\'note\\', o."note")""" in text
 
 
 def test_drop_statements_refuse_to_lose_events():
