@@ -16,10 +16,11 @@ import signal
 import sys
 import tempfile
 import threading
+import traceback
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sqlambda.local.faults import FaultTable
 from sqlambda.local.invoke import INVOKE_RE, InvokeService, _Dropped
@@ -31,9 +32,47 @@ _REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request", 4
 
 class _QuietHandler(WSGIRequestHandler):
     disable_nagle_algorithm = True  # see runtime._RuntimeHandler: avoids 40 ms delayed-ACK stalls
+    server: "BaseWSGIServer"
 
     def log_request(self, *args, **kwargs) -> None:
         pass
+
+    def run_wsgi(self) -> None:
+        # Invoke is the hot path: werkzeug's full environ building and response writer cost about
+        # as much as the whole boto3 round trip, so Invoke is answered straight from the parsed
+        # request in one write. Everything else (moto, admin, chunked bodies) goes through WSGI.
+        path, _, query = self.path.partition("?")
+        if (self.command == "POST" and INVOKE_RE.match(path)
+                and "chunked" not in self.headers.get("Transfer-Encoding", "").lower()):
+            self._invoke(path, query)
+        else:
+            super().run_wsgi()
+
+    def _invoke(self, path: str, query: str) -> None:
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": query,
+                   "CONTENT_LENGTH": self.headers.get("Content-Length") or "0",
+                   "wsgi.input": self.rfile, "werkzeug.socket": self.connection}
+        for name in ("Authorization", "X-Amz-Invocation-Type", "X-Amz-Log-Type", "X-Amz-Client-Context"):
+            value = self.headers.get(name)
+            if value is not None:
+                environ["HTTP_" + name.upper().replace("-", "_")] = value
+        try:
+            status, headers, body = self.server.app.invoke.handle(environ)
+        except _Dropped:
+            self.close_connection = True
+            return
+        except Exception:  # a bug here must answer like AWS's 500, not kill the connection
+            traceback.print_exc()
+            status, headers = 500, {"x-amzn-ErrorType": "ServiceException", "Content-Type": "application/json"}
+            body = b'{"Type":"Service","message":"internal error in sqlambda local (see its stderr)"}'
+        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        head.append(f"Content-Length: {len(body)}")
+        if self.close_connection:
+            head.append("Connection: close")
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
 
 
 class Front:
