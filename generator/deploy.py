@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 from sqlambda import resources
-from sqlambda.errors import InvokeError, UsageError
+from sqlambda.errors import DeployError, InvokeError, UsageError
 
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", "tests"}
@@ -123,6 +123,31 @@ def _upsert(lam, name: str, zip_bytes: bytes, *, role_arn: str, handler: str, ru
     return {"name": name, "arn": cfg["FunctionArn"], "action": action, "code_sha256": sha}
 
 
+def _aws_errors(fn):
+    """Turn botocore's failures into a DeployError with a hint, never a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+        try:
+            return fn(*args, **kwargs)
+        except NoCredentialsError:
+            raise DeployError("no AWS credentials found", hint="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile "
+                              "(for sqlambda local any value works, e.g. test/test)") from None
+        except EndpointConnectionError as exc:
+            raise DeployError(f"cannot reach the AWS endpoint: {exc}", hint="is `sqlambda local start` running, and is --endpoint-url right?") from None
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            raise DeployError(f"{exc.operation_name} refused: {err.get('Code')}: {err.get('Message')}") from None
+        except BotoCoreError as exc:
+            raise DeployError(str(exc)) from None
+
+    return wrapper
+
+
+@_aws_errors
 def deploy_lambdas(names: list[str] | None = None, endpoint_url: str | None = None, role_arn: str | None = None,
                    alias: str | None = None, region: str | None = None, environment: dict | None = None,
                    timeout: int | None = None) -> list[dict]:
@@ -152,6 +177,7 @@ def deploy_lambdas(names: list[str] | None = None, endpoint_url: str | None = No
     return rows
 
 
+@_aws_errors
 def deploy_source(function_name: str, source: str, *, endpoint_url: str | None, handler: str = "index.handler",
                   timeout: int = 3, environment: dict | None = None, reserved_concurrency: int | None = None,
                   region: str | None = None, memory: int = 128) -> str:

@@ -115,3 +115,10 @@ class OutboxError(SqlambdaError):
 
     exit_code = 12
     kind = "outbox"
+
+
+class DeployError(SqlambdaError):
+    """Packaging or deploying a Lambda failed (no credentials, endpoint unreachable, API refusal)."""
+
+    exit_code = 13
+    kind = "deploy"

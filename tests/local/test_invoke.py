@@ -306,3 +306,28 @@ def test_client_context_reaches_handler_decoded(local_stack, lam):
     with pytest.raises(ClientError) as exc:
         lam.invoke(FunctionName="ctx", ClientContext=base64.b64encode(b"not json").decode())
     assert exc.value.response["Error"]["Code"] == "InvalidRequestContentException"
+
+
+def test_deploy_without_credentials_is_a_clear_error(local_stack, tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = str(tmp_path)  # no ~/.aws either
+    res = subprocess.run([sys.executable, "-m", "sqlambda.cli", "lambdas", "deploy", "echo", "--endpoint-url", local_stack.endpoint_url],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 13
+    assert "no AWS credentials found" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_deploy_to_unreachable_endpoint_is_a_clear_error():
+    import socket
+
+    from sqlambda.errors import DeployError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DeployError) as exc:
+        deploy_lambdas(["echo"], endpoint_url=f"http://127.0.0.1:{port}")
+    assert "cannot reach" in exc.value.message
