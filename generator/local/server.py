@@ -75,6 +75,32 @@ class _QuietHandler(WSGIRequestHandler):
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
 
 
+def _inflate_api_request(environ: dict) -> dict:
+    """Hand moto an API request body that botocore gzipped (request compression) already inflated.
+
+    botocore compresses large request bodies (PutMetricData over 10 KB, i.e. more than ~80
+    datums, with ``Content-Encoding: gzip``). moto 5.x in server mode inflates such a body twice
+    (``moto_server/utilities.py`` wraps the stream in GzipFile, then ``BaseResponse.setup_class``
+    decompresses again) and answers 500 BadGzipFile. Only query and JSON protocol requests are
+    inflated here: for S3, ``Content-Encoding`` describes the stored object and must be kept.
+    """
+    if environ.get("HTTP_CONTENT_ENCODING", "").strip().lower() != "gzip":
+        return environ
+    ctype = environ.get("CONTENT_TYPE", "")
+    if not (environ.get("HTTP_X_AMZ_TARGET") or ctype.startswith("application/x-www-form-urlencoded")
+            or ctype.startswith("application/x-amz-json")):
+        return environ
+    import gzip
+    import io
+
+    n = int(environ.get("CONTENT_LENGTH") or 0)
+    body = gzip.decompress(environ["wsgi.input"].read(n))
+    environ = dict(environ, CONTENT_LENGTH=str(len(body)))
+    environ["wsgi.input"] = io.BytesIO(body)
+    del environ["HTTP_CONTENT_ENCODING"]
+    return environ
+
+
 class Front:
     """WSGI application in front of moto."""
 
@@ -98,7 +124,7 @@ class Front:
             return self._respond(start_response, status, headers, body)
         if path.startswith("/_sqlambda/"):
             return self._admin(environ, start_response, path[len("/_sqlambda/"):], method)
-        return self.moto(environ, start_response)
+        return self.moto(_inflate_api_request(environ), start_response)
 
     @staticmethod
     def _respond(start_response, status: int, headers: dict, body: bytes):
