@@ -339,6 +339,39 @@ def result_value(fn, payload_text):
         ) from None
 
 
+def result_rows(fn, payload_text):
+    """A set-returning wrapper: each element of the array at ``returns.path`` becomes one row, its
+    columns taken at their paths and converted like scalar results (missing -> NULL). A JSON null or
+    a missing path means no rows; anything else that is not an array is an error."""
+    ret = fn["returns"]
+    try:
+        doc = json.loads(payload_text, parse_float=Decimal)
+    except (TypeError, ValueError):
+        raise LambdaFailure("LA007", "lambda %s returned a result that is not JSON" % fn["lambda"],
+                            detail=core.trim(payload_text)) from None
+    items = extract(doc, ret["path"]) if ret.get("path") else doc
+    if items is _MISSING or items is None:
+        return []
+    if not isinstance(items, list):
+        raise LambdaFailure(
+            "LA007", "%s: %s in the result of lambda %s is not an array" % (fn["name"], ret.get("path") or "the result", fn["lambda"]),
+            detail=core.trim(payload_text), hint="fix returns.path in the spec or the function's result")
+    rows = []
+    for index, item in enumerate(items):
+        row = []
+        for column, sql_type, path in ret["columns"]:
+            value = extract(item, path)
+            try:
+                row.append(None if value is _MISSING else convert_result(value, sql_type))
+            except (ValueError, ArithmeticError) as exc:
+                raise LambdaFailure(
+                    "LA007", "%s: row %d, column %s: %s = %s in the result of lambda %s does not fit %s: %s"
+                    % (fn["name"], index, column, path, core.trim(_describe(value), 200), fn["lambda"], sql_type, exc),
+                    detail=core.trim(payload_text)) from None
+        rows.append(row)
+    return rows
+
+
 def call_function(plpy, GD, fn, values):
     """A typed wrapper: ``fn`` is the spec function (rendered as a dict), ``values`` its arguments in order."""
     try:
@@ -347,6 +380,8 @@ def call_function(plpy, GD, fn, values):
             out = core.invoke_raw(plpy, GD, fn["lambda"], payload, "Event", qualifier=fn.get("qualifier"))
             return json.dumps({"status_code": out["status_code"], "request_id": out.get("request_id")})
         out = core.invoke_raw(plpy, GD, fn["lambda"], payload, "RequestResponse", qualifier=fn.get("qualifier"))
+        if fn["returns"]["type"] == "table":
+            return result_rows(fn, out["payload"])
         return result_value(fn, out["payload"])
     except LambdaFailure as failure:
         core.raise_lambda_error(plpy, failure)

@@ -29,7 +29,7 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -106,17 +106,57 @@ class OracleSettings(_Strict):
         return self
 
 
+JsonPath = Annotated[str, Field(
+    pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+|\[\d+\])*$",
+    description="dotted path into the JSON result, e.g. Status or items[0].id",
+)]
+
+
+def _type_shorthand(v):
+    # `name: text` is shorthand for `name: {type: text}`
+    return {"type": v} if isinstance(v, str) else v
+
+
+class Arg(_Strict):
+    """One argument of a typed wrapper: its SQL type, the payload key it fills, an optional default."""
+
+    type: ArgType
+    key: Optional[str] = Field(None, min_length=1, max_length=256,
+                               description="key in the JSON payload (default: the argument's name)")
+    default: Union[None, bool, int, float, str] = Field(
+        None, description="makes the argument optional in SQL (DEFAULT); null for DEFAULT NULL")
+
+    @property
+    def has_default(self) -> bool:
+        return "default" in self.model_fields_set
+
+
+class Column(_Strict):
+    """One column of a set-returning wrapper: its type and where its value sits in each element."""
+
+    type: Literal["jsonb"] | ScalarReturn
+    path: Optional[JsonPath] = Field(None, description="path inside each element (default: the column's name)")
+
+
 class Returns(_Strict):
-    type: Literal["jsonb"] | ScalarReturn = "jsonb"
-    path: Optional[str] = Field(
-        None,
-        pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+|\[\d+\])*$",
-        description="dotted path into the JSON result, e.g. Status or items[0].id",
-    )
+    type: Literal["jsonb", "table"] | ScalarReturn = "jsonb"
+    path: Optional[JsonPath] = None
+    columns: Optional[dict[Ident, Column]] = Field(
+        None, description="with type: table, the columns of each row (one row per element of the array at path)")
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _column_shorthand(cls, v):
+        return {k: _type_shorthand(c) for k, c in v.items()} if isinstance(v, dict) else v
 
     @model_validator(mode="after")
     def _path_for_scalars(self) -> "Returns":
-        if self.type != "jsonb" and self.path is None:
+        if self.type == "table":
+            if not self.columns:
+                raise ValueError("type: table needs 'columns' (column name -> type, or {type, path})")
+        elif self.columns is not None:
+            raise ValueError("'columns' goes with type: table only")
+        elif self.type != "jsonb" and self.path is None:
             raise ValueError("a scalar return type needs a 'path' into the Lambda's JSON result")
         return self
 
@@ -126,7 +166,9 @@ class Function(_Strict):
     lambda_: LambdaRef = Field(alias="lambda", description="Lambda function name or ARN")
     qualifier: Optional[Qualifier] = None
     mode: Literal["sync", "async"] = "sync"
-    args: dict[Ident, ArgType] = Field(default_factory=dict, description="argument name -> SQL type; keys of the JSON payload")
+    args: dict[Ident, Arg] = Field(
+        default_factory=dict,
+        description="argument name -> SQL type (or {type, key, default}); the names are the JSON payload's keys unless 'key' says otherwise")
     returns: Returns = Field(default_factory=Returns)
     roles: list[Ident] = Field(default_factory=list, description="roles granted EXECUTE")
     description: Optional[str] = None
@@ -135,13 +177,39 @@ class Function(_Strict):
     @classmethod
     def _returns_shorthand(cls, v):
         # `returns: jsonb` is shorthand for `returns: {type: jsonb}`
-        return {"type": v} if isinstance(v, str) else v
+        return _type_shorthand(v)
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _args_shorthand(cls, v):
+        return {k: _type_shorthand(a) for k, a in v.items()} if isinstance(v, dict) else v
 
     @model_validator(mode="after")
     def _async_returns(self) -> "Function":
         if self.mode == "async" and self.returns.type != "jsonb":
             raise ValueError("an async function returns the invocation status (jsonb); drop 'returns'")
+        keys = [self.payload_key(n) for n in self.args]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"two arguments fill the same payload key {dup[0]!r}")
+        seen_default = None
+        for name, arg in self.args.items():
+            if arg.has_default:
+                seen_default = name
+            elif seen_default:
+                raise ValueError(f"argument {name!r} has no default but comes after {seen_default!r}, which has one; "
+                                 "arguments with defaults go last")
+        clash = {c.lower() for c in self.returns.columns or {}} & {a.lower() for a in self.args}
+        if clash:
+            raise ValueError(f"column {sorted(clash)[0]!r} has the name of an argument; rename one of them")
         return self
+
+    def payload_key(self, arg: str) -> str:
+        return self.args[arg].key or arg
+
+    @property
+    def arg_types(self) -> dict[str, str]:
+        return {n: a.type for n, a in self.args.items()}
 
     @property
     def payload_limit(self) -> int:

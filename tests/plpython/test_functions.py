@@ -166,3 +166,33 @@ def test_rds_invoke_shifted_client_context(monkeypatch):
     monkeypatch.setattr(core, "invoke_raw", rec)
     fx.rds_invoke(None, {}, "(echo,)", "{}", "RequestResponse", "None", '{"custom": {"k": "v"}}', None, None)
     assert rec.calls[0]["context"] == '{"custom": {"k": "v"}}'
+
+
+def _table_fn(path="items"):
+    return {"name": "w", "lambda": "echo", "returns": {"type": "table", "path": path, "columns": [
+        ["id", "bigint", "id"], ["at", "timestamptz", "meta.at"], ["doc", "jsonb", "doc"], ["note", "text", "note"]]}}
+
+
+def test_table_rows_typed_in_order_missing_is_null():
+    payload = json.dumps({"items": [{"id": 2, "meta": {"at": "2024-02-29T10:00:00Z"}, "doc": {"a": [1, 2.5]}},
+                                    {"id": "1", "note": 7}]})
+    assert fx.result_rows(_table_fn(), payload) == [
+        [2, "2024-02-29T10:00:00Z", '{"a":[1,2.5]}', None], [1, None, None, "7"]]
+
+
+@pytest.mark.parametrize("payload", ['{"items": []}', '{"items": null}', '{"other": 1}'])
+def test_table_no_rows(payload):
+    assert fx.result_rows(_table_fn(), payload) == []
+
+
+def test_table_path_not_an_array_and_bad_cell_are_clear_errors():
+    with pytest.raises(core.LambdaFailure) as exc:
+        fx.result_rows(_table_fn(), '{"items": {"id": 1}}')
+    assert exc.value.sqlstate == "LA007" and "items in the result of lambda echo is not an array" in exc.value.message
+    with pytest.raises(core.LambdaFailure) as exc:
+        fx.result_rows(_table_fn(), '{"items": [{"id": 1}, {"id": "x"}]}')
+    assert exc.value.sqlstate == "LA007" and "row 1, column id: id = \"x\"" in exc.value.message
+
+
+def test_table_without_path_reads_the_result_itself():
+    assert fx.result_rows(_table_fn(path=None), '[{"id": 5}]') == [[5, None, None, None]]

@@ -57,6 +57,13 @@ def _spec(endpoint_url: str) -> Spec:
          "returns": {"type": "text", "path": "Status"}, "roles": [ROLE_READER]},
         {"name": "notify_async", "lambda": "echo", "mode": "async", "args": {"msg": "text"}, "roles": [ROLE_READER]},
         {"name": "explode", "lambda": "rt_boom", "args": {"id": "integer"}, "roles": [ROLE_READER]},
+        # set-returning, with payload keys and a default: echo sends the items back as Records
+        {"name": "t_rows", "lambda": "echo", "args": {
+            "items": {"type": "jsonb", "key": "Records"}, "tag": {"type": "text", "key": "Tag", "default": "none"}},
+         "returns": {"type": "table", "path": "Records", "columns": {
+             "id": {"type": "bigint", "path": "id"}, "at": {"type": "timestamptz", "path": "when.at"},
+             "doc": {"type": "jsonb", "path": "doc"}, "label": "text"}},
+         "roles": [ROLE_READER]},
     ]
     return Spec.model_validate({
         "project": "rt",
@@ -446,3 +453,32 @@ def test_rds_overloads_match_the_documented_signatures(conn):
     for _, names, _ in rows:
         assert names[-4:] == ["status_code", "payload", "executed_version", "log_result"]
     assert "region text DEFAULT NULL::text, invocation_type text DEFAULT 'RequestResponse'::text" in rows[2][2]
+
+
+
+def test_set_returning_wrapper_rows_typed_in_order(conn):
+    items = [{"id": 3, "when": {"at": "2024-02-29T10:00:00Z"}, "doc": {"k": [1, "x"]}, "label": "c"},
+             {"id": "1", "label": 7}, {"id": 2}]
+    conn.execute("SET ROLE " + ROLE_READER)
+    rows = conn.execute("SELECT id, at, doc, label FROM t_rows(%s::jsonb)", (json.dumps(items),)).fetchall()
+    assert rows[0][0] == 3 and rows[0][1].isoformat() == "2024-02-29T10:00:00+00:00"
+    assert rows[0][2] == {"k": [1, "x"]} and rows[0][3] == "c"
+    assert rows[1:] == [(1, None, None, "7"), (2, None, None, None)]
+    assert one(conn, "SELECT count(*) FROM t_rows('[]'::jsonb)")[0] == 0
+
+
+def test_set_returning_wrapper_payload_keys_and_default(conn):
+    # echo returns its input: rows exist only if the items travelled under the key "Records"
+    rows = conn.execute("SELECT label FROM t_rows(%s::jsonb, 'x')", (json.dumps([{"label": "a"}]),)).fetchall()
+    assert rows == [("a",)]
+    sig = one(conn, "SELECT pg_get_function_arguments('t_rows'::regproc)")[0]
+    assert sig == "items jsonb, tag text DEFAULT 'none'::text"
+
+
+def test_set_returning_wrapper_bad_cell_is_la007_and_needs_execute(conn):
+    with pytest.raises(psycopg.Error) as exc:
+        conn.execute("SELECT * FROM t_rows('[{\"id\": \"x\"}]'::jsonb)")
+    assert exc.value.sqlstate == "LA007" and "row 0, column id" in exc.value.diag.message_primary
+    conn.execute("SET ROLE " + ROLE_NOBODY)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT * FROM t_rows('[]'::jsonb)")

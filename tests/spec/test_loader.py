@@ -38,7 +38,7 @@ def test_all_problems_reported_with_positions():
     got = [(p.line, p.col, p.path) for p in exc.value.problems]
     assert got == [
         (4, 3, "aws.regoin"),
-        (8, 27, "functions[0].args.b"),
+        (8, 27, "functions[0].args.b.type"),
         (9, 11, "functions[1].name"),
         (11, 14, "functions[1].returns"),
         (12, 11, "functions[2].name"),
@@ -140,3 +140,32 @@ def test_cli_validate_exit_codes_and_json():
     assert len(lines) == 8  # one line per problem, never wrapped
     badj = run("validate", str(BAD / "many_problems.yaml"), "--json")
     assert badj.returncode == 3 and len(json.loads(badj.stdout)["problems"]) == 8
+
+
+# -- argument payload keys, defaults, set-returning wrappers ------------------------------------------
+
+def test_long_form_args_and_table_returns_load():
+    loaded = load_spec_text(
+        "project: p\nfunctions:\n  - name: f\n    lambda: echo\n"
+        "    args:\n      stream: {type: text, key: StreamName}\n      after: {type: text, default: null}\n"
+        "    returns:\n      type: table\n      path: Records\n      columns:\n        seq: {type: text, path: SequenceNumber}\n"
+        "        note: text\n", "s.yaml")
+    f = loaded.functions[0]
+    assert [f.payload_key(a) for a in f.args] == ["StreamName", "after"]
+    assert f.args["after"].has_default and not f.args["stream"].has_default
+    assert f.returns.columns["note"].type == "text" and f.returns.columns["note"].path is None
+
+
+@pytest.mark.parametrize("body,where,message", [
+    ("    args:\n      a: {type: text, default: x}\n      b: integer\n", "s.yaml:3:5: functions[0]: argument 'b'", "arguments with defaults go last"),
+    ("    args:\n      a: {type: text, key: K}\n      b: {type: text, key: K}\n", "s.yaml:3:5: functions[0]", "same payload key 'K'"),
+    ("    returns: {type: table}\n", "s.yaml:5:14: functions[0].returns", "needs 'columns'"),
+    ("    returns: {type: text, path: x, columns: {a: text}}\n", "s.yaml:5:14: functions[0].returns", "type: table only"),
+    ("    args: {a: text}\n    returns: {type: table, columns: {a: text}}\n", "s.yaml:3:5: functions[0]", "name of an argument"),
+    ("    mode: async\n    returns: {type: table, columns: {a: text}}\n", "s.yaml:3:5: functions[0]", "async"),
+    ("    args:\n      a: {type: text, key: ''}\n", "s.yaml:6:28: functions[0].args.a.key", "at least 1 character"),
+])
+def test_args_and_table_returns_errors_point_at_the_spec(body, where, message):
+    problems = _problems("project: p\nfunctions:\n  - name: f\n    lambda: echo\n" + body)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(where) and message in problems[0], problems

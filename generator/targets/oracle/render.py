@@ -355,19 +355,39 @@ def _generic(spec: Spec, names: Names) -> list[Artifact]:
     return arts
 
 
+def _oracle_default(arg) -> str:
+    """An argument's DEFAULT: NULL, or a literal (booleans travel as 1/0, like the arguments)."""
+    v = arg.default
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + v.replace("'", "''") + "'"
+
+
 def _wrapper(f: Function, names: Names) -> list[Artifact]:
     fn_name = f.name.upper()
     args = []
-    for arg, typ in f.args.items():
-        t = TYPES[typ]
+    for arg, spec_arg in f.args.items():
+        t = TYPES[spec_arg.type]
         ref = f"{oracle_ident(fn_name)}.{oracle_ident(arg)}"
         args.append(dict(
-            key=arg, param=oracle_ident(arg), param_type=t.param, value=t.value.format(ref=ref), ref=ref,
+            key=f.payload_key(arg), param=oracle_ident(arg), param_type=t.param, value=t.value.format(ref=ref), ref=ref,
+            default=_oracle_default(spec_arg) if spec_arg.has_default else None,
             check=t.check.format(ref=ref) if t.check else None,
             check_message=f"sqlambda: {f.name}: argument {arg} {t.check_message}",
         ))
+    columns = []
     if f.mode == "async":
         return_type, result_var, extract = "CLOB", "CLOB", "async"
+    elif f.returns.type == "table":
+        # a cursor over JSON_TABLE: one row per element of the array at returns.path
+        return_type, result_var, extract = "SYS_REFCURSOR", "SYS_REFCURSOR", "table"
+        columns = [dict(name=oracle_ident(c), type=("CLOB FORMAT JSON" if col.type in ("jsonb", "json")
+                                                    else TYPES[col.type].json_returning),
+                        path=json_path(col.path or c)) for c, col in f.returns.columns.items()]
     elif f.returns.type == "jsonb":
         extract = "query" if f.returns.path else "whole"
         return_type, result_var = "CLOB", ("CLOB" if f.returns.path else None)
@@ -378,8 +398,9 @@ def _wrapper(f: Function, names: Names) -> list[Artifact]:
     ctx = dict(
         fn=names.obj(fn_name), args=args, return_type=return_type, result_var_type=result_var,
         mode=f.mode, rt=names.obj(RT_PKG), lambda_name=lambda_name(f.lambda_, f.qualifier),
-        extract=extract, json_path=json_path(f.returns.path),
-        json_returning=TYPES[f.returns.type].json_returning if f.returns.type != "jsonb" else "CLOB",
+        extract=extract, json_path=json_path(f.returns.path), columns=columns,
+        rows_path=json_path(f.returns.path) + "[*]",
+        json_returning=TYPES[f.returns.type].json_returning if f.returns.type not in ("jsonb", "table") else "CLOB",
         boolean_message=f"sqlambda: {f.name}: expected a JSON boolean at {f.returns.path}, got ",
     )
     summary = f"{f.mode} wrapper for Lambda {ctx['lambda_name']}"
