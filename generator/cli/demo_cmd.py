@@ -16,12 +16,12 @@ from sqlambda.cli.common import console, json_option
 @click.option("--keep", is_flag=True, help="Leave the cluster and the local stack running (until Ctrl-C) and print how to reach them.")
 @json_option
 def demo_cmd(spec, keep, as_json):
-    """Start PostgreSQL and a local AWS stack, install a spec, call Lambda from SQL, clean up."""
+    """Start PostgreSQL and a local AWS stack, install a spec, call Lambda from SQL, run the three scenarios, clean up."""
     if as_json:
         from rich.console import Console
 
-        results = demo.run(Console(stderr=True), spec=spec, keep=keep)
-        click.echo(json.dumps({"ok": all(r.ok for r in results), "calls": [r.to_dict() for r in results]}, indent=2))
+        outcome = demo.run(Console(stderr=True), spec=spec, keep=keep)
+        click.echo(json.dumps(outcome.to_dict(), indent=2))
     else:
         demo.run(console, spec=spec, keep=keep)
 
