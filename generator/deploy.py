@@ -35,7 +35,7 @@ def build_zip(folder: Path) -> bytes:
         rel = path.relative_to(folder)
         if path.is_dir() or any(p in _SKIP_DIRS for p in rel.parts) or path.suffix in _SKIP_SUFFIXES:
             continue
-        if rel.name == "lambda.json":
+        if rel.name in ("lambda.json", "policy.json"):  # deploy settings and IAM docs, not code
             continue
         files.append((rel.as_posix(), path.read_bytes()))
     return zip_files(files)
