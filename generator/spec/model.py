@@ -188,21 +188,28 @@ class Function(_Strict):
     def _async_returns(self) -> "Function":
         if self.mode == "async" and self.returns.type != "jsonb":
             raise ValueError("an async function returns the invocation status (jsonb); drop 'returns'")
-        keys = [self.payload_key(n) for n in self.args]
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        if dup:
-            raise ValueError(f"two arguments fill the same payload key {dup[0]!r}")
+        return self
+
+    def argument_problems(self) -> list[tuple[tuple, str]]:
+        """Problems between this function's arguments and columns, each at its own location."""
+        out: list[tuple[tuple, str]] = []
+        seen_key: dict[str, str] = {}
         seen_default = None
         for name, arg in self.args.items():
+            key = self.payload_key(name)
+            if key in seen_key:
+                out.append((("args", name), f"fills payload key {key!r}, like argument {seen_key[key]!r}"))
+            seen_key.setdefault(key, name)
             if arg.has_default:
                 seen_default = name
             elif seen_default:
-                raise ValueError(f"argument {name!r} has no default but comes after {seen_default!r}, which has one; "
-                                 "arguments with defaults go last")
-        clash = {c.lower() for c in self.returns.columns or {}} & {a.lower() for a in self.args}
-        if clash:
-            raise ValueError(f"column {sorted(clash)[0]!r} has the name of an argument; rename one of them")
-        return self
+                out.append((("args", name), f"has no default but comes after {seen_default!r}, which has one; "
+                                            "arguments with defaults go last"))
+        args = {a.lower() for a in self.args}
+        for column in self.returns.columns or {}:
+            if column.lower() in args:
+                out.append((("returns", "columns", column), "has the name of an argument; rename one of them"))
+        return out
 
     def payload_key(self, arg: str) -> str:
         return self.args[arg].key or arg
@@ -279,6 +286,8 @@ def cross_reference_problems(spec: Spec) -> list[tuple[tuple, str]]:
     out: list[tuple[tuple, str]] = []
     seen: dict[str, int] = {}
     for i, f in enumerate(spec.functions):
+        if isinstance(f, Function):  # the loader's raw view of an invalid spec has names only
+            out += [(("functions", i) + loc, msg) for loc, msg in f.argument_problems()]
         if f.name.lower() in seen:
             out.append((("functions", i, "name"), f"function name {f.name!r} is already used by functions[{seen[f.name.lower()]}]"))
         else:

@@ -157,11 +157,11 @@ def test_long_form_args_and_table_returns_load():
 
 
 @pytest.mark.parametrize("body,where,message", [
-    ("    args:\n      a: {type: text, default: x}\n      b: integer\n", "s.yaml:3:5: functions[0]: argument 'b'", "arguments with defaults go last"),
-    ("    args:\n      a: {type: text, key: K}\n      b: {type: text, key: K}\n", "s.yaml:3:5: functions[0]", "same payload key 'K'"),
+    ("    args:\n      a: {type: text, default: x}\n      b: integer\n", "s.yaml:7:10: functions[0].args.b: has no default", "arguments with defaults go last"),
+    ("    args:\n      a: {type: text, key: K}\n      b: {type: text, key: K}\n", "s.yaml:7:10: functions[0].args.b", "fills payload key 'K', like argument 'a'"),
     ("    returns: {type: table}\n", "s.yaml:5:14: functions[0].returns", "needs 'columns'"),
     ("    returns: {type: text, path: x, columns: {a: text}}\n", "s.yaml:5:14: functions[0].returns", "type: table only"),
-    ("    args: {a: text}\n    returns: {type: table, columns: {a: text}}\n", "s.yaml:3:5: functions[0]", "name of an argument"),
+    ("    args: {a: text}\n    returns: {type: table, columns: {a: text}}\n", "s.yaml:6:41: functions[0].returns.columns.a", "name of an argument"),
     ("    mode: async\n    returns: {type: table, columns: {a: text}}\n", "s.yaml:3:5: functions[0]", "async"),
     ("    args:\n      a: {type: text, key: ''}\n", "s.yaml:6:28: functions[0].args.a.key", "at least 1 character"),
 ])
@@ -169,3 +169,13 @@ def test_args_and_table_returns_errors_point_at_the_spec(body, where, message):
     problems = _problems("project: p\nfunctions:\n  - name: f\n    lambda: echo\n" + body)
     assert len(problems) == 1, problems
     assert problems[0].startswith(where) and message in problems[0], problems
+
+
+def test_argument_problems_also_stop_model_validation_outside_the_loader():
+    from pydantic import ValidationError
+
+    from sqlambda.spec.model import Spec
+
+    with pytest.raises(ValidationError, match="arguments with defaults go last"):
+        Spec.model_validate({"project": "p", "functions": [{"name": "f", "lambda": "echo", "args": {
+            "a": {"type": "text", "default": None}, "b": "text"}}]})
