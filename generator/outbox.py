@@ -1,19 +1,22 @@
 """The outbox drainer and its administration: ``drain``, ``status``, ``retry_dead`` (library API).
 
 Owns: delivering committed change events from ``<schema>.outbox`` to Lambda, outside the database.
-A worker claims the oldest ready events with ``SELECT ... FOR UPDATE SKIP LOCKED`` inside a
-transaction, cuts them into batches (per trigger, per run of one operation, by the route's
-max_rows AND max_bytes, the same code the immediate trigger uses: ``plpython/sqlambda_triggers.py``),
-sends each batch with ``plpython/sqlambda_core.py``'s invoke (so errors are classified exactly as in
-the database), deletes what was delivered, records the failure (attempts, last error, next attempt
-with exponential backoff and jitter) of what was not, moves events past ``retry.max_attempts`` to
-``<schema>.outbox_dead``, and commits.
+The queue holds chunks (one row per up to 1,000 consecutive events of one statement, see
+``sql/postgres/outbox/queue.sql.j2``). A worker locks the oldest ready chunks, up to a number of
+events, with ``<schema>.outbox_claim`` (``FOR UPDATE SKIP LOCKED`` through a cursor) inside a
+transaction, reads their undelivered events one per row, cuts them into batches (per trigger, per
+run of one operation, by the route's max_rows AND max_bytes, the same code the immediate trigger
+uses: ``plpython/sqlambda_triggers.py``), sends each batch with ``plpython/sqlambda_core.py``'s
+invoke (so errors are classified exactly as in the database), records how far each chunk got
+(deleting the chunks fully delivered), records the failure (attempts, last error, next attempt with
+exponential backoff and jitter) of the chunks a failed batch touched, moves chunks past
+``retry.max_attempts`` to ``<schema>.outbox_dead``, and commits.
 
 Why the row locks are held during the HTTP call: two drainers can then never send the same event
-at the same time (the second one skips locked rows), and a drainer killed mid-batch (kill -9, a
+at the same time (the second one skips locked chunks), and a drainer killed mid-batch (kill -9, a
 crash, a lost connection) simply releases its locks: the events are still in the queue and are
-redelivered, with the same idempotency key (``trigger:txid:id``), which is the at-least-once
-contract Lambdas de-duplicate on.
+redelivered, with the same idempotency key (``trigger:txid:chunk.event``), which is the
+at-least-once contract Lambdas de-duplicate on.
 
 Must not: print, parse command-line options (``cli/outbox_cmd.py`` does), or hold DDL (templates
 in ``sql/postgres/outbox/``). Routes (Lambda, mode, limits) come from ``<schema>.outbox_route``,
@@ -37,7 +40,8 @@ from sqlambda.errors import ConnectionFailed, OutboxError, UsageError
 DEFAULT_SCHEMA = "sqlambda"
 #: how often an idle follower looks for events whose backoff ended (NOTIFY wakes it for new ones)
 POLL_SECONDS = 1.0
-#: claim several batches per transaction: fewer round trips; the batches are still cut by the route
+#: claim (at least) several batches' worth of events per transaction: fewer round trips; the
+#: batches are still cut by the route
 CLAIM_BATCHES = 4
 
 
@@ -210,25 +214,62 @@ def backoff_seconds(route: Route, attempts: int) -> float:
 
 
 # -- one worker ----------------------------------------------------------------------------------------
-_CLAIM = (
-    "SELECT id, trigger_name, op, txid::text, "
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-    "new_row::text, old_row::text, attempts "
-    "FROM {s}.outbox WHERE next_attempt_at IS NULL "
-    "OR next_attempt_at <= coalesce(%s::timestamptz, pg_catalog.now()) "
-    "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+#: lock the oldest ready chunks holding at least ``target`` events (``outbox/claim_function.sql.j2``)
+_CLAIM = "SELECT chunk_id, chunk_base FROM {s}.outbox_claim(%s, %s)"
+#: the claimed chunks, then their undelivered events, one row each, in queue order. Separate
+#: statements from the claim, so their snapshot already sees the latest version of every chunk it
+#: locked; the chunk's fields are read once, not repeated on each of its events
+_CHUNK_ROWS = (
+    "SELECT id, base, trigger_name, op, txid::text, "
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), attempts "
+    "FROM {s}.outbox WHERE (id, base) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), "
+    "pg_catalog.unnest(%s::integer[])))"
 )
-_DONE = "DELETE FROM {s}.outbox WHERE id = ANY(%s)"
+_EVENTS = (
+    "SELECT o.id, o.base, e.k::integer, e.nw::text, e.od::text "
+    "FROM {s}.outbox o CROSS JOIN LATERAL ROWS FROM (pg_catalog.json_array_elements(o.new_rows), "
+    "pg_catalog.json_array_elements(o.old_rows)) WITH ORDINALITY AS e(nw, od, k) "
+    "WHERE (o.id, o.base) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), "
+    "pg_catalog.unnest(%s::integer[]))) AND e.k > o.done "
+    "ORDER BY o.id, o.base, e.k"
+)
+_CHUNKS = "(id, base) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), pg_catalog.unnest(%s::integer[])))"
+#: the first k events of each chunk are settled (delivered, or dead-lettered on their own)
+_PROGRESS = (
+    "WITH d(id, base, k) AS (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), pg_catalog.unnest(%s::integer[]), pg_catalog.unnest(%s::integer[]))), "
+    "gone AS (DELETE FROM {s}.outbox o USING d WHERE o.id = d.id AND o.base = d.base AND d.k >= o.n) "
+    "UPDATE {s}.outbox o SET done = d.k FROM d WHERE o.id = d.id AND o.base = d.base AND d.k < o.n"
+)
 _FAIL = (
     "UPDATE {s}.outbox SET attempts = attempts + 1, last_error = %s, "
-    "next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => %s) WHERE id = ANY(%s)"
+    "next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => %s) WHERE " + _CHUNKS
 )
+_COLS = "id, base, trigger_name, op, txid, created_at, n, done, new_rows, old_rows, attempts, last_error"
+#: chunks past max_attempts move to the dead letters whole (their `done` says what was delivered)
 _BURY = (
-    "WITH moved AS (DELETE FROM {s}.outbox WHERE id = ANY(%s) AND attempts >= %s "
-    "RETURNING id, trigger_name, op, txid, created_at, new_row, old_row, attempts, last_error) "
-    "INSERT INTO {s}.outbox_dead (id, trigger_name, op, txid, created_at, new_row, old_row, attempts, last_error) "
-    "SELECT id, trigger_name, op, txid, created_at, new_row, old_row, attempts, last_error FROM moved"
+    "WITH moved AS (DELETE FROM {s}.outbox WHERE " + _CHUNKS + " AND attempts >= %s RETURNING " + _COLS + "), "
+    "buried AS (INSERT INTO {s}.outbox_dead (" + _COLS + ") SELECT " + _COLS + " FROM moved RETURNING n - done AS events) "
+    "SELECT coalesce(sum(events), 0)::bigint FROM buried"
 )
+#: one event that can never fit a request goes to the dead letters on its own, keeping its key
+_BURY_ONE = (
+    "INSERT INTO {s}.outbox_dead (" + _COLS + ") "
+    "SELECT id, base + %(k)s - 1, trigger_name, op, txid, created_at, 1, 0, "
+    "CASE WHEN new_rows IS NULL THEN NULL ELSE pg_catalog.json_build_array(new_rows -> (%(k)s - 1)) END, "
+    "CASE WHEN old_rows IS NULL THEN NULL ELSE pg_catalog.json_build_array(old_rows -> (%(k)s - 1)) END, "
+    "attempts, %(error)s FROM {s}.outbox WHERE id = %(id)s AND base = %(base)s"
+)
+
+
+def idempotency_key(trigger: str, txid: str, chunk_id: int, base: int, k: int) -> str:
+    """``trigger:txid:chunk.event``: the same for every delivery of one event, unique across events."""
+    return f"{trigger}:{txid}:{chunk_id}.{base + k}"
+
+
+def _chunks(tags: list[tuple]) -> tuple[list[int], list[int]]:
+    """(ids, bases) of the distinct chunks among event tags ``(id, base, k, attempts)``."""
+    seen = dict.fromkeys((t[0], t[1]) for t in tags)
+    return [c[0] for c in seen], [c[1] for c in seen]
 
 
 class Worker:
@@ -249,7 +290,8 @@ class Worker:
         self.routes = load_routes(self.conn, schema)
         self.conn.commit()
         self._q = {name: _sql(schema, text) for name, text in
-                   (("claim", _CLAIM), ("done", _DONE), ("fail", _FAIL), ("bury", _BURY))}
+                   (("claim", _CLAIM), ("chunks", _CHUNK_ROWS), ("events", _EVENTS), ("progress", _PROGRESS), ("fail", _FAIL),
+                    ("bury", _BURY), ("bury_one", _BURY_ONE))}
 
     def close(self) -> None:
         try:
@@ -264,77 +306,106 @@ class Worker:
         return max(1, biggest * CLAIM_BATCHES)
 
     def step(self) -> int:
-        """Claim, send and settle one set of events; returns how many were claimed (0: none ready)."""
+        """Claim, send and settle one set of chunks; returns how many events were claimed (0: none ready)."""
         conn = self.conn
         with conn.transaction():
-            rows = conn.execute(self._q["claim"], (self.cutoff, self._limit())).fetchall()
-            if not rows:
+            claimed = conn.execute(self._q["claim"], (self._limit(), self.cutoff)).fetchall()
+            if not claimed:
                 return 0
-            if any(r[1] not in self.routes for r in rows):
+            keys = ([c[0] for c in claimed], [c[1] for c in claimed])
+            chunks = {(c[0], c[1]): c for c in conn.execute(self._q["chunks"], keys)}
+            if any(c[2] not in self.routes for c in chunks.values()):
                 self.routes = load_routes(conn, self.schema)
             groups: dict[str, list] = {}
-            for r in rows:
-                groups.setdefault(r[1], []).append(r)
+            n = 0
+            for cid, base, k, new, old in conn.execute(self._q["events"], keys):
+                chunk = chunks[(cid, base)]
+                groups.setdefault(chunk[2], []).append((chunk, k, new, old))
+                n += 1
             for trigger, events in groups.items():
                 self._deliver(trigger, events)
-        return len(rows)
+        return n
+
+    def _plan(self, trigger: str, route: Route, events: list) -> list[tuple]:
+        """The trigger's events ``(chunk row, k, new, old)`` as ordered actions: ("send", payload,
+        tags) or ("bury", tag, error), where a tag is ``(chunk id, base, k, attempts)``.
+
+        One batch = one run of one operation, cut by the route's max_rows and max_bytes; a change of
+        operation starts a new batch so order is kept. An event too big for any request is buried
+        in its place in the sequence, so progress through its chunk stays a simple count.
+        """
+        trig = self.trig
+        limit = trig.effective_max_bytes(route.mode, route.max_bytes)
+        actions: list[tuple] = []
+        i = 0
+        while i < len(events):
+            op = events[i][0][3]
+            j = i
+            while j < len(events) and events[j][0][3] == op:
+                j += 1
+            prefix, suffix = trig.envelope(trigger, route.table_name, op)
+            batcher = trig.Batcher(prefix, suffix, route.max_rows, limit)
+            for (cid, base, _t, _op, txid, ts, attempts), k, new, old in events[i:j]:
+                tag = (cid, base, k, attempts)
+                try:
+                    done = batcher.add(trig.record(idempotency_key(trigger, txid, cid, base, k), txid, ts, new, old), tag)
+                except trig.OversizeRecord as exc:
+                    # retrying cannot make it smaller: straight to dead-letter, with the reason
+                    last = batcher.flush()
+                    if last is not None:
+                        actions.append(("send", last[0], last[1]))
+                    actions.append(("bury", tag, f"[54000] event is {exc.size} bytes as a batch, over the limit of "
+                                    f"{exc.limit} bytes (batch.max_bytes / Lambda quota); raise batch.max_bytes "
+                                    f"or send fewer columns"))
+                    continue
+                if done is not None:
+                    actions.append(("send", done[0], done[1]))
+            last = batcher.flush()
+            if last is not None:
+                actions.append(("send", last[0], last[1]))
+            i = j
+        return actions
 
     def _deliver(self, trigger: str, events: list) -> None:
         route = self.routes.get(trigger)
         if route is None:
-            self._fail(None, [e[0] for e in events], max(e[7] for e in events),
-                       f"no route for trigger {trigger!r} in {self.schema}.outbox_route (reinstall the spec)")
+            tags = [(c[0], c[1], k, c[6]) for c, k, _new, _old in events]
+            self._fail(None, tags, f"no route for trigger {trigger!r} in {self.schema}.outbox_route (reinstall the spec)")
             return
-        trig = self.trig
-        limit = trig.effective_max_bytes(route.mode, route.max_bytes)
-        batches: list[tuple[str, list[int], int]] = []
-        i = 0
-        while i < len(events):
-            # one batch = one operation; a change of operation starts a new batch so order is kept
-            op = events[i][2]
-            j = i
-            while j < len(events) and events[j][2] == op:
-                j += 1
-            prefix, suffix = trig.envelope(trigger, route.table_name, op)
-            batcher = trig.Batcher(prefix, suffix, route.max_rows, limit)
-            run: list[tuple[str, list[int], int]] = []
-            for e in events[i:j]:
-                key = f"{trigger}:{e[3]}:{e[0]}"
-                try:
-                    done = batcher.add(trig.record(key, e[3], e[4], e[5], e[6]), (e[0], e[7]))
-                except trig.OversizeRecord as exc:
-                    # retrying cannot make it smaller: straight to dead-letter, with the reason
-                    self._fail(route, [e[0]], route.max_attempts,
-                               f"[54000] event is {exc.size} bytes as a batch, over the limit of {exc.limit} bytes "
-                               f"(batch.max_bytes / Lambda quota); raise batch.max_bytes or send fewer columns",
-                               force_dead=True)
-                    continue
-                if done is not None:
-                    run.append((done[0], [t[0] for t in done[1]], max(t[1] for t in done[1])))
-            last = batcher.flush()
-            if last is not None:
-                run.append((last[0], [t[0] for t in last[1]], max(t[1] for t in last[1])))
-            batches += run
-            i = j
-        for n, (payload, ids, attempts) in enumerate(batches):
-            error = self.sender.send(route, payload)
-            if error is None:
-                self.conn.execute(self._q["done"], (ids,))
-                self.stats.add(delivered=len(ids), batches=1)
-                if self.on_batch:
-                    self.on_batch(trigger, len(ids))
+        for action, body, extra in self._plan(trigger, route, events):
+            if action == "bury":
+                cid, base, k, _attempts = body
+                self.conn.execute(self._q["bury_one"], {"id": cid, "base": base, "k": k, "error": extra})
+                self._progress([body])
+                self.stats.add(failed_batches=1, failed_events=1, dead=1, last_error=extra)
                 continue
-            self._fail(route, ids, attempts, error)
+            error = self.sender.send(route, body)
+            if error is None:
+                self._progress(extra)
+                self.stats.add(delivered=len(extra), batches=1)
+                if self.on_batch:
+                    self.on_batch(trigger, len(extra))
+                continue
+            self._fail(route, extra, error)
             # keep this trigger's later events for the next round instead of sending them ahead of
             # the failed ones (and instead of hammering an endpoint that is down)
             return
 
-    def _fail(self, route: Route | None, ids: list[int], attempts: int, error: str, force_dead: bool = False) -> None:
+    def _progress(self, tags: list[tuple]) -> None:
+        """Record that the events of ``tags`` are settled: chunks fully settled are deleted."""
+        last: dict[tuple[int, int], int] = {}
+        for cid, base, k, _attempts in tags:
+            last[(cid, base)] = max(k, last.get((cid, base), 0))
+        self.conn.execute(self._q["progress"], ([c[0] for c in last], [c[1] for c in last], list(last.values())))
+
+    def _fail(self, route: Route | None, tags: list[tuple], error: str) -> None:
+        attempts = max(t[3] for t in tags)
         max_attempts = route.max_attempts if route else 1_000_000
         delay = backoff_seconds(route, attempts + 1) if route else 60.0
-        self.conn.execute(self._q["fail"], (error[:4000], delay, ids))
-        cur = self.conn.execute(self._q["bury"], (ids, 0 if force_dead else max_attempts))
-        self.stats.add(failed_batches=1, failed_events=len(ids), dead=cur.rowcount or 0, last_error=error)
+        ids, bases = _chunks(tags)
+        self.conn.execute(self._q["fail"], (error[:4000], delay, ids, bases))
+        dead = self.conn.execute(self._q["bury"], (ids, bases, max_attempts)).fetchone()[0]
+        self.stats.add(failed_batches=1, failed_events=len(tags), dead=int(dead), last_error=error)
 
 
 # -- drain ----------------------------------------------------------------------------------------------
@@ -435,23 +506,25 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
 def status(dsn: str, schema: str = DEFAULT_SCHEMA) -> OutboxStatus:
     """Depth, in-flight, waiting, dead and the oldest event's age, in total and per trigger.
 
-    In-flight events are the ones a drainer holds locked right now: counted as the queued events
-    this transaction cannot take a KEY SHARE lock on (SKIP LOCKED), then rolled back. KEY SHARE
+    Counts are events (a queue row holds a chunk of them). In-flight events are the ones a drainer
+    holds locked right now: counted as the queued events whose chunk this transaction cannot take a
+    KEY SHARE lock on (SKIP LOCKED), then rolled back. KEY SHARE
     conflicts only with the drainers' FOR UPDATE, so writers are never blocked.
     """
     with connect(dsn) as conn:
         _check_schema(conn, schema)
         rows = conn.execute(_sql(schema, """
             WITH q AS (
-                SELECT trigger_name, count(*) AS queued,
-                       count(*) FILTER (WHERE next_attempt_at IS NULL OR next_attempt_at <= pg_catalog.now()) AS ready,
-                       count(*) FILTER (WHERE next_attempt_at > pg_catalog.now()) AS waiting,
+                SELECT trigger_name, sum(n - done) AS queued,
+                       sum(n - done) FILTER (WHERE next_attempt_at IS NULL OR next_attempt_at <= pg_catalog.now()) AS ready,
+                       sum(n - done) FILTER (WHERE next_attempt_at > pg_catalog.now()) AS waiting,
                        extract(epoch FROM pg_catalog.clock_timestamp() - min(created_at))::float8 AS oldest
                   FROM {s}.outbox GROUP BY trigger_name),
             free AS (
-                SELECT trigger_name, count(*) AS n
-                  FROM (SELECT trigger_name FROM {s}.outbox FOR KEY SHARE SKIP LOCKED) f GROUP BY trigger_name),
-            d AS (SELECT trigger_name, count(*) AS n FROM {s}.outbox_dead GROUP BY trigger_name),
+                SELECT trigger_name, sum(events) AS n
+                  FROM (SELECT trigger_name, n - done AS events FROM {s}.outbox FOR KEY SHARE SKIP LOCKED) f
+                 GROUP BY trigger_name),
+            d AS (SELECT trigger_name, sum(n - done) AS n FROM {s}.outbox_dead GROUP BY trigger_name),
             names AS (SELECT trigger_name FROM q UNION SELECT trigger_name FROM d
                       UNION SELECT trigger_name FROM {s}.outbox_route)
             SELECT n.trigger_name, r.table_name, r.lambda, coalesce(q.queued, 0), coalesce(q.ready, 0),
@@ -477,10 +550,11 @@ def status(dsn: str, schema: str = DEFAULT_SCHEMA) -> OutboxStatus:
 
 def retry_dead(dsn: str, schema: str = DEFAULT_SCHEMA, *, trigger: str | None = None,
                ids: list[int] | None = None) -> int:
-    """Move dead-lettered events (all, one trigger's, or the given ids) back into the queue, ready now.
+    """Move dead-lettered events (all, one trigger's, or the given chunk ids) back into the queue, ready now.
 
-    They keep their id, hence their idempotency key; their attempt count starts again at zero.
-    Returns how many were requeued.
+    A chunk id is the number between the txid and the dot of an idempotency key. Chunks keep their
+    id, base and progress, hence every event keeps its idempotency key; their attempt count starts
+    again at zero. Returns how many events were requeued.
     """
     with connect(dsn) as conn:
         _check_schema(conn, schema)
@@ -490,11 +564,16 @@ def retry_dead(dsn: str, schema: str = DEFAULT_SCHEMA, *, trigger: str | None = 
                     DELETE FROM {s}.outbox_dead
                      WHERE (%(trigger)s::text IS NULL OR trigger_name = %(trigger)s::text)
                        AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
-                    RETURNING id, trigger_name, op, txid, created_at, new_row, old_row, last_error)
-                INSERT INTO {s}.outbox (id, trigger_name, op, txid, created_at, new_row, old_row, attempts, last_error)
-                SELECT id, trigger_name, op, txid, created_at, new_row, old_row, 0, last_error FROM moved ORDER BY id"""),
+                    RETURNING id, base, trigger_name, op, txid, created_at, n, done, new_rows, old_rows, last_error),
+                requeued AS (
+                    INSERT INTO {s}.outbox (id, base, trigger_name, op, txid, created_at, n, done, new_rows, old_rows,
+                                            attempts, last_error)
+                    SELECT id, base, trigger_name, op, txid, created_at, n, done, new_rows, old_rows, 0, last_error
+                      FROM moved ORDER BY id, base
+                    RETURNING n - done AS events)
+                SELECT coalesce(sum(events), 0)::bigint FROM requeued"""),
                 {"trigger": trigger, "ids": ids})
-            n = cur.rowcount or 0
+            n = int(cur.fetchone()[0])
             if n:
                 conn.execute("SELECT pg_catalog.pg_notify(%s, 'retry-dead')", (f"{schema}.outbox",))
     return n

@@ -105,7 +105,7 @@ def status_cmd(dsn: str, schema: str, alert_depth: int | None, alert_age: float 
 @dsn_option
 @schema_option
 @click.option("--trigger", default=None, help="Only this trigger's dead events.")
-@click.option("--id", "ids", type=int, multiple=True, help="Only these event ids (repeatable).")
+@click.option("--id", "ids", type=int, multiple=True, help="Only these chunks: the number between the txid and the dot of an idempotency key (repeatable).")
 @json_option
 def retry_dead_cmd(dsn: str, schema: str, trigger: str | None, ids: tuple[int, ...], as_json: bool) -> None:
     """Move dead-lettered events back into the queue (same id and idempotency key, attempts reset)."""

@@ -50,7 +50,8 @@ def flaky(local_stack) -> Recorder:
 
 
 def queue_counts(dsn: str, schema: str = "sqlambda") -> tuple[int, int]:
+    """(queued, dead) events: a queue row holds a chunk of n events of which `done` are settled."""
     with psycopg.connect(dsn) as conn:
-        q = conn.execute(f'SELECT count(*) FROM "{schema}".outbox').fetchone()[0]
-        d = conn.execute(f'SELECT count(*) FROM "{schema}".outbox_dead').fetchone()[0]
-    return q, d
+        q = conn.execute(f'SELECT coalesce(sum(n - done), 0) FROM "{schema}".outbox').fetchone()[0]
+        d = conn.execute(f'SELECT coalesce(sum(n - done), 0) FROM "{schema}".outbox_dead').fetchone()[0]
+    return int(q), int(d)

@@ -92,7 +92,8 @@ def drain_all(dsn: str, **kw) -> outbox.DrainStats:
 def test_a_rolled_back_transaction_sends_nothing(db, recorder):
     with psycopg.connect(db) as conn:
         conn.execute("INSERT INTO basic SELECT g, 'n' FROM generate_series(1, 20) g")
-        assert conn.execute("SELECT count(*) FROM sqlambda.outbox").fetchone()[0] == 20  # queued in the txn...
+        # queued in the txn, as one chunk...
+        assert conn.execute("SELECT count(*), sum(n) FROM sqlambda.outbox").fetchone() == (1, 20)
         conn.rollback()
     assert queue_counts(db) == (0, 0)  # ...and gone with it
     stats = drain_all(db)
@@ -197,7 +198,7 @@ def test_endpoint_down_keeps_rows_queued_until_recovery(db, recorder, faults):
     assert "EndpointUnreachable" in stats.last_error or "LA004" in stats.last_error
     with psycopg.connect(db) as conn:
         queued, attempts, err = conn.execute(
-            "SELECT count(*), min(attempts), min(last_error) FROM sqlambda.outbox WHERE trigger_name = 't_basic'").fetchone()
+            "SELECT sum(n - done), min(attempts), min(last_error) FROM sqlambda.outbox WHERE trigger_name = 't_basic'").fetchone()
     assert queued == 30 and attempts == 1 and "LA004" in err
     faults.clear()
     time.sleep(0.05)  # past the (1 ms base) backoff
@@ -248,8 +249,99 @@ def test_events_that_keep_failing_go_dead_and_retry_dead_brings_them_back(db, fl
     assert queue_counts(db) == (0, 0)
 
 
+def test_a_chunk_that_fails_half_way_resumes_where_it_stopped(db, flaky):
+    # one statement, two chunks (1000 + 200 events); batches of 500; the Lambda breaks after the first batch
+    sql(db, "INSERT INTO flaky SELECT g, 'f' FROM generate_series(1, 1200) g")
+    stats = outbox.drain(db, on_batch=lambda trigger, n: flaky.fail(True))
+    assert stats.delivered == 500 and stats.failed_events == 700
+    with psycopg.connect(db) as conn:
+        chunks = conn.execute("SELECT n, done, attempts FROM sqlambda.outbox ORDER BY id, base").fetchall()
+    assert chunks == [(1000, 500, 1), (200, 0, 1)]  # the first chunk keeps its progress
+    assert queue_counts(db) == (700, 0)
+    flaky.fail(False)
+    time.sleep(0.05)  # past the backoff
+    assert outbox.drain(db).delivered == 700
+    recs = flaky.records("t_flaky")
+    keys = Counter(r["idempotency_key"] for r in recs)
+    assert len(keys) == 1200 and set(keys.values()) == {1}  # nothing sent twice, nothing skipped
+    assert sorted(r["new"]["id"] for r in recs) == list(range(1, 1201))
+    assert queue_counts(db) == (0, 0)
+
+
+def test_an_oversized_event_goes_dead_alone_keeping_its_key(db, recorder):
+    sql(db, "INSERT INTO limits SELECT g, CASE WHEN g = 5 THEN repeat('x', 5000) ELSE 'ok' END FROM generate_series(1, 10) g")
+    stats = outbox.drain(db)
+    assert stats.delivered == 9 and stats.dead == 1 and "over the limit of 2048 bytes" in stats.last_error
+    batches = recorder.batches("t_limits")  # files carry no order; the keys do
+    recs = sorted((r for b in batches for r in b["records"]), key=lambda r: int(r["idempotency_key"].rsplit(".", 1)[1]))
+    assert [r["new"]["id"] for r in recs] == [1, 2, 3, 4, 6, 7, 8, 9, 10]  # the rest, around the dead one
+    assert sorted(len(b["records"]) for b in batches) == [4, 5]  # cut at the dead one: order kept per batch
+    chunk = {r["idempotency_key"].rsplit(".", 1)[0] for r in recs}
+    assert len(chunk) == 1
+    assert [int(r["idempotency_key"].rsplit(".", 1)[1]) for r in recs] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
+    with psycopg.connect(db) as conn:
+        dead = conn.execute("SELECT id, base, n, done, (new_rows -> 0 ->> 'id')::int, last_error FROM sqlambda.outbox_dead").fetchall()
+    assert len(dead) == 1
+    cid, base, n, done, row_id, err = dead[0]
+    assert (n, done, row_id) == (1, 0, 5) and "[54000]" in err
+    assert f"{chunk.pop().rsplit(':', 1)[1]}.{base + 1}" == f"{cid}.5"  # the key it had in its chunk
+    assert queue_counts(db) == (0, 1)
+    with psycopg.connect(db) as conn:
+        conn.execute("DELETE FROM sqlambda.outbox_dead")
+
+
+def test_statements_are_queued_as_ordered_chunks(db, recorder):
+    sql(db, "INSERT INTO basic SELECT g, 'n' FROM generate_series(1, 2500) g",
+        "UPDATE basic SET note = 'u' || id")
+    with psycopg.connect(db) as conn:
+        chunks = conn.execute(
+            "SELECT op, n, json_array_length(new_rows), json_array_length(old_rows), (new_rows -> 0 ->> 'id')::int "
+            "FROM sqlambda.outbox ORDER BY id, base").fetchall()
+    assert [c[:4] for c in chunks] == [("insert", 1000, 1000, None), ("insert", 1000, 1000, None),
+                                       ("insert", 500, 500, None), ("update", 1000, 1000, 1000),
+                                       ("update", 1000, 1000, 1000), ("update", 500, 500, 500)]
+    assert [c[4] for c in chunks[:3]] == [1, 1001, 2001]  # statement order
+    assert outbox.drain(db).delivered == 5000
+    recs = recorder.records("t_basic")
+    ups = [r for r in recs if r["old"] is not None]
+    assert len(ups) == 2500 and all(r["new"]["id"] == r["old"]["id"] and r["new"]["note"] == f"u{r['old']['id']}"
+                                    and r["old"]["note"] == "n" for r in ups)  # images paired by position
+    assert sorted(r["new"]["id"] for r in recs if r["old"] is None) == list(range(1, 2501))
+
+
+def test_big_statements_stream_into_the_same_chunks(pg_cluster, local_stack, recorder, monkeypatch):
+    """Statements over the in-memory limit are chunked with sorts instead: same chunks, same order."""
+    from sqlambda.targets.postgres import outbox as pg_outbox
+
+    queues = []
+    for name, in_memory in (("t_chunks_memory", 1000), ("t_chunks_stream", 100)):
+        monkeypatch.setattr(pg_outbox, "CHUNK_ROWS", 7)
+        monkeypatch.setattr(pg_outbox, "IN_MEMORY_ROWS", in_memory)
+        dsn = pg_cluster.create_database(name)
+        sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
+        commands.install(make_loaded({"project": "c", "aws": {"endpoint_url": local_stack.endpoint_url},
+                                      "triggers": [{"name": "c_out", "table": "orders", "lambda": recorder.name}]}), dsn)
+        sql(dsn, "INSERT INTO orders SELECT g, 'a' || g FROM generate_series(1, 250) g",
+            "UPDATE orders SET note = 'b' || id WHERE id % 2 = 0",
+            "DELETE FROM orders WHERE id > 200")
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute("SELECT op, n, new_rows::text, old_rows::text FROM sqlambda.outbox ORDER BY id, base").fetchall()
+        queues.append([(op, n, json.loads(new) if new else None, json.loads(old) if old else None)
+                       for op, n, new, old in rows])
+        if name == "t_chunks_stream":
+            assert outbox.drain(dsn).delivered == 250 + 125 + 50
+    memory, stream = queues
+    assert [(q[0], q[1]) for q in memory] == [("insert", 7)] * 35 + [("insert", 5)] + [("update", 7)] * 17 + \
+        [("update", 6)] + [("delete", 7)] * 7 + [("delete", 1)]
+    assert stream == memory
+    ups = [(new["id"], old["id"], new["note"], old["note"]) for op, _, news, olds in memory if op == "update"
+           for new, old in zip(news, olds)]
+    assert all(a == b and n1 == f"b{a}" and n0 == f"a{a}" for a, b, n1, n0 in ups)
+
+
 def test_retry_dead_by_id(db, flaky):
-    sql(db, "INSERT INTO flaky SELECT g, 'f' FROM generate_series(1, 3) g")
+    # two statements, two chunks: one event, then two
+    sql(db, "INSERT INTO flaky VALUES (1, 'f')", "INSERT INTO flaky SELECT g, 'f' FROM generate_series(2, 3) g")
     flaky.fail(True)
     for _ in range(50):
         drain_all(db)
@@ -335,6 +427,9 @@ def test_follow_mode_wakes_on_notify(db, recorder):
 def test_100k_rows_through_immediate_and_outbox_arrive_exactly_once(db, recorder):
     sql(db, "INSERT INTO now_big SELECT g, 'b' FROM generate_series(1, 100000) g",
         "INSERT INTO big SELECT g, 'b' FROM generate_series(1, 100000) g")
+    with psycopg.connect(db) as conn:  # over the in-memory limit: chunked through sorts, in order
+        chunks = conn.execute("SELECT n, (new_rows -> 0 ->> 'id')::int FROM sqlambda.outbox ORDER BY id, base").fetchall()
+    assert chunks == [(1000, k * 1000 + 1) for k in range(100)]
     stats = outbox.drain(db, workers=2)
     assert stats.delivered == 100000
     for trigger in ("t_big", "t_now_big"):
@@ -381,6 +476,14 @@ def test_drain_against_a_database_without_outbox_is_a_clear_error(pg_cluster):
 
 
 # -- install / uninstall ----------------------------------------------------------------------------------
+def test_queue_chunks_are_compressed_with_lz4_where_the_server_has_it(env):
+    with psycopg.connect(env["dsn"]) as conn:
+        has_lz4 = conn.execute("SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'").fetchone()[0]
+        got = dict(conn.execute("SELECT attname, attcompression::text || attstorage::text FROM pg_attribute "
+                                "WHERE attrelid = 'sqlambda.outbox'::regclass AND attname IN ('new_rows', 'old_rows')").fetchall())
+    assert got == ({"new_rows": "lx", "old_rows": "lx"} if has_lz4 else {"new_rows": "e", "old_rows": "e"})
+
+
 def test_install_twice_changes_nothing(env):
     result = commands.install(env["loaded"], env["dsn"])
     assert result.to_dict()["applied"] == []
@@ -396,7 +499,7 @@ def test_uninstall_refuses_while_events_are_queued_and_never_touches_user_tables
     with pytest.raises(InstallError, match="undelivered"):
         commands.uninstall(dsn, spec=loaded)
     with psycopg.connect(dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM sqlambda.outbox").fetchone()[0] == 2  # nothing lost
+        assert conn.execute("SELECT sum(n - done) FROM sqlambda.outbox").fetchone()[0] == 2  # nothing lost
         # the trigger is already gone (uninstall runs in reverse order): nothing new gets queued
         assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'u_out%'").fetchone()[0] == 0
     assert outbox.drain(dsn).delivered == 2
