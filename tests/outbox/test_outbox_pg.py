@@ -550,3 +550,44 @@ def test_queue_survives_an_immediate_shutdown(local_stack, recorder):
         assert sorted(r["new"]["id"] for r in recs) == list(range(1, 501))
     finally:
         cluster.destroy()
+
+
+def test_a_following_drainer_survives_a_postgresql_restart(local_stack, recorder):
+    """drain --follow across a server restart: it reconnects (workers and LISTEN) and keeps delivering."""
+    from sqlambda.pgcluster import Cluster
+
+    cluster = Cluster(extra_env={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
+    cluster.start()
+    stop = threading.Event()
+    result: list = []
+    errors: list = []
+
+    def follow(dsn: str) -> None:
+        try:
+            result.append(outbox.drain(dsn, follow=True, stop=stop))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    try:
+        dsn = cluster.create_database("follow_restart")
+        sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
+        loaded = make_loaded({"project": "f", "aws": {"endpoint_url": local_stack.endpoint_url},
+                              "triggers": [{"name": "f_out", "table": "orders", "lambda": recorder.name, "mode": "sync"}]})
+        commands.install(loaded, dsn)
+        t = threading.Thread(target=follow, args=(dsn,))
+        t.start()
+        sql(dsn, "INSERT INTO orders SELECT g, 'before' FROM generate_series(1, 10) g")
+        assert len(recorder.wait_records("f_out", 10, timeout=20)) == 10
+        cluster.stop("immediate")
+        time.sleep(1.5)  # the drainer sees its connections fail while the server is down
+        cluster.start()
+        sql(dsn, "INSERT INTO orders SELECT g, 'after' FROM generate_series(11, 20) g")
+        recs = recorder.wait_records("f_out", 20, timeout=30)
+        assert sorted(r["new"]["id"] for r in recs) == list(range(1, 21))
+        assert not errors and t.is_alive()
+    finally:
+        stop.set()
+        cluster.destroy()
+    t.join(20)
+    assert not errors, errors
+    assert result and result[0].delivered == 20
