@@ -22,7 +22,10 @@ class Artifact:
     object that later leaves the spec can still be removed exactly. ``replace`` says how a changed
     artifact is updated in place: ``"statements"`` (CREATE OR REPLACE), ``"recreate"`` (drop then
     create; safe for stateless objects such as triggers) or ``"refuse"`` (tables holding data: a
-    change needs a human).
+    change needs a human). ``interface`` is the part of the object an in-place replace cannot change
+    (a PostgreSQL function's argument names, defaults and result type): when it differs from the
+    installed one the planner recreates the object instead, and re-applies the artifacts that
+    ``requires`` it (a DROP takes their grants with it).
     """
 
     key: str
@@ -37,6 +40,10 @@ class Artifact:
     probe: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     #: a one-line, human description shown in plans
     summary: str = ""
+    #: what CREATE OR REPLACE cannot change; "" when everything can be replaced in place
+    interface: str = ""
+    #: keys of artifacts this one is applied on (a grant requires its function)
+    requires: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.replace not in ("statements", "recreate", "refuse"):

@@ -25,6 +25,8 @@ class InstalledRow:
     checksum: str
     drop: tuple[str, ...]
     order: int = 100
+    #: the artifact's ``interface`` when it was installed; None when the registry did not record it
+    interface: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,35 @@ class Plan:
         }
 
 
+def _interface_changed(a: Artifact, row: InstalledRow) -> bool:
+    """An in-place replace would be refused (e.g. a function's result type changed).
+
+    A row installed before interfaces were recorded (None) counts as unchanged: its replace is
+    tried, and the step records the interface for next time.
+    """
+    return bool(a.interface) and row.interface is not None and row.interface != a.interface
+
+
+def _reapply_dependents(steps: list[Step]) -> list[Step]:
+    """Unchanged artifacts that require a recreated one run again: the DROP removed them too.
+
+    Steps are in install order, so a dependent always comes after what it requires.
+    """
+    recreated = {s.key for s in steps if s.action == "recreate"}
+    out = []
+    for s in steps:
+        a = s.artifact
+        if s.action == "unchanged" and a is not None and a.replace != "refuse" and recreated.intersection(a.requires):
+            statements = (a.drop + a.statements) if a.replace == "recreate" else a.statements
+            action = "recreate" if a.replace == "recreate" else "replace"
+            s = Step(action, s.key, s.kind, statements, s.checksum, s.previous_checksum, a,
+                     f"{a.summary} (again: {', '.join(sorted(recreated.intersection(a.requires)))} is recreated)")
+            if action == "recreate":
+                recreated.add(s.key)
+        out.append(s)
+    return out
+
+
 def make_plan(target: str, artifacts: Iterable[Artifact], installed: Iterable[InstalledRow], *, remove_all: bool = False) -> Plan:
     """Steps that bring the database from ``installed`` to ``artifacts``.
 
@@ -97,13 +128,15 @@ def make_plan(target: str, artifacts: Iterable[Artifact], installed: Iterable[In
             steps.append(Step("create", a.key, a.kind, a.statements, a.checksum, None, a, a.summary))
         elif row.checksum == a.checksum:
             steps.append(Step("unchanged", a.key, a.kind, (), a.checksum, row.checksum, a, a.summary))
+        elif a.replace == "recreate" or (a.replace == "statements" and _interface_changed(a, row)):
+            summary = a.summary if a.replace == "recreate" else f"{a.summary} (drop and create: {row.interface} -> {a.interface})"
+            steps.append(Step("recreate", a.key, a.kind, row.drop + a.statements, a.checksum, row.checksum, a, summary))
         elif a.replace == "statements":
             steps.append(Step("replace", a.key, a.kind, a.statements, a.checksum, row.checksum, a, a.summary))
-        elif a.replace == "recreate":
-            steps.append(Step("recreate", a.key, a.kind, row.drop + a.statements, a.checksum, row.checksum, a, a.summary))
         else:
             raise InstallError(
                 f"{a.kind} {a.key} changed since it was installed and holds data, so it is not replaced automatically",
                 hint="migrate it by hand (or uninstall and install again if its data may go)",
             )
+    steps = _reapply_dependents(steps)
     return Plan(target, tuple(steps))

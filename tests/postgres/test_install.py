@@ -129,6 +129,64 @@ def test_a_changed_spec_replaces_and_drops_exactly_what_changed(dsn, roles):
     assert commands.verify(v2, dsn).ok
 
 
+def _typed(name, returns, args=None, roles=(READER,)):
+    return {"name": name, "lambda": "echo", "args": args or {"order_id": "bigint"}, "returns": returns,
+            "roles": list(roles)}
+
+
+def _result_type(dsn, regprocedure):
+    return q(dsn, "SELECT pg_get_function_result(%s::regprocedure), array_to_string(proargnames, ',') "
+                  "FROM pg_proc WHERE oid = %s::regprocedure", (regprocedure, regprocedure))[0]
+
+
+def test_a_changed_return_type_or_argument_name_drops_and_creates_the_wrapper_and_grants_again(dsn, roles):
+    key = "function public.order_status(bigint)"
+    commands.install(loaded([_typed("order_status", {"type": "integer", "path": "n"})]), dsn)
+    assert _result_type(dsn, "public.order_status(bigint)") == ("integer", "order_id")
+    v2 = loaded([_typed("order_status", {"type": "text", "path": "n"}, {"id": "bigint"})], checksum="b" * 64)
+    p = commands.plan(v2, dsn)
+    actions = {s.key: s.action for s in p.changes}
+    assert actions == {key: "recreate", f"grant execute public.order_status(bigint) to {READER}": "replace"}
+    assert '("order_id" bigint) RETURNS integer -> ("id" bigint) RETURNS text' in p.changes[0].summary
+
+    result = commands.install(v2, dsn)  # PostgreSQL refuses CREATE OR REPLACE for this change
+    assert [(a.action, a.key) for a in result.applied] == [(s.action, s.key) for s in p.changes]
+    assert _result_type(dsn, "public.order_status(bigint)") == ("text", "id")
+    assert q(dsn, "SELECT has_function_privilege(%s, 'public.order_status(bigint)', 'EXECUTE')", (READER,))[0][0]
+    assert q(dsn, "SELECT interface FROM sqlambda.installed WHERE key = %s", (key,))[0][0] == '("id" bigint) RETURNS text'
+    assert commands.verify(v2, dsn).ok and commands.plan(v2, dsn).is_noop
+
+    # a table result is a return type too; a body-only change afterwards is an in-place replace again
+    v3 = loaded([_typed("order_status", {"type": "table", "path": "rows", "columns": {"sku": "text"}}, {"id": "bigint"})])
+    commands.install(v3, dsn)
+    assert _result_type(dsn, "public.order_status(bigint)") == ("TABLE(sku text)", "id,sku")
+    v4 = loaded([_typed("order_status", {"type": "table", "path": "items", "columns": {"sku": "text"}}, {"id": "bigint"})])
+    assert {s.key: s.action for s in commands.plan(v4, dsn).changes} == {key: "replace"}
+
+
+def test_a_wrapper_a_view_depends_on_is_not_dropped_and_the_error_names_the_view(dsn, roles):
+    commands.install(loaded([_typed("order_status", {"type": "integer", "path": "n"})]), dsn)
+    q(dsn, "CREATE VIEW public.status_view AS SELECT public.order_status(1::bigint) AS s")
+    with pytest.raises(InstallError) as exc:
+        commands.install(loaded([_typed("order_status", {"type": "text", "path": "n"})]), dsn)
+    assert "2BP01" in exc.value.message and "status_view" in exc.value.message
+    assert "CASCADE" not in (exc.value.hint or "") and "drop them, run install" in exc.value.hint
+    # nothing of the step ran: the old function, its grant and the view are all still there
+    assert _result_type(dsn, "public.order_status(bigint)") == ("integer", "order_id")
+    assert q(dsn, "SELECT has_function_privilege(%s, 'public.order_status(bigint)', 'EXECUTE')", (READER,))[0][0]
+    assert q(dsn, "SELECT to_regclass('public.status_view') IS NOT NULL")[0][0]
+
+
+def test_a_registry_from_before_interfaces_is_read_and_upgraded(dsn, roles):
+    commands.install(loaded([_typed("order_status", {"type": "integer", "path": "n"})]), dsn)
+    q(dsn, "ALTER TABLE sqlambda.installed DROP COLUMN interface")
+    spec = loaded([_typed("order_status", {"type": "integer", "path": "m"})])
+    assert {s.key: s.action for s in commands.plan(spec, dsn).changes} == {"function public.order_status(bigint)": "replace"}
+    commands.install(spec, dsn)
+    assert q(dsn, "SELECT interface FROM sqlambda.installed WHERE key = 'function public.order_status(bigint)'")[0][0] \
+        == '("order_id" bigint) RETURNS integer'
+
+
 def test_dry_run_changes_nothing(dsn):
     result = commands.install(None, dsn, dry_run=True)
     assert result.dry_run and result.plan.counts()["create"] > 0 and not result.applied

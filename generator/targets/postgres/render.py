@@ -93,12 +93,13 @@ def make_bundle(names: list[str], defaults: dict) -> dict:
 
 # -- artifacts --------------------------------------------------------------------------------------
 def make_artifact(key: str, kind: str, template: str, *, order: int, file: str, summary: str = "",
-                  probe: tuple = (), replace: str = "statements", **variables) -> Artifact:
+                  probe: tuple = (), replace: str = "statements", interface: str = "", requires: tuple = (),
+                  **variables) -> Artifact:
     """Render ``template`` twice (action=create / action=drop) into one artifact."""
     create = templates.split_statements(templates.render(TARGET, template, action="create", **variables))
     drop = templates.split_statements(templates.render(TARGET, template, action="drop", **variables))
     return Artifact(key=key, kind=kind, statements=create, drop=drop, order=order, replace=replace,
-                    file=file, probe=tuple(probe), summary=summary)
+                    file=file, probe=tuple(probe), summary=summary, interface=interface, requires=tuple(requires))
 
 
 def _q(name: str) -> str:
@@ -121,6 +122,7 @@ def _grant_execute(key_sig: str, quoted_sig: str, role: str, file: str, where: s
         f"grant execute {key_sig} to {role}", "grant", "grant_execute.sql.j2",
         order=ORDER["grant execute"], file=file, summary=f"EXECUTE on {key_sig} to {role}",
         probe=(("role", role), ("regprocedure", quoted_sig), ("where", where)), signature=quoted_sig, role=role,
+        requires=(f"function {key_sig}",),
     )
 
 
@@ -231,6 +233,13 @@ def _default_sql(arg) -> str:
     return f"{templates.sql_literal(text)}::{arg.type}"
 
 
+def _interface(args: list[dict], returns: str) -> str:
+    """What CREATE OR REPLACE FUNCTION refuses to change: argument names, which have defaults, the result."""
+    shown = ", ".join(f"{templates.quote_ident(a['name'])} {a['type']}" + (" DEFAULT" if a["default"] is not None else "")
+                      for a in args)
+    return f"({shown}) RETURNS {returns}"
+
+
 def _wrappers(ctx: dict) -> list[Artifact]:
     spec: Spec = ctx["spec"]
     schema = ctx["generic_schema"]
@@ -268,6 +277,7 @@ def _wrappers(ctx: dict) -> list[Artifact]:
             summary=f"{fn.name}(...) -> {returns} calling {fn.lambda_} ({fn.mode})",
             probe=(("regprocedure", quoted),), schema=schema, fn=fn, args=args, returns=returns,
             signature=quoted, definition=definition, bundle=fbundle, comment=comment,
+            interface=_interface(args, returns),
         ))
         out += [_grant_execute(key, quoted, r, FILE_WRAPPERS, f"functions[{i}].roles") for r in fn.roles]
         usage_roles.update({r: f"functions[{i}].roles" for r in fn.roles if r not in usage_roles})

@@ -90,9 +90,10 @@ class RegistryEntry:
     spec_name: str
     installed_by: str
     installed_at: datetime
+    interface: str | None = None
 
     def row(self) -> InstalledRow:
-        return InstalledRow(self.key, self.kind, self.checksum, self.drop, self.order)
+        return InstalledRow(self.key, self.kind, self.checksum, self.drop, self.order, self.interface)
 
 
 def _pg_error(exc: Exception) -> tuple[str, str | None, str | None, str | None]:
@@ -226,9 +227,17 @@ class PostgresTarget(Target):
     def ensure_registry(self, conn: Any, schema: str) -> bool:
         """Bootstrap: create the registry before the first row is written. True when it was created.
 
-        Checked first, so an install with nothing to do runs no DDL at all.
+        Checked first, so an install with nothing to do runs no DDL at all. A registry from an older
+        sqlambda is brought up to date by the same (idempotent) statements.
         """
         if self.registry_exists(conn, schema):
+            if not conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
+                "pg_catalog.to_regclass(format('%%I.installed', %s::text)) AND attname = 'interface' AND NOT attisdropped)",
+                (schema,)).fetchone()[0]:
+                with conn.transaction():
+                    for st in self._registry_statements(schema, "create"):
+                        conn.execute(st)
             return False
         import psycopg
 
@@ -255,9 +264,10 @@ class PostgresTarget(Target):
         from psycopg import sql
 
         rows = conn.execute(sql.SQL(
-            "SELECT key, kind, checksum, drop_sql, ord, probe, fingerprint, spec_name, installed_by, installed_at "
-            "FROM {}.installed ORDER BY ord, key").format(sql.Identifier(schema))).fetchall()
-        return [RegistryEntry(r[0], r[1], r[2], tuple(r[3]), r[4], dict(r[5]), dict(r[6]), r[7], r[8], r[9]) for r in rows]
+            # through to_jsonb: a registry from before the interface column reads as NULL, not an error
+            "SELECT key, kind, checksum, drop_sql, ord, probe, fingerprint, spec_name, installed_by, installed_at, "
+            "pg_catalog.to_jsonb(i) ->> 'interface' FROM {}.installed i ORDER BY ord, key").format(sql.Identifier(schema))).fetchall()
+        return [RegistryEntry(r[0], r[1], r[2], tuple(r[3]), r[4], dict(r[5]), dict(r[6]), r[7], r[8], r[9], r[10]) for r in rows]
 
     def read_registry(self, conn: Any, schema: str) -> list[InstalledRow]:
         return [e.row() for e in self.registry_entries(conn, schema)]
@@ -393,20 +403,27 @@ class PostgresTarget(Target):
                     a = step.artifact
                     conn.execute(sql.SQL(
                         "INSERT INTO {}.installed (key, kind, checksum, drop_sql, ord, probe, fingerprint, tool_version, "
-                        "spec_name, spec_checksum) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                        "spec_name, spec_checksum, interface) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                         "ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, checksum = EXCLUDED.checksum, "
                         "drop_sql = EXCLUDED.drop_sql, ord = EXCLUDED.ord, probe = EXCLUDED.probe, "
                         "fingerprint = EXCLUDED.fingerprint, tool_version = EXCLUDED.tool_version, "
                         "spec_name = EXCLUDED.spec_name, spec_checksum = EXCLUDED.spec_checksum, "
-                        "installed_by = session_user, installed_at = now()").format(reg),
+                        "interface = EXCLUDED.interface, installed_by = session_user, installed_at = now()").format(reg),
                         (a.key, a.kind, a.checksum, list(a.drop), a.order, Jsonb(probe),
-                         Jsonb(self.fingerprints(conn, a.kind, probe)), __version__, spec_name, spec_checksum))
+                         Jsonb(self.fingerprints(conn, a.kind, probe)), __version__, spec_name, spec_checksum,
+                         a.interface or None))
                 self._log(conn, schema, step.action, step.key, step.checksum,
                           {"spec": spec_name, "spec_checksum": spec_checksum, "previous_checksum": step.previous_checksum,
                            **({"notes": notes} if notes else {})})
         except psycopg.Error as exc:
             message, sqlstate, detail, hint = _pg_error(exc)
             where = "" if current is None else f"\n  statement: {current.strip().splitlines()[0][:200]}"
+            if sqlstate == "2BP01" and step.action == "recreate":
+                # PostgreSQL's own hint (DROP ... CASCADE) would silently drop the user's views
+                where += f"\n  {detail}" if detail else ""
+                hint = (f"{step.key} must be dropped and created again ({step.summary}), and the objects "
+                        "above depend on it: drop them, run install, then create them again (nothing of this "
+                        "step was applied)")
             raise InstallError(
                 f"{step.action} {step.key} failed: {message} [SQLSTATE {sqlstate}]{where}",
                 hint=hint or "nothing of this step was applied (its DDL and registry row rolled back together); "
