@@ -510,6 +510,34 @@ def test_uninstall_refuses_while_events_are_queued_and_never_touches_user_tables
         assert conn.execute("SELECT to_regclass('sqlambda.outbox')").fetchone()[0] is None
 
 
+def test_a_queue_layout_change_waits_for_the_queue_to_drain_and_loses_nothing(pg_cluster, local_stack, recorder):
+    """A new sqlambda whose queue tables differ: install drops and creates them, but only once empty."""
+    dsn = pg_cluster.create_database("t_outbox_layout")
+    sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
+    loaded = make_loaded({"project": "l", "aws": {"endpoint_url": local_stack.endpoint_url},
+                          "triggers": [{"name": "l_out", "table": "orders", "lambda": recorder.name, "mode": "sync"}]})
+    commands.install(loaded, dsn)
+    sql(dsn, "INSERT INTO orders SELECT g, 'x' FROM generate_series(1, 3) g")
+    # what an older install looks like to the planner: the tables' checksums differ from this render
+    sql(dsn, "UPDATE sqlambda.installed SET checksum = 'older' WHERE key IN ('table sqlambda.outbox', 'table sqlambda.outbox_route')")
+    p = commands.plan(loaded, dsn)
+    assert {s.key: s.action for s in p.changes} == {
+        "table sqlambda.outbox": "recreate", "table sqlambda.outbox_route": "recreate",
+        "outbox route l_out": "replace"}  # the route row goes with its table, so it is written again
+    with pytest.raises(InstallError) as exc:
+        commands.install(loaded, dsn)
+    assert "3 undelivered event(s)" in exc.value.message and "55006" in exc.value.message
+    assert queue_counts(dsn) == (3, 0)  # the step rolled back: every committed event is still queued
+    assert outbox.drain(dsn).delivered == 3
+    result = commands.install(loaded, dsn)
+    assert {a.key: a.action for a in result.applied} == {s.key: s.action for s in p.changes}
+    sql(dsn, "INSERT INTO orders VALUES (4, 'after')")
+    assert queue_counts(dsn) == (1, 0) and outbox.drain(dsn).delivered == 1  # the new queue and route work
+    recs = [r for r in recorder.wait_records("l_out", 4, timeout=20) if r["new"]["id"] in (1, 2, 3, 4)]
+    assert sorted(r["new"]["id"] for r in recs) == [1, 2, 3, 4]
+    assert commands.plan(loaded, dsn).is_noop
+
+
 def test_uninstall_after_the_user_dropped_the_table(pg_cluster, local_stack, recorder):
     dsn = pg_cluster.create_database("t_outbox_dropped")
     sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY)")

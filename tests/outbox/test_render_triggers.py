@@ -29,7 +29,11 @@ def test_keys_order_and_replace_modes():
     arts = _artifacts(BASE)
     for table in ("outbox", "outbox_dead", "outbox_route"):
         a = arts[f"table sqlambda.{table}"]
-        assert a.replace == "refuse" and a.order == 25  # holds data: a change needs a human
+        # holds data: recreated on a layout change, and the drop refuses while events are in it
+        assert a.replace == "recreate" and a.order == 25
+        if table != "outbox_route":
+            drop = "\n".join(a.drop)
+            assert drop.index("IN ACCESS EXCLUSIVE MODE") < drop.index("sum(n - done)") < drop.index("DROP TABLE")
     for ev in ("insert", "update", "delete"):
         t = arts[f"trigger orders_out_{ev} on shop.orders"]
         assert t.replace == "recreate" and t.order == 80
@@ -39,6 +43,7 @@ def test_keys_order_and_replace_modes():
     assert "trigger orders_now_update on public.orders" in arts
     assert "trigger orders_now_insert on public.orders" not in arts
     assert arts["outbox route orders_out"].order == 70
+    assert arts["outbox route orders_out"].requires == ("table sqlambda.outbox_route",)
     assert "outbox route orders_now" not in arts  # immediate triggers have no route
 
 

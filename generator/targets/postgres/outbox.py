@@ -85,7 +85,9 @@ def _tables(ctx: dict) -> list[Artifact]:
     ):
         out.append(make(
             f"table {schema}.{table}", "table", template, order=ORDER_TABLES, file=FILE_TRIGGERS,
-            summary=summary, probe=(("regclass", f'"{schema}"."{table}"'),), replace="refuse", schema=schema,
+            # recreated when their layout changes: the drop statements lock the table and refuse while
+            # it holds events, so a change goes through only once it is drained (nothing is lost)
+            summary=summary, probe=(("regclass", f'"{schema}"."{table}"'),), replace="recreate", schema=schema,
         ))
     sig = f'"{schema}".outbox_claim(integer,timestamptz)'
     out.append(make(
@@ -115,7 +117,7 @@ def _trigger(ctx: dict, i: int, t: Trigger) -> list[Artifact]:
             mode=route["mode"], max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes,
             max_attempts=t.retry.max_attempts, base_delay_ms=t.retry.base_delay_ms,
             max_delay_ms=max(t.retry.max_delay_ms, t.retry.base_delay_ms), region=aws.region,
-            endpoint_url=aws.endpoint_url,
+            endpoint_url=aws.endpoint_url, requires=(f"table {schema}.outbox_route",),
         ))
     for event in t.events:
         trigger_name = _check_name(f"{t.name}_{event}", f"{where}.name")
