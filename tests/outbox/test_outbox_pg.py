@@ -309,34 +309,36 @@ def test_statements_are_queued_as_ordered_chunks(db, recorder):
     assert sorted(r["new"]["id"] for r in recs if r["old"] is None) == list(range(1, 2501))
 
 
-def test_big_statements_stream_into_the_same_chunks(pg_cluster, local_stack, recorder, monkeypatch):
-    """Statements over the in-memory limit are chunked with sorts instead: same chunks, same order."""
+def test_chunks_hold_every_image_in_statement_order(pg_cluster, local_stack, recorder, monkeypatch):
+    """The enqueue loop cuts each statement into full chunks plus one partial, with nothing lost,
+    nothing repeated and the images in statement order (chunks of 7 so that 250 rows make many)."""
     from sqlambda.targets.postgres import outbox as pg_outbox
 
-    queues = []
-    for name, in_memory in (("t_chunks_memory", 1000), ("t_chunks_stream", 100)):
-        monkeypatch.setattr(pg_outbox, "CHUNK_ROWS", 7)
-        monkeypatch.setattr(pg_outbox, "IN_MEMORY_ROWS", in_memory)
-        dsn = pg_cluster.create_database(name)
-        sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
-        commands.install(make_loaded({"project": "c", "aws": {"endpoint_url": local_stack.endpoint_url},
-                                      "triggers": [{"name": "c_out", "table": "orders", "lambda": recorder.name}]}), dsn)
-        sql(dsn, "INSERT INTO orders SELECT g, 'a' || g FROM generate_series(1, 250) g",
-            "UPDATE orders SET note = 'b' || id WHERE id % 2 = 0",
-            "DELETE FROM orders WHERE id > 200")
-        with psycopg.connect(dsn) as conn:
-            rows = conn.execute("SELECT op, n, new_rows::text, old_rows::text FROM sqlambda.outbox ORDER BY id, base").fetchall()
-        queues.append([(op, n, json.loads(new) if new else None, json.loads(old) if old else None)
-                       for op, n, new, old in rows])
-        if name == "t_chunks_stream":
-            assert outbox.drain(dsn).delivered == 250 + 125 + 50
-    memory, stream = queues
-    assert [(q[0], q[1]) for q in memory] == [("insert", 7)] * 35 + [("insert", 5)] + [("update", 7)] * 17 + \
+    monkeypatch.setattr(pg_outbox, "CHUNK_ROWS", 7)
+    dsn = pg_cluster.create_database("t_chunks")
+    sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
+    commands.install(make_loaded({"project": "c", "aws": {"endpoint_url": local_stack.endpoint_url},
+                                  "triggers": [{"name": "c_out", "table": "orders", "lambda": recorder.name}]}), dsn)
+    sql(dsn, "INSERT INTO orders SELECT g, 'a' || g FROM generate_series(1, 250) g",
+        "UPDATE orders SET note = 'b' || id WHERE id % 2 = 0",
+        "UPDATE orders SET note = 'none' WHERE false",  # no rows: no chunk
+        "DELETE FROM orders WHERE id > 200")
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT op, n, new_rows::text, old_rows::text FROM sqlambda.outbox ORDER BY id, base").fetchall()
+    chunks = [(op, n, json.loads(new) if new else None, json.loads(old) if old else None) for op, n, new, old in rows]
+    assert [(c[0], c[1]) for c in chunks] == [("insert", 7)] * 35 + [("insert", 5)] + [("update", 7)] * 17 + \
         [("update", 6)] + [("delete", 7)] * 7 + [("delete", 1)]
-    assert stream == memory
-    ups = [(new["id"], old["id"], new["note"], old["note"]) for op, _, news, olds in memory if op == "update"
-           for new, old in zip(news, olds)]
-    assert all(a == b and n1 == f"b{a}" and n0 == f"a{a}" for a, b, n1, n0 in ups)
+    assert all(len(new or old) == n and (new is None or old is None or len(old) == n) for _, n, new, old in chunks)
+    inserted = [img for op, _, news, _ in chunks if op == "insert" for img in news]
+    assert inserted == [{"id": g, "note": f"a{g}"} for g in range(1, 251)]  # statement order, exact images
+    ups = [(new, old) for op, _, news, olds in chunks if op == "update" for new, old in zip(news, olds)]
+    assert sorted(new["id"] for new, _ in ups) == list(range(2, 251, 2))
+    assert all(new["id"] == old["id"] and new["note"] == f"b{new['id']}" and old["note"] == f"a{old['id']}"
+               for new, old in ups)  # old and new paired by position
+    deleted = [img for op, _, _, olds in chunks if op == "delete" for img in olds]
+    assert sorted(d["id"] for d in deleted) == list(range(201, 251))
+    assert all(d["note"] == (f"b{d['id']}" if d["id"] % 2 == 0 else f"a{d['id']}") for d in deleted)
+    assert outbox.drain(dsn).delivered == 250 + 125 + 50
 
 
 def test_retry_dead_by_id(db, flaky):

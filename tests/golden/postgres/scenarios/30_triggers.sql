@@ -135,34 +135,30 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
 DECLARE
-  news json[];
-  olds json[];
-  total integer;
+  olds json[] := '{}';
+  old_img json;
+  k integer := 0;
+  total bigint := 0;
 BEGIN
-  olds := ARRAY(SELECT pg_catalog.json_build_object('id', o."id", 'customer_id', o."customer_id", 'status', o."status", 'total', o."total", 'updated_at', o."updated_at") FROM old_table o LIMIT 50001);
-  total := pg_catalog.cardinality(olds);
-  IF total = 0 THEN
-    RETURN NULL;
-  END IF;
-  IF total <= 50000 THEN
+  FOR old_img IN SELECT pg_catalog.json_build_object('id', o."id", 'customer_id', o."customer_id", 'status', o."status", 'total', o."total", 'updated_at', o."updated_at") FROM old_table o LOOP
+    olds := olds || old_img;
+    k := k + 1;
+    IF k = 1000 THEN
+      INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
+      VALUES ('orders_to_warehouse', 'delete', k, NULL, pg_catalog.array_to_json(olds));
+      olds := '{}';
+      total := total + k;
+      k := 0;
+    END IF;
+  END LOOP;
+  IF k > 0 THEN
     INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
-    SELECT 'orders_to_warehouse', 'delete', least(1000, total - c.k * 1000),
-           NULL,
-           pg_catalog.array_to_json(olds[c.k * 1000 + 1:(c.k + 1) * 1000])
-      FROM pg_catalog.generate_series(0, (total - 1) / 1000) AS c(k)
-     ORDER BY c.k;
-  ELSE
-    news := NULL;
-    olds := NULL;
-    INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
-    SELECT 'orders_to_warehouse', 'delete', pg_catalog.count(*),
-           NULL,
-           pg_catalog.json_agg(r.old_img ORDER BY r.rn)
-      FROM (SELECT NULL::json AS new_img, pg_catalog.json_build_object('id', o."id", 'customer_id', o."customer_id", 'status', o."status", 'total', o."total", 'updated_at', o."updated_at") AS old_img, pg_catalog.row_number() OVER () AS rn FROM old_table o) AS r
-     GROUP BY (r.rn - 1) / 1000
-     ORDER BY (r.rn - 1) / 1000;
+    VALUES ('orders_to_warehouse', 'delete', k, NULL, pg_catalog.array_to_json(olds));
+    total := total + k;
   END IF;
-  PERFORM pg_catalog.pg_notify('sqlambda.outbox', 'orders_to_warehouse');
+  IF total > 0 THEN
+    PERFORM pg_catalog.pg_notify('sqlambda.outbox', 'orders_to_warehouse');
+  END IF;
   RETURN NULL;
 END
 $body$;
@@ -180,34 +176,30 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
 DECLARE
-  news json[];
-  olds json[];
-  total integer;
+  news json[] := '{}';
+  new_img json;
+  k integer := 0;
+  total bigint := 0;
 BEGIN
-  news := ARRAY(SELECT pg_catalog.json_build_object('id', n."id", 'customer_id', n."customer_id", 'status', n."status", 'total', n."total", 'updated_at', n."updated_at") FROM new_table n LIMIT 50001);
-  total := pg_catalog.cardinality(news);
-  IF total = 0 THEN
-    RETURN NULL;
-  END IF;
-  IF total <= 50000 THEN
+  FOR new_img IN SELECT pg_catalog.json_build_object('id', n."id", 'customer_id', n."customer_id", 'status', n."status", 'total', n."total", 'updated_at', n."updated_at") FROM new_table n LOOP
+    news := news || new_img;
+    k := k + 1;
+    IF k = 1000 THEN
+      INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
+      VALUES ('orders_to_warehouse', 'insert', k, pg_catalog.array_to_json(news), NULL);
+      news := '{}';
+      total := total + k;
+      k := 0;
+    END IF;
+  END LOOP;
+  IF k > 0 THEN
     INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
-    SELECT 'orders_to_warehouse', 'insert', least(1000, total - c.k * 1000),
-           pg_catalog.array_to_json(news[c.k * 1000 + 1:(c.k + 1) * 1000]),
-           NULL
-      FROM pg_catalog.generate_series(0, (total - 1) / 1000) AS c(k)
-     ORDER BY c.k;
-  ELSE
-    news := NULL;
-    olds := NULL;
-    INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
-    SELECT 'orders_to_warehouse', 'insert', pg_catalog.count(*),
-           pg_catalog.json_agg(r.new_img ORDER BY r.rn),
-           NULL
-      FROM (SELECT pg_catalog.json_build_object('id', n."id", 'customer_id', n."customer_id", 'status', n."status", 'total', n."total", 'updated_at', n."updated_at") AS new_img, NULL::json AS old_img, pg_catalog.row_number() OVER () AS rn FROM new_table n) AS r
-     GROUP BY (r.rn - 1) / 1000
-     ORDER BY (r.rn - 1) / 1000;
+    VALUES ('orders_to_warehouse', 'insert', k, pg_catalog.array_to_json(news), NULL);
+    total := total + k;
   END IF;
-  PERFORM pg_catalog.pg_notify('sqlambda.outbox', 'orders_to_warehouse');
+  IF total > 0 THEN
+    PERFORM pg_catalog.pg_notify('sqlambda.outbox', 'orders_to_warehouse');
+  END IF;
   RETURN NULL;
 END
 $body$;
@@ -225,38 +217,38 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
 DECLARE
-  news json[];
-  olds json[];
-  total integer;
+  news json[] := '{}';
+  new_img json;
+  olds json[] := '{}';
+  old_img json;
+  old_images CURSOR FOR SELECT pg_catalog.json_build_object('id', o."id", 'customer_id', o."customer_id", 'status', o."status", 'total', o."total", 'updated_at', o."updated_at") FROM old_table o;
+  k integer := 0;
+  total bigint := 0;
 BEGIN
-  news := ARRAY(SELECT pg_catalog.json_build_object('id', n."id", 'customer_id', n."customer_id", 'status', n."status", 'total', n."total", 'updated_at', n."updated_at") FROM new_table n LIMIT 50001);
-  olds := ARRAY(SELECT pg_catalog.json_build_object('id', o."id", 'customer_id', o."customer_id", 'status', o."status", 'total', o."total", 'updated_at', o."updated_at") FROM old_table o LIMIT 50001);
-  total := pg_catalog.cardinality(news);
-  IF total = 0 THEN
-    RETURN NULL;
-  END IF;
-  IF total <= 50000 THEN
+  OPEN old_images;
+  FOR new_img IN SELECT pg_catalog.json_build_object('id', n."id", 'customer_id', n."customer_id", 'status', n."status", 'total', n."total", 'updated_at', n."updated_at") FROM new_table n LOOP
+    FETCH old_images INTO old_img;
+    news := news || new_img;
+    olds := olds || old_img;
+    k := k + 1;
+    IF k = 1000 THEN
+      INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
+      VALUES ('orders_to_warehouse', 'update', k, pg_catalog.array_to_json(news), pg_catalog.array_to_json(olds));
+      news := '{}';
+      olds := '{}';
+      total := total + k;
+      k := 0;
+    END IF;
+  END LOOP;
+  CLOSE old_images;
+  IF k > 0 THEN
     INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
-    SELECT 'orders_to_warehouse', 'update', least(1000, total - c.k * 1000),
-           pg_catalog.array_to_json(news[c.k * 1000 + 1:(c.k + 1) * 1000]),
-           pg_catalog.array_to_json(olds[c.k * 1000 + 1:(c.k + 1) * 1000])
-      FROM pg_catalog.generate_series(0, (total - 1) / 1000) AS c(k)
-     ORDER BY c.k;
-  ELSE
-    news := NULL;
-    olds := NULL;
-    INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
-    SELECT 'orders_to_warehouse', 'update', pg_catalog.count(*),
-           pg_catalog.json_agg(r.new_img ORDER BY r.rn),
-           pg_catalog.json_agg(r.old_img ORDER BY r.rn)
-      FROM (SELECT nn.img AS new_img, oo.img AS old_img, nn.rn
-   FROM (SELECT pg_catalog.json_build_object('id', n."id", 'customer_id', n."customer_id", 'status', n."status", 'total', n."total", 'updated_at', n."updated_at") AS img, pg_catalog.row_number() OVER () AS rn FROM new_table n) AS nn
-   JOIN (SELECT pg_catalog.json_build_object('id', o."id", 'customer_id', o."customer_id", 'status', o."status", 'total', o."total", 'updated_at', o."updated_at") AS img, pg_catalog.row_number() OVER () AS rn FROM old_table o) AS oo
-     ON oo.rn = nn.rn) AS r
-     GROUP BY (r.rn - 1) / 1000
-     ORDER BY (r.rn - 1) / 1000;
+    VALUES ('orders_to_warehouse', 'update', k, pg_catalog.array_to_json(news), pg_catalog.array_to_json(olds));
+    total := total + k;
   END IF;
-  PERFORM pg_catalog.pg_notify('sqlambda.outbox', 'orders_to_warehouse');
+  IF total > 0 THEN
+    PERFORM pg_catalog.pg_notify('sqlambda.outbox', 'orders_to_warehouse');
+  END IF;
   RETURN NULL;
 END
 $body$;
