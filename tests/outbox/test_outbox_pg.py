@@ -84,6 +84,16 @@ def sql(dsn: str, *statements: str) -> None:
             conn.execute(s)
 
 
+def orders_with_trigger(cluster, database: str, endpoint: str, trigger: dict, columns: str = "id int PRIMARY KEY, note text"):
+    """A fresh database with an ``orders`` table and one trigger on it, installed: (dsn, loaded spec)."""
+    dsn = cluster.create_database(database)
+    sql(dsn, f"CREATE TABLE orders ({columns})")
+    loaded = make_loaded({"project": trigger["name"], "aws": {"endpoint_url": endpoint},
+                          "triggers": [{"table": "orders", **trigger}]})
+    commands.install(loaded, dsn)
+    return dsn, loaded
+
+
 def drain_all(dsn: str, **kw) -> outbox.DrainStats:
     return outbox.drain(dsn, **kw)
 
@@ -315,10 +325,7 @@ def test_chunks_hold_every_image_in_statement_order(pg_cluster, local_stack, rec
     from sqlambda.targets.postgres import outbox as pg_outbox
 
     monkeypatch.setattr(pg_outbox, "CHUNK_ROWS", 7)
-    dsn = pg_cluster.create_database("t_chunks")
-    sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
-    commands.install(make_loaded({"project": "c", "aws": {"endpoint_url": local_stack.endpoint_url},
-                                  "triggers": [{"name": "c_out", "table": "orders", "lambda": recorder.name}]}), dsn)
+    dsn, _ = orders_with_trigger(pg_cluster, "t_chunks", local_stack.endpoint_url, {"name": "c_out", "lambda": recorder.name})
     sql(dsn, "INSERT INTO orders SELECT g, 'a' || g FROM generate_series(1, 250) g",
         "UPDATE orders SET note = 'b' || id WHERE id % 2 = 0",
         "UPDATE orders SET note = 'none' WHERE false",  # no rows: no chunk
@@ -492,11 +499,8 @@ def test_install_twice_changes_nothing(env):
 
 
 def test_uninstall_refuses_while_events_are_queued_and_never_touches_user_tables(pg_cluster, local_stack, recorder):
-    dsn = pg_cluster.create_database("t_outbox_uninstall")
-    sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
-    loaded = make_loaded({"project": "u", "aws": {"endpoint_url": local_stack.endpoint_url},
-                          "triggers": [{"name": "u_out", "table": "orders", "lambda": recorder.name, "mode": "sync"}]})
-    commands.install(loaded, dsn)
+    dsn, loaded = orders_with_trigger(pg_cluster, "t_outbox_uninstall", local_stack.endpoint_url,
+                                      {"name": "u_out", "lambda": recorder.name, "mode": "sync"})
     sql(dsn, "INSERT INTO orders VALUES (1, 'a'), (2, 'b')")
     with pytest.raises(InstallError, match="undelivered"):
         commands.uninstall(dsn, spec=loaded)
@@ -514,11 +518,8 @@ def test_uninstall_refuses_while_events_are_queued_and_never_touches_user_tables
 
 def test_a_queue_layout_change_waits_for_the_queue_to_drain_and_loses_nothing(pg_cluster, local_stack, recorder):
     """A new sqlambda whose queue tables differ: install drops and creates them, but only once empty."""
-    dsn = pg_cluster.create_database("t_outbox_layout")
-    sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
-    loaded = make_loaded({"project": "l", "aws": {"endpoint_url": local_stack.endpoint_url},
-                          "triggers": [{"name": "l_out", "table": "orders", "lambda": recorder.name, "mode": "sync"}]})
-    commands.install(loaded, dsn)
+    dsn, loaded = orders_with_trigger(pg_cluster, "t_outbox_layout", local_stack.endpoint_url,
+                                      {"name": "l_out", "lambda": recorder.name, "mode": "sync"})
     sql(dsn, "INSERT INTO orders SELECT g, 'x' FROM generate_series(1, 3) g")
     # what an older install looks like to the planner: the tables' checksums differ from this render
     sql(dsn, "UPDATE sqlambda.installed SET checksum = 'older' WHERE key IN ('table sqlambda.outbox', 'table sqlambda.outbox_route')")
@@ -541,12 +542,8 @@ def test_a_queue_layout_change_waits_for_the_queue_to_drain_and_loses_nothing(pg
 
 
 def test_uninstall_after_the_user_dropped_the_table(pg_cluster, local_stack, recorder):
-    dsn = pg_cluster.create_database("t_outbox_dropped")
-    sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY)")
-    loaded = make_loaded({"project": "u", "aws": {"endpoint_url": local_stack.endpoint_url},
-                          "triggers": [{"name": "u_now", "table": "orders", "lambda": recorder.name,
-                                        "delivery": "immediate"}]})
-    commands.install(loaded, dsn)
+    dsn, loaded = orders_with_trigger(pg_cluster, "t_outbox_dropped", local_stack.endpoint_url,
+                                      {"name": "u_now", "lambda": recorder.name, "delivery": "immediate"}, "id int PRIMARY KEY")
     sql(dsn, "DROP TABLE orders")
     commands.uninstall(dsn, spec=loaded)
     with psycopg.connect(dsn) as conn:
@@ -560,11 +557,8 @@ def test_queue_survives_an_immediate_shutdown(local_stack, recorder):
     cluster = Cluster(extra_env={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
     cluster.start()
     try:
-        dsn = cluster.create_database("crash")
-        sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
-        loaded = make_loaded({"project": "c", "aws": {"endpoint_url": local_stack.endpoint_url},
-                              "triggers": [{"name": "c_out", "table": "orders", "lambda": recorder.name, "mode": "sync"}]})
-        commands.install(loaded, dsn)
+        dsn, loaded = orders_with_trigger(cluster, "crash", local_stack.endpoint_url,
+                                          {"name": "c_out", "lambda": recorder.name, "mode": "sync"})
         sql(dsn, "INSERT INTO orders SELECT g, 'c' FROM generate_series(1, 500) g")
         conn = psycopg.connect(dsn)  # an uncommitted one must vanish
         conn.execute("INSERT INTO orders VALUES (9999, 'uncommitted')")
@@ -599,11 +593,8 @@ def test_a_following_drainer_survives_a_postgresql_restart(local_stack, recorder
             errors.append(exc)
 
     try:
-        dsn = cluster.create_database("follow_restart")
-        sql(dsn, "CREATE TABLE orders (id int PRIMARY KEY, note text)")
-        loaded = make_loaded({"project": "f", "aws": {"endpoint_url": local_stack.endpoint_url},
-                              "triggers": [{"name": "f_out", "table": "orders", "lambda": recorder.name, "mode": "sync"}]})
-        commands.install(loaded, dsn)
+        dsn, loaded = orders_with_trigger(cluster, "follow_restart", local_stack.endpoint_url,
+                                          {"name": "f_out", "lambda": recorder.name, "mode": "sync"})
         t = threading.Thread(target=follow, args=(dsn,))
         t.start()
         sql(dsn, "INSERT INTO orders SELECT g, 'before' FROM generate_series(1, 10) g")
