@@ -13,12 +13,12 @@ exceptions with clear messages; the spec is loaded and rendered BEFORE connectin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from sqlambda.errors import DoctorFailed, SqlambdaError, UsageError, VerifyFailed
-from sqlambda.plan import Plan, Step, make_plan
+from sqlambda.plan import Plan, Step, make_plan, reapply
 from sqlambda.targets import get_target
 from sqlambda.targets.base import Target
 
@@ -173,10 +173,7 @@ def _with_repairs(t: Target, conn: Any, p: Plan, schema: str | None) -> Plan:
     steps = []
     for s in p.steps:
         if s.key in damaged and s.artifact is not None:
-            a = s.artifact
-            action = "recreate" if a.replace == "recreate" else "replace"
-            statements = (a.drop + a.statements) if action == "recreate" else a.statements
-            s = replace(s, action=action, statements=statements, summary=f"repair ({damaged[s.key]})")
+            s = reapply(s, f"repair ({damaged[s.key]})")
         steps.append(s)
     return Plan(p.target, tuple(steps))
 

@@ -7,7 +7,7 @@ is the artifact list and a snapshot of registry rows; its output is a frozen :cl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Literal
 
 from sqlambda.artifacts import Artifact
@@ -86,6 +86,16 @@ def _interface_changed(a: Artifact, row: InstalledRow) -> bool:
     return bool(a.interface) and row.interface is not None and row.interface != a.interface
 
 
+def reapply(step: Step, summary: str) -> Step:
+    """An unchanged step run again as its artifact is updated: drop then create for ``recreate``
+    artifacts, its statements otherwise (a repair, or a dependent of a recreated object)."""
+    a = step.artifact
+    assert a is not None, step.key
+    if a.replace == "recreate":
+        return replace(step, action="recreate", statements=a.drop + a.statements, summary=summary)
+    return replace(step, action="replace", statements=a.statements, summary=summary)
+
+
 def _reapply_dependents(steps: list[Step]) -> list[Step]:
     """Unchanged artifacts that require a recreated one run again: the DROP removed them too.
 
@@ -96,11 +106,8 @@ def _reapply_dependents(steps: list[Step]) -> list[Step]:
     for s in steps:
         a = s.artifact
         if s.action == "unchanged" and a is not None and a.replace != "refuse" and recreated.intersection(a.requires):
-            statements = (a.drop + a.statements) if a.replace == "recreate" else a.statements
-            action = "recreate" if a.replace == "recreate" else "replace"
-            s = Step(action, s.key, s.kind, statements, s.checksum, s.previous_checksum, a,
-                     f"{a.summary} (again: {', '.join(sorted(recreated.intersection(a.requires)))} is recreated)")
-            if action == "recreate":
+            s = reapply(s, f"{a.summary} (again: {', '.join(sorted(recreated.intersection(a.requires)))} is recreated)")
+            if s.action == "recreate":
                 recreated.add(s.key)
         out.append(s)
     return out
