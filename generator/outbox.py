@@ -216,24 +216,23 @@ def backoff_seconds(route: Route, attempts: int) -> float:
 # -- one worker ----------------------------------------------------------------------------------------
 #: lock the oldest ready chunks holding at least ``target`` events (``outbox/claim_function.sql.j2``)
 _CLAIM = "SELECT chunk_id, chunk_base FROM {s}.outbox_claim(%s, %s)"
+#: the chunks named by two parallel arrays of ids and bases
+_CHUNKS = "(id, base) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), pg_catalog.unnest(%s::integer[])))"
 #: the claimed chunks, then their undelivered events, one row each, in queue order. Separate
 #: statements from the claim, so their snapshot already sees the latest version of every chunk it
 #: locked; the chunk's fields are read once, not repeated on each of its events
 _CHUNK_ROWS = (
     "SELECT id, base, trigger_name, op, txid::text, "
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), attempts "
-    "FROM {s}.outbox WHERE (id, base) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), "
-    "pg_catalog.unnest(%s::integer[])))"
+    "FROM {s}.outbox WHERE " + _CHUNKS
 )
 _EVENTS = (
-    "SELECT o.id, o.base, e.k::integer, e.nw::text, e.od::text "
+    "SELECT id, base, e.k::integer, e.nw::text, e.od::text "
     "FROM {s}.outbox o CROSS JOIN LATERAL ROWS FROM (pg_catalog.json_array_elements(o.new_rows), "
     "pg_catalog.json_array_elements(o.old_rows)) WITH ORDINALITY AS e(nw, od, k) "
-    "WHERE (o.id, o.base) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), "
-    "pg_catalog.unnest(%s::integer[]))) AND e.k > o.done "
-    "ORDER BY o.id, o.base, e.k"
+    "WHERE " + _CHUNKS + " AND e.k > o.done "
+    "ORDER BY id, base, e.k"
 )
-_CHUNKS = "(id, base) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), pg_catalog.unnest(%s::integer[])))"
 #: the first k events of each chunk are settled (delivered, or dead-lettered on their own)
 _PROGRESS = (
     "WITH d(id, base, k) AS (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), pg_catalog.unnest(%s::integer[]), pg_catalog.unnest(%s::integer[]))), "

@@ -138,7 +138,6 @@ DECLARE
   olds json[] := '{}';
   old_img json;
   k integer := 0;
-  total bigint := 0;
 BEGIN
   FOR old_img IN SELECT pg_catalog.json_build_object('id', o."id", 'customer_id', o."customer_id", 'status', o."status", 'total', o."total") FROM old_table o LOOP
     olds := olds || old_img;
@@ -147,16 +146,15 @@ BEGIN
       INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
       VALUES ('orders_out', 'delete', k, NULL, pg_catalog.array_to_json(olds));
       olds := '{}';
-      total := total + k;
       k := 0;
     END IF;
   END LOOP;
-  IF k > 0 THEN
-    INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
-    VALUES ('orders_out', 'delete', k, NULL, pg_catalog.array_to_json(olds));
-    total := total + k;
-  END IF;
-  IF total > 0 THEN
+  -- FOUND, as the loop leaves it: true when it ran at least once, i.e. the statement changed rows
+  IF FOUND THEN
+    IF k > 0 THEN
+      INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
+      VALUES ('orders_out', 'delete', k, NULL, pg_catalog.array_to_json(olds));
+    END IF;
     PERFORM pg_catalog.pg_notify('sqlambda.outbox', 'orders_out');
   END IF;
   RETURN NULL;
@@ -179,7 +177,6 @@ DECLARE
   news json[] := '{}';
   new_img json;
   k integer := 0;
-  total bigint := 0;
 BEGIN
   FOR new_img IN SELECT pg_catalog.json_build_object('id', n."id", 'customer_id', n."customer_id", 'status', n."status", 'total', n."total") FROM new_table n LOOP
     news := news || new_img;
@@ -188,16 +185,15 @@ BEGIN
       INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
       VALUES ('orders_out', 'insert', k, pg_catalog.array_to_json(news), NULL);
       news := '{}';
-      total := total + k;
       k := 0;
     END IF;
   END LOOP;
-  IF k > 0 THEN
-    INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
-    VALUES ('orders_out', 'insert', k, pg_catalog.array_to_json(news), NULL);
-    total := total + k;
-  END IF;
-  IF total > 0 THEN
+  -- FOUND, as the loop leaves it: true when it ran at least once, i.e. the statement changed rows
+  IF FOUND THEN
+    IF k > 0 THEN
+      INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
+      VALUES ('orders_out', 'insert', k, pg_catalog.array_to_json(news), NULL);
+    END IF;
     PERFORM pg_catalog.pg_notify('sqlambda.outbox', 'orders_out');
   END IF;
   RETURN NULL;
@@ -223,7 +219,6 @@ DECLARE
   old_img json;
   old_images CURSOR FOR SELECT pg_catalog.json_build_object('id', o."id", 'customer_id', o."customer_id", 'status', o."status", 'total', o."total") FROM old_table o;
   k integer := 0;
-  total bigint := 0;
 BEGIN
   OPEN old_images;
   FOR new_img IN SELECT pg_catalog.json_build_object('id', n."id", 'customer_id', n."customer_id", 'status', n."status", 'total', n."total") FROM new_table n LOOP
@@ -236,19 +231,18 @@ BEGIN
       VALUES ('orders_out', 'update', k, pg_catalog.array_to_json(news), pg_catalog.array_to_json(olds));
       news := '{}';
       olds := '{}';
-      total := total + k;
       k := 0;
     END IF;
   END LOOP;
-  CLOSE old_images;
-  IF k > 0 THEN
-    INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
-    VALUES ('orders_out', 'update', k, pg_catalog.array_to_json(news), pg_catalog.array_to_json(olds));
-    total := total + k;
-  END IF;
-  IF total > 0 THEN
+  -- FOUND, as the loop leaves it: true when it ran at least once, i.e. the statement changed rows
+  IF FOUND THEN
+    IF k > 0 THEN
+      INSERT INTO "sqlambda".outbox (trigger_name, op, n, new_rows, old_rows)
+      VALUES ('orders_out', 'update', k, pg_catalog.array_to_json(news), pg_catalog.array_to_json(olds));
+    END IF;
     PERFORM pg_catalog.pg_notify('sqlambda.outbox', 'orders_out');
   END IF;
+  CLOSE old_images;
   RETURN NULL;
 END
 $body$;
