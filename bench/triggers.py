@@ -30,6 +30,7 @@ import os
 import statistics
 import time
 import types
+from typing import Callable
 
 import psycopg
 
@@ -52,14 +53,26 @@ INSERT = ("INSERT INTO {t} SELECT g, 'customer ' || g, (g * 1.25)::numeric(12,2)
           "FROM generate_series(%s::bigint, %s::bigint) g")
 
 
-def _timed_insert(dsn: str, table: str, rows: int) -> float:
-    """One timed INSERT after an untimed warm-up one."""
-    return _rounds(dsn, (table,), rows, 1)[table][0]
+SINGLE = "INSERT INTO {t} VALUES (%s, 'customer', 1.25, now())"
 
 
-def _rounds(dsn: str, tables: tuple[str, ...], rows: int, repeat: int) -> dict[str, list[float]]:
-    """``repeat`` rounds, each timing one INSERT into every table back to back (from empty tables
-    and an empty queue), so the times of one round are comparable with each other."""
+def _batched(rows: int) -> Callable[[psycopg.Connection, str], None]:
+    """One INSERT of ``rows`` rows (one statement)."""
+    return lambda conn, table: conn.execute(INSERT.format(t=table), (1, rows))
+
+
+def _one_row_statements(statements: int) -> Callable[[psycopg.Connection, str], None]:
+    """The OLTP shape: ``statements`` one-row INSERTs in one transaction, so the per-statement cost
+    of a trigger (not its per-row cost) is what is measured."""
+    def run(conn: psycopg.Connection, table: str) -> None:
+        with conn.transaction():
+            conn.cursor().executemany(SINGLE.format(t=table), [(i,) for i in range(1, statements + 1)])
+    return run
+
+
+def _rounds(dsn: str, tables: tuple[str, ...], repeat: int, timed: Callable[[psycopg.Connection, str], None]) -> dict[str, list[float]]:
+    """``repeat`` rounds, each timing ``timed`` on every table back to back (from empty tables and an
+    empty queue, after an untimed warm-up INSERT), so the times of one round are comparable."""
     times: dict[str, list[float]] = {t: [] for t in tables}
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in tables:
@@ -69,26 +82,7 @@ def _rounds(dsn: str, tables: tuple[str, ...], rows: int, repeat: int) -> dict[s
                 conn.execute(f"TRUNCATE {table}")
                 conn.execute("TRUNCATE sqlambda.outbox")
                 t0 = time.perf_counter()
-                conn.execute(INSERT.format(t=table), (1, rows))
-                times[table].append(time.perf_counter() - t0)
-    return times
-
-
-SINGLE = "INSERT INTO {t} VALUES (%s, 'customer', 1.25, now())"
-
-
-def _single_row_rounds(dsn: str, tables: tuple[str, ...], statements: int, repeat: int) -> dict[str, list[float]]:
-    """Like ``_rounds``, for the OLTP shape: ``statements`` one-row INSERTs in one transaction, so the
-    per-statement cost of a trigger (not its per-row cost) is what is measured."""
-    times: dict[str, list[float]] = {t: [] for t in tables}
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for _ in range(repeat):
-            for table in tables:
-                conn.execute(f"TRUNCATE {table}")
-                conn.execute("TRUNCATE sqlambda.outbox")
-                t0 = time.perf_counter()
-                with conn.transaction():
-                    conn.cursor().executemany(SINGLE.format(t=table), [(i,) for i in range(1, statements + 1)])
+                timed(conn, table)
                 times[table].append(time.perf_counter() - t0)
     return times
 
@@ -126,11 +120,12 @@ def run(rows: int, per_row_rows: int, workers: int, repeat: int = 5) -> dict:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(PER_ROW)
 
-        per_row = _timed_insert(dsn, "t_per_row", per_row_rows)  # one HTTP call per row: once is plenty
-        times = _rounds(dsn, ("t_plain", "t_immediate", "t_outbox"), rows, repeat)
+        # one HTTP call per row: once is plenty
+        per_row = _rounds(dsn, ("t_per_row",), 1, _batched(per_row_rows))["t_per_row"][0]
+        times = _rounds(dsn, ("t_plain", "t_immediate", "t_outbox"), repeat, _batched(rows))
         plain_best, immediate, out_insert = (min(times[t]) for t in ("t_plain", "t_immediate", "t_outbox"))
         outbox_ratios = [o / p for o, p in zip(times["t_outbox"], times["t_plain"])]
-        single = _single_row_rounds(dsn, ("t_plain", "t_outbox"), 1000, repeat)
+        single = _rounds(dsn, ("t_plain", "t_outbox"), repeat, _one_row_statements(1000))
         single_ratios = [o / p for o, p in zip(single["t_outbox"], single["t_plain"])]
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("TRUNCATE sqlambda.outbox")
