@@ -40,11 +40,12 @@ def compile_java(out: Path) -> None:
 
 
 def start_java(classes: Path, endpoint: str) -> subprocess.Popen:
-    props = {"sqlambda.endpointUrl": endpoint, "sqlambda.region": "us-east-1",
-             "aws.accessKeyId": "test", "aws.secretAccessKey": "test", "sqlambda.imdsDisabled": "true"}
+    # configure_* values as the runtime package passes them; credentials from the environment
+    props = {"probe.endpointUrl": endpoint, "probe.region": "us-east-1"}
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"}
     cmd = ["java", "-cp", str(classes), *[f"-D{k}={v}" for k, v in props.items()],
            "InvokeProbe", "bench_loop", "echo"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env)
     line = proc.stdout.readline().strip()
     if line != "ready":
         proc.kill()

@@ -2,9 +2,8 @@
  * CredentialChain: finds AWS credentials for the Lambda client, in a fixed order.
  *
  *   1. a provider the DBA configured (AwsCredentials.Provider, set by class name or in Java);
- *   2. Java system properties aws.accessKeyId / aws.secretAccessKey (or aws.secretKey) /
- *      aws.sessionToken (settable inside Oracle with DBMS_JAVA.set_property), then the
- *      environment variables AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN;
+ *   2. the environment variables AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+ *      of the database server process;
  *   3. EC2 instance metadata, IMDSv2 only: PUT /latest/api/token, then
  *      GET /latest/meta-data/iam/security-credentials/ and .../<role> with the token header.
  *      Role credentials are cached and fetched again REFRESH_MARGIN before they expire; if that
@@ -14,9 +13,12 @@
  * Must not: log, print or put any credential in an exception message; error texts name the
  * source and the HTTP status only. It does not sign or send Lambda requests.
  *
- * Settings (system property, then environment variable):
- *   sqlambda.imdsEndpoint  / AWS_EC2_METADATA_SERVICE_ENDPOINT  default http://169.254.169.254
- *   sqlambda.imdsDisabled  / AWS_EC2_METADATA_DISABLED          "true" skips step 3
+ * Settings (environment variables of the database server process):
+ *   AWS_EC2_METADATA_SERVICE_ENDPOINT  default http://169.254.169.254
+ *   AWS_EC2_METADATA_DISABLED          "true" skips step 3
+ * Never Java system properties: any Oracle session can set them for itself
+ * (DBMS_JAVA.SET_PROPERTY), so they could choose the credentials (or the metadata server) a
+ * definer's-rights call signs with. IMDS is reached without any proxy for the same reason.
  *
  * Load order: 7 (needs AwsCredentials, Json, LambdaException).
  */
@@ -27,6 +29,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.HttpURLConnection;
+import java.net.Proxy;
 import java.net.URL;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
@@ -77,34 +80,20 @@ public final class CredentialChain {
                 return c;
             }
         }
-        AwsCredentials c = fromSystemProperties();
+        AwsCredentials c = fromEnvironment();
         if (c != null) {
             return c;
         }
-        c = fromEnvironment();
-        if (c != null) {
-            return c;
-        }
-        if ("true".equalsIgnoreCase(setting("sqlambda.imdsDisabled", "AWS_EC2_METADATA_DISABLED"))) {
+        if ("true".equalsIgnoreCase(env("AWS_EC2_METADATA_DISABLED"))) {
             throw new LambdaException("credentials", null, 0, "CredentialsError",
-                    "no AWS credentials: no provider configured, none in system properties "
-                            + "(aws.accessKeyId) or environment (AWS_ACCESS_KEY_ID), and instance metadata is disabled",
+                    "no AWS credentials: no provider configured, none in the environment "
+                            + "(AWS_ACCESS_KEY_ID), and instance metadata is disabled",
                     0, null);
         }
         return fromInstanceMetadata();
     }
 
     // -- step 2 ----------------------------------------------------------------------------
-
-    static AwsCredentials fromSystemProperties() throws LambdaException {
-        String id = property("aws.accessKeyId");
-        String secret = property("aws.secretAccessKey");
-        if (secret == null) {
-            secret = property("aws.secretKey");
-        }
-        return pair(id, secret, property("aws.sessionToken"), "system properties",
-                "aws.accessKeyId", "aws.secretAccessKey");
-    }
 
     static AwsCredentials fromEnvironment() throws LambdaException {
         return pair(env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN"),
@@ -230,7 +219,7 @@ public final class CredentialChain {
 
     private Response imdsRequest(String method, String path, String header, String value)
             throws LambdaException {
-        String base = setting("sqlambda.imdsEndpoint", "AWS_EC2_METADATA_SERVICE_ENDPOINT");
+        String base = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
         if (AwsCredentials.isBlank(base)) {
             base = "http://169.254.169.254";
         }
@@ -239,7 +228,7 @@ public final class CredentialChain {
         }
         HttpURLConnection conn = null;
         try {
-            conn = (HttpURLConnection) new URL(base + path).openConnection();
+            conn = (HttpURLConnection) new URL(base + path).openConnection(Proxy.NO_PROXY);
             conn.setRequestMethod(method);
             conn.setConnectTimeout(IMDS_CONNECT_TIMEOUT_MS);
             conn.setReadTimeout(IMDS_READ_TIMEOUT_MS);
@@ -307,21 +296,6 @@ public final class CredentialChain {
             return out.toByteArray();
         } finally {
             in.close();
-        }
-    }
-
-    /** A system property, else an environment variable; null when neither is set or readable. */
-    static String setting(String property, String envName) {
-        String v = property(property);
-        return v != null ? v : env(envName);
-    }
-
-    static String property(String name) {
-        try {
-            String v = System.getProperty(name);
-            return AwsCredentials.isBlank(v) ? null : v;
-        } catch (SecurityException e) {
-            return null; // the Oracle JVM may deny the permission: treat as unset
         }
     }
 

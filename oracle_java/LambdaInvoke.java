@@ -22,15 +22,20 @@
  * sync call is at-least-once in that rare case: make functions idempotent.
  *
  * Configuration is per JVM (inside Oracle: per session). Each value comes from the first of:
- *   region         configure(region, ...) | -Dsqlambda.region | aws.region | AWS_REGION | AWS_DEFAULT_REGION
- *   endpoint URL   configure(..., endpointUrl) | sqlambda.endpointUrl | AWS_ENDPOINT_URL_LAMBDA
- *                  | AWS_ENDPOINT_URL | https://lambda.<region>.amazonaws.com
- *   timeouts (ms)  configure_timeouts | sqlambda.connectTimeoutMs (5000) / sqlambda.readTimeoutMs (60000)
- *   retries        configure_retries | sqlambda.maxAttempts (4) / sqlambda.retryBaseDelayMs (100)
- *                  / sqlambda.retryMaxDelayMs (5000)
+ *   region         configure(region, ...) | AWS_REGION | AWS_DEFAULT_REGION
+ *   endpoint URL   configure(..., endpointUrl) | AWS_ENDPOINT_URL_LAMBDA | AWS_ENDPOINT_URL
+ *                  | https://lambda.<region>.amazonaws.com
+ *   timeouts (ms)  configure_timeouts | 5000 connect / 60000 read
+ *   retries        configure_retries | 4 attempts, 100 ms base delay, 5000 ms cap
  *   credentials    see CredentialChain (configure_credentials_provider sets step 1)
  * A null or empty argument to a configure_* method means "not set here": fall back to the
  * next source. A value <= 0 for a number means the same.
+ * Never from Java system properties: any Oracle session may set those for itself
+ * (DBMS_JAVA.SET_PROPERTY) before calling a definer's-rights wrapper, so a property could redirect
+ * the definer's signed requests. The configure_* calls come from the runtime package, whose
+ * values are the spec's; the environment is the database server process's, set by the DBA. For
+ * the same reason connections never go through a proxy (http.proxyHost, https.proxyHost and
+ * socksProxyHost are system properties too).
  *
  * Load order: 9, last (needs every other class).
  */
@@ -41,6 +46,7 @@ import java.io.OutputStream;
 import java.net.ConnectException;
 import java.net.HttpURLConnection;
 import java.net.NoRouteToHostException;
+import java.net.Proxy;
 import java.net.SocketTimeoutException;
 import java.net.URL;
 import java.net.UnknownHostException;
@@ -246,11 +252,11 @@ public final class LambdaInvoke {
         String reg = resolveRegion();
         String url = resolveEndpoint(reg) + "/2015-03-31/functions/" + SigV4.encode(name, false) + "/invocations";
         byte[] body = payload == null ? new byte[0] : payload;
-        int attemptsAllowed = positiveOr(maxAttempts, "sqlambda.maxAttempts", DEFAULT_MAX_ATTEMPTS);
-        int connectMs = positiveOr(connectTimeoutMs, "sqlambda.connectTimeoutMs", DEFAULT_CONNECT_TIMEOUT_MS);
-        int readMs = positiveOr(readTimeoutMs, "sqlambda.readTimeoutMs", DEFAULT_READ_TIMEOUT_MS);
-        int baseDelay = positiveOr(retryBaseDelayMs, "sqlambda.retryBaseDelayMs", DEFAULT_RETRY_BASE_DELAY_MS);
-        int maxDelay = positiveOr(retryMaxDelayMs, "sqlambda.retryMaxDelayMs", DEFAULT_RETRY_MAX_DELAY_MS);
+        int attemptsAllowed = positiveOr(maxAttempts, DEFAULT_MAX_ATTEMPTS);
+        int connectMs = positiveOr(connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS);
+        int readMs = positiveOr(readTimeoutMs, DEFAULT_READ_TIMEOUT_MS);
+        int baseDelay = positiveOr(retryBaseDelayMs, DEFAULT_RETRY_BASE_DELAY_MS);
+        int maxDelay = positiveOr(retryMaxDelayMs, DEFAULT_RETRY_MAX_DELAY_MS);
 
         Map<String, String> headers = new LinkedHashMap<String, String>();
         headers.put("Content-Type", "application/json");
@@ -266,7 +272,7 @@ public final class LambdaInvoke {
                     System.currentTimeMillis());
             HttpURLConnection conn;
             try {
-                conn = (HttpURLConnection) new URL(url).openConnection();
+                conn = (HttpURLConnection) new URL(url).openConnection(Proxy.NO_PROXY);
             } catch (IOException e) {
                 throw new LambdaException("config", name, 0, "ConfigError", "bad endpoint URL", attempt, null);
             }
@@ -388,10 +394,7 @@ public final class LambdaInvoke {
     static String resolveRegion() throws LambdaException {
         String r = region;
         if (r == null) {
-            r = CredentialChain.property("sqlambda.region");
-        }
-        if (r == null) {
-            r = CredentialChain.setting("aws.region", "AWS_REGION");
+            r = CredentialChain.env("AWS_REGION");
         }
         if (r == null) {
             r = CredentialChain.env("AWS_DEFAULT_REGION");
@@ -399,16 +402,13 @@ public final class LambdaInvoke {
         if (r == null) {
             throw new LambdaException("config", null, 0, "ConfigError",
                     "no AWS region: call sqlambda.LambdaInvoke.configure(region, endpoint_url) "
-                            + "or set the system property sqlambda.region", 0, null);
+                            + "or set AWS_REGION in the database server's environment", 0, null);
         }
         return r.trim();
     }
 
     static String resolveEndpoint(String reg) throws LambdaException {
         String e = endpointUrl;
-        if (e == null) {
-            e = CredentialChain.property("sqlambda.endpointUrl");
-        }
         if (e == null) {
             e = CredentialChain.env("AWS_ENDPOINT_URL_LAMBDA");
         }
@@ -435,21 +435,8 @@ public final class LambdaInvoke {
         return t;
     }
 
-    private static int positiveOr(int explicit, String property, int fallback) throws LambdaException {
-        if (explicit > 0) {
-            return explicit;
-        }
-        String v = CredentialChain.property(property);
-        if (v == null) {
-            return fallback;
-        }
-        try {
-            int n = Integer.parseInt(v.trim());
-            return n > 0 ? n : fallback;
-        } catch (NumberFormatException e) {
-            throw new LambdaException("config", null, 0, "ConfigError",
-                    "system property " + property + " must be a whole number (got '" + v + "')", 0, null);
-        }
+    private static int positiveOr(int explicit, int fallback) {
+        return explicit > 0 ? explicit : fallback;
     }
 
     private static String clobToString(Clob clob) throws SQLException {

@@ -12,9 +12,12 @@
  *                                         N sequential invoke_sync calls and print the seconds taken
  *                                         (lets a benchmark interleave Java and boto3 in one window)
  *
- * Configuration comes from -D system properties (sqlambda.endpointUrl, sqlambda.region,
- * aws.accessKeyId, ...), i.e. the same path a DBA uses with DBMS_JAVA.set_property;
- * -Dprobe.provider=ClassName first calls LambdaInvoke.configure_credentials_provider(ClassName).
+ * Configuration: the probe calls the configure_* methods, as the runtime package does inside Oracle,
+ * with the values of its own -Dprobe.* properties (probe.region, probe.endpointUrl,
+ * probe.connectTimeoutMs, probe.readTimeoutMs, probe.maxAttempts, probe.retryBaseDelayMs,
+ * probe.retryMaxDelayMs); -Dprobe.provider=ClassName calls configure_credentials_provider(ClassName).
+ * Credentials come from the process environment (AWS_ACCESS_KEY_ID, ...), the DB server's inside Oracle.
+ * LambdaInvoke itself reads no system property: a test sets attacker values for the ones it used to.
  * Output lines: {"ok":true,...} or {"ok":false,"class":...,"kind":...,"errorType":...,
  * "errorMessage":...,"message":...,"status":...,"attempts":...}.
  */
@@ -44,6 +47,12 @@ public final class InvokeProbe {
             if (provider != null) {
                 LambdaInvoke.configure_credentials_provider(provider);
             }
+            if (System.getProperty("probe.region") != null || System.getProperty("probe.endpointUrl") != null) {
+                LambdaInvoke.configure(System.getProperty("probe.region"), System.getProperty("probe.endpointUrl"));
+            }
+            LambdaInvoke.configure_timeouts(intProp("probe.connectTimeoutMs"), intProp("probe.readTimeoutMs"));
+            LambdaInvoke.configure_retries(intProp("probe.maxAttempts"), intProp("probe.retryBaseDelayMs"),
+                    intProp("probe.retryMaxDelayMs"));
             if (cmd.equals("creds")) {
                 CredentialChain chain = new CredentialChain();
                 int n = Integer.parseInt(args[1]);
@@ -114,6 +123,11 @@ public final class InvokeProbe {
         } catch (LambdaException e) {
             printError(e);
         }
+    }
+
+    private static int intProp(String name) {
+        String v = System.getProperty(name);
+        return v == null ? 0 : Integer.parseInt(v.trim());
     }
 
     private static void printError(LambdaException e) {

@@ -37,22 +37,24 @@ def worker(local_stack):
     return WORKER
 
 
+#: what the database server's environment holds inside Oracle: the credentials, IMDS switched off
+ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
 def _props(stack, **extra) -> dict:
+    """The probe's configure_* values (what the runtime package passes from the spec)."""
     props = {
-        "sqlambda.endpointUrl": stack.endpoint_url,
-        "sqlambda.region": "us-east-1",
-        "aws.accessKeyId": "test",
-        "aws.secretAccessKey": "test",
-        "sqlambda.imdsDisabled": "true",
+        "probe.endpointUrl": stack.endpoint_url,
+        "probe.region": "us-east-1",
         # Short backoff keeps retry tests quick; the backoff shape is the same.
-        "sqlambda.retryBaseDelayMs": "20",
+        "probe.retryBaseDelayMs": "20",
     }
     props.update({k: str(v) for k, v in extra.items()})
     return props
 
 
-def _call(java_build, stack, command: str, fn: str, payload: str = "", **props) -> dict:
-    proc = java_build.run("InvokeProbe", command, fn, input=payload, props=_props(stack, **props))
+def _call(java_build, stack, command: str, fn: str, payload: str = "", env=None, **props) -> dict:
+    proc = java_build.run("InvokeProbe", command, fn, input=payload, props=_props(stack, **props), env=env or ENV)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -98,7 +100,7 @@ def test_function_running_past_its_timeout_is_a_function_error(java_build, local
 
 def test_client_read_timeout_is_a_clear_timeout_exception(java_build, local_stack, worker):
     got = _call(java_build, local_stack, "sync", worker, json.dumps({"sleep": 1.5}),
-                **{"sqlambda.readTimeoutMs": 500})
+                **{"probe.readTimeoutMs": 500})
     assert got["ok"] is False
     assert got["class"] == "sqlambda.LambdaTimeoutException"
     assert got["kind"] == "timeout"
@@ -120,7 +122,7 @@ def test_throttles_are_retried_until_the_call_succeeds(java_build, local_stack, 
 
 def test_throttles_beyond_max_attempts_raise_throttled(java_build, local_stack, echo_function, faults):
     faults.throttle("echo", 5)
-    got = _call(java_build, local_stack, "sync", "echo", "{}", **{"sqlambda.maxAttempts": 3})
+    got = _call(java_build, local_stack, "sync", "echo", "{}", **{"probe.maxAttempts": 3})
     assert got["ok"] is False
     assert got["kind"] == "throttled" and got["status"] == 429
     assert got["attempts"] == 3
@@ -169,7 +171,7 @@ def test_invalid_function_name_is_rejected_before_any_call(java_build, local_sta
 def test_refused_connection_retries_then_says_so(java_build, local_stack):
     # Port 9 on localhost is closed here; the retries must end in a clear connection error.
     got = _call(java_build, local_stack, "sync", "echo", "{}",
-                **{"sqlambda.endpointUrl": "http://127.0.0.1:9", "sqlambda.maxAttempts": 2})
+                **{"probe.endpointUrl": "http://127.0.0.1:9", "probe.maxAttempts": 2})
     assert got["ok"] is False
     assert got["kind"] == "connection" and got["attempts"] == 2
     assert "refused" in got["message"]
@@ -177,8 +179,8 @@ def test_refused_connection_retries_then_says_so(java_build, local_stack):
 
 def test_configured_provider_supplies_credentials(java_build, local_stack, echo_function):
     props = _props(local_stack, **{"probe.provider": "ProbeCredentialsProvider"})
-    del props["aws.accessKeyId"], props["aws.secretAccessKey"]
-    proc = java_build.run("InvokeProbe", "sync_detail", "echo", input='{"p": 1}', props=props)
+    proc = java_build.run("InvokeProbe", "sync_detail", "echo", input='{"p": 1}', props=props,
+                          env={"AWS_EC2_METADATA_DISABLED": "true"})
     got = json.loads(proc.stdout.strip())
     assert got["ok"] is True, got
     assert got["providerCalls"] >= 1
@@ -195,3 +197,36 @@ def test_a_failing_provider_does_not_leak_its_secret_into_the_error(java_build, 
     assert got["ok"] is False and got["kind"] == "credentials"
     assert "LeakyProbeProvider" in got["message"]
     assert "AKIALEAKYLEAKY" not in got["message"] and "s3cr3t" not in got["message"]
+
+
+def test_system_properties_a_session_can_set_never_move_the_request(java_build, local_stack, echo_function):
+    """Any Oracle session may DBMS_JAVA.SET_PROPERTY before calling a definer's wrapper: endpoint,
+    region, proxies, credentials and the metadata server set that way must all be ignored."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "security"))
+    from listener import Listener
+
+    lst = Listener().start()
+    try:
+        host, port = lst.url.split("//")[1].split(":")
+        attacker = {
+            "sqlambda.endpointUrl": lst.url, "sqlambda.region": "eu-west-3",
+            "http.proxyHost": host, "http.proxyPort": port, "https.proxyHost": host, "https.proxyPort": port,
+            "socksProxyHost": host, "socksProxyPort": port,
+            "aws.accessKeyId": "AKIAATTACKER", "aws.secretAccessKey": "attacker", "sqlambda.imdsEndpoint": lst.url,
+            "sqlambda.readTimeoutMs": "1", "sqlambda.maxAttempts": "1",
+        }
+        # as configured by the runtime package: region and endpoint from the spec
+        got = _call(java_build, local_stack, "sync", "echo", '{"who": "caller"}', **attacker)
+        assert got["ok"] is True and json.loads(got["result"])["who"] == "caller", got
+        # with no endpoint in the spec: AWS's regional endpoint from the server's environment, never a property
+        props = {k: v for k, v in _props(local_stack, **attacker).items() if k != "probe.endpointUrl"}
+        proc = java_build.run("InvokeProbe", "sync", "echo", input="{}", props=props,
+                              env={**ENV, "AWS_ENDPOINT_URL": local_stack.endpoint_url})
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert got["ok"] is True, got
+        assert lst.take() == [], "a signed request reached the caller's listener"
+    finally:
+        lst.stop()
