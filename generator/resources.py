@@ -7,7 +7,10 @@ these paths.
 
 from __future__ import annotations
 
+import importlib.util
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 _PKG = Path(__file__).resolve().parent
 _FOLDERS = ("sql", "plpython", "oracle_java", "lambdas")
@@ -35,3 +38,14 @@ def examples() -> Path:
 def repo_root() -> Path:
     """The checkout root (only meaningful in a source checkout; used by tests and benches)."""
     return _PKG.parent
+
+
+@lru_cache(maxsize=None)
+def plpython_module(name: str) -> Any:
+    """``plpython/<name>.py`` loaded as a plain module: the same file the database runs, so rules
+    written there once (batch cutting, error classification, the endpoint rule) hold outside too."""
+    path = folder("plpython") / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"sqlambda._plpython_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module

@@ -9,6 +9,7 @@ sources) and the file header. Must not decide *what* to render: targets do.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 
 import jinja2
@@ -22,11 +23,50 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+#: characters that must never appear raw inside a rendered literal: line breaks would let a value
+#: start a new line of a script (SQL*Plus ends a PL/SQL unit at a line holding only "/"; our own
+#: statement splitter cuts at a line holding "-- ;;"), and other controls are invisible in review
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+
+
 def sql_literal(value: str) -> str:
-    """A standard SQL string literal ('it''s'); no backslash escapes (standard_conforming_strings)."""
-    if "\x00" in value:
-        raise RenderError("a SQL string literal cannot contain NUL")
+    """A standard SQL string literal ('it''s'); no backslash escapes (standard_conforming_strings).
+
+    Only for values without control characters (use the target's ``literal`` filter otherwise).
+    """
+    if _CONTROL.search(value):
+        raise RenderError(f"a plain SQL string literal cannot hold control characters: {value[:60]!r}")
     return "'" + value.replace("'", "''") + "'"
+
+
+def pg_literal(value: str) -> str:
+    """A PostgreSQL literal that stays on one line whatever it holds: control characters become
+    escapes inside an ``E'...'`` string, so the value round-trips and never breaks a script line."""
+    if "\x00" in value:
+        raise RenderError("a PostgreSQL string cannot contain NUL")
+    if not _CONTROL.search(value):
+        return sql_literal(value)
+    body = value.replace("\\", "\\\\").replace("'", "''")
+    body = _CONTROL.sub(lambda m: "\\u%04x" % ord(m.group()), body)
+    return "E'" + body + "'"
+
+
+def oracle_literal(value: str) -> str:
+    """An Oracle literal that stays on one line: control characters are concatenated as CHR(n)
+    (UNISTR for the Unicode line separators), so the value round-trips and never ends a SQL*Plus unit."""
+    if not _CONTROL.search(value):
+        return sql_literal(value)
+    parts: list[str] = []
+    last = 0
+    for m in _CONTROL.finditer(value):
+        if m.start() > last:
+            parts.append(sql_literal(value[last:m.start()]))
+        code = ord(m.group())
+        parts.append(f"CHR({code})" if code < 128 else f"UNISTR('\\{code:04X}')")
+        last = m.end()
+    if last < len(value):
+        parts.append(sql_literal(value[last:]))
+    return "(" + " || ".join(parts) + ")"
 
 
 def dollar_quote(body: str, tag: str = "sqlambda") -> str:
@@ -50,7 +90,7 @@ def environment(target: str) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["ident"] = quote_ident
-    env.filters["literal"] = sql_literal
+    env.filters["literal"] = oracle_literal if target == "oracle" else pg_literal
     env.filters["dollar"] = dollar_quote
     env.filters["pyrepr"] = repr
     env.filters["tojson_compact"] = lambda v: json.dumps(v, separators=(",", ":"), sort_keys=True)
@@ -82,4 +122,10 @@ def split_statements(text: str) -> tuple[str, ...]:
     function bodies (PL/Python, PL/SQL, Java) contain semicolons.
     """
     parts = [p.strip() for p in text.split("\n-- ;;\n")]
+    for p in parts:
+        for line in p.splitlines():
+            if line.startswith("-- ;;"):
+                # a boundary that lost its own line (a whitespace-eating {#- ... #} after it, say):
+                # the statement after it would silently become a comment and never run
+                raise RenderError(f"a statement boundary is not on a line of its own: {line[:80]!r}")
     return tuple(p for p in parts if p and not all(l.strip().startswith("--") or not l.strip() for l in p.splitlines()))

@@ -70,13 +70,40 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+#: control characters: a line break in a spec string that reaches a script would start a new line of
+#: it (SQL*Plus ends a unit at a line holding "/"); other controls are invisible in review
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+#: the same, but free text (descriptions, default values) may hold tabs and line breaks: they are
+#: escaped when rendered, so they round-trip; NUL and the other controls never can
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u0085\u2028\u2029]")
+
+
+def _no_control(value, pattern=_CONTROL, what="control characters"):
+    if isinstance(value, str):
+        m = pattern.search(value)
+        if m:
+            raise ValueError(f"must not contain {what} (found U+{ord(m.group()):04X})")
+    return value
+
+
 class AwsSettings(_Strict):
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$", description="AWS region")
-    endpoint_url: Optional[str] = Field(None, pattern=r"^https?://[^\s'\"]+$", description="override endpoint (local stack, VPC endpoint)")
+    endpoint_url: Optional[str] = Field(None, description="override endpoint (local stack, VPC endpoint): http(s)://host[:port]")
     account_id: str = Field("123456789012", pattern=r"^\d{12}$", description="account used to build ARNs for plain function names")
     connect_timeout_ms: int = Field(2000, ge=100, le=60000)
     request_timeout_ms: int = Field(30000, ge=100, le=900000)
     max_attempts: int = Field(3, ge=1, le=10)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, v):
+        # the rule the runtime applies to a DBA's ALTER DATABASE value too: written once, in plpython/
+        from sqlambda.resources import plpython_module
+
+        problem = None if v is None else plpython_module("sqlambda_core").endpoint_problem(v)
+        if problem:
+            raise ValueError(f"not an endpoint ({problem}); expected http(s)://host[:port]")
+        return v
 
 
 class PostgresSettings(_Strict):
@@ -84,6 +111,8 @@ class PostgresSettings(_Strict):
     generic_schema: Ident = Field("public", description="schema of awslambda_fn / awslambda_fn_async (on the default search_path)")
     generic_roles: list[Ident] = Field(default_factory=list, description="roles allowed to call the generic functions")
     rds_compat: bool = Field(False, description="also install aws_commons / aws_lambda like the RDS extension")
+    owner: Ident = Field("sqlambda_owner", description="the NOLOGIN, non-superuser role that owns every object "
+                         "sqlambda installs (created when missing)")
 
 
 class OracleSettings(_Strict):
@@ -125,6 +154,16 @@ class Arg(_Strict):
                                description="key in the JSON payload (default: the argument's name)")
     default: Union[None, bool, int, float, str] = Field(
         None, description="makes the argument optional in SQL (DEFAULT); null for DEFAULT NULL")
+
+    @field_validator("key")
+    @classmethod
+    def _key_control(cls, v):
+        return _no_control(v)
+
+    @field_validator("default")
+    @classmethod
+    def _default_control(cls, v):
+        return _no_control(v, _TEXT_CONTROL, "NUL or control characters other than tab and line breaks")
 
     @property
     def has_default(self) -> bool:
@@ -172,6 +211,11 @@ class Function(_Strict):
     returns: Returns = Field(default_factory=Returns)
     roles: list[Ident] = Field(default_factory=list, description="roles granted EXECUTE")
     description: Optional[str] = None
+
+    @field_validator("description")
+    @classmethod
+    def _description_control(cls, v):
+        return _no_control(v, _TEXT_CONTROL, "NUL or control characters other than tab and line breaks")
 
     @field_validator("returns", mode="before")
     @classmethod
@@ -229,9 +273,16 @@ class Batch(_Strict):
 
 
 class Retry(_Strict):
-    max_attempts: int = Field(8, ge=1, le=100, description="failures before an event goes to dead-letter")
+    """How the outbox drainer retries. An outage is lag, not loss: transient failures (endpoint down,
+    timeouts, throttling, 5xx, credentials) retry with capped exponential backoff until an event is
+    ``max_age_s`` old; dead letters are for poison events (the Lambda's own error ``max_attempts``
+    times, a 4xx that can never succeed, an event past its maximum age)."""
+
+    max_attempts: int = Field(8, ge=1, le=100, description="Lambda function errors before an event goes to dead-letter")
     base_delay_ms: int = Field(200, ge=1)
     max_delay_ms: int = Field(60_000, ge=1)
+    max_age_s: int = Field(86_400, ge=60, le=14 * 86_400,
+                           description="transient failures retry until an event is this old (default: a day)")
 
 
 class Trigger(_Strict):

@@ -30,7 +30,7 @@ from sqlambda.artifacts import Artifact, check_unique
 from sqlambda.errors import RenderError
 from sqlambda.spec.model import Function, Spec, Trigger
 from sqlambda.templates import render as render_template
-from sqlambda.templates import split_statements, sql_literal
+from sqlambda.templates import oracle_literal, split_statements
 
 TARGET = "oracle"
 IMDS_HOST_PORT = "169.254.169.254:80"
@@ -298,7 +298,7 @@ def _runtime(spec: Spec, names: Names) -> list[Artifact]:
     provider = spec.oracle.credentials_provider if spec.oracle.credentials == "provider" else None
     rt_ctx = dict(
         rt=rt, java=java, region=spec.aws.region,
-        endpoint_sql=sql_literal(spec.aws.endpoint_url) if spec.aws.endpoint_url else "NULL",
+        endpoint_sql=oracle_literal(spec.aws.endpoint_url) if spec.aws.endpoint_url else "NULL",
         connect_timeout_ms=spec.aws.connect_timeout_ms, request_timeout_ms=spec.aws.request_timeout_ms,
         max_attempts=spec.aws.max_attempts, provider_class=provider,
         sync_limit=SYNC_LIMIT, async_limit=ASYNC_LIMIT,
@@ -364,7 +364,7 @@ def _oracle_default(arg) -> str:
         return "1" if v else "0"
     if isinstance(v, (int, float)):
         return repr(v)
-    return "'" + v.replace("'", "''") + "'"
+    return oracle_literal(v)
 
 
 def _wrapper(f: Function, names: Names) -> list[Artifact]:

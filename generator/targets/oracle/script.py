@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlambda.artifacts import Artifact
+from sqlambda.errors import RenderError
 from sqlambda.templates import header, render as render_template
 
 _NAME = r'(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_$#]*)'
@@ -67,7 +68,36 @@ def is_block(statement: str) -> bool:
     return bool(re.match(r"^\s*(BEGIN|DECLARE)\b", statement, re.IGNORECASE))
 
 
+def sqlplus_problem(statement: str) -> str | None:
+    """Why SQL*Plus would not read ``statement`` as ONE statement (None when it would).
+
+    SQL*Plus ends a PL/SQL unit or Java source at a line holding only "/" (runs it) or "." (stops
+    entry), a plain SQL statement also at a line ending in ";", and runs a line starting with "#"
+    (SQLPREFIX) as a command at once. Whatever came after such a line would run as commands of its
+    own: HOST, GRANT... Literals never hold line breaks (``templates.oracle_literal``) and the spec
+    refuses control characters, so this can only trip on a template bug; it is checked anyway,
+    because the script is what a DBA runs by hand.
+    """
+    block = is_block(statement)
+    lines = statement.split("\n")
+    for i, line in enumerate(lines):
+        bare = line.strip()
+        if bare in ("/", "."):
+            return f"line {i + 1} holds only {bare!r}, which ends the statement in SQL*Plus"
+        if line.startswith("#"):
+            return f"line {i + 1} starts with '#', which SQL*Plus runs as a command (SQLPREFIX)"
+        if not block and i < len(lines) - 1 and bare.endswith(";"):
+            return f"line {i + 1} ends with ';', which ends the statement in SQL*Plus"
+        if "\r" in line:
+            return f"line {i + 1} holds a carriage return"
+    return None
+
+
 def _terminated(statement: str) -> str:
+    problem = sqlplus_problem(statement)
+    if problem:
+        first = statement.strip().splitlines()[0][:80] if statement.strip() else ""
+        raise RenderError(f"refusing to write a SQL*Plus script: {problem} (statement starting {first!r})")
     return f"{statement}\n/\n" if is_block(statement) else f"{statement};\n"
 
 

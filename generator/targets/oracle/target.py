@@ -182,7 +182,7 @@ class OracleTarget(Target):
         n = oracle_render.Names(schema)
         return n.obj(oracle_render.REGISTRY), n.obj(oracle_render.REGISTRY_LOG)
 
-    def ensure_registry(self, conn: Any, schema: str | None) -> None:
+    def ensure_registry(self, conn: Any, schema: str | None, loaded: Any = None) -> None:
         """Create the registry tables that are missing (Oracle before 23ai has no IF NOT EXISTS)."""
         installed, log = self._registry_names(schema)
         statements = split_statements(render_template(
