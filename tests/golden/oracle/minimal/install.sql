@@ -1105,9 +1105,8 @@ CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/CredentialChain" AS
  * CredentialChain: finds AWS credentials for the Lambda client, in a fixed order.
  *
  *   1. a provider the DBA configured (AwsCredentials.Provider, set by class name or in Java);
- *   2. Java system properties aws.accessKeyId / aws.secretAccessKey (or aws.secretKey) /
- *      aws.sessionToken (settable inside Oracle with DBMS_JAVA.set_property), then the
- *      environment variables AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN;
+ *   2. the environment variables AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+ *      of the database server process;
  *   3. EC2 instance metadata, IMDSv2 only: PUT /latest/api/token, then
  *      GET /latest/meta-data/iam/security-credentials/ and .../<role> with the token header.
  *      Role credentials are cached and fetched again REFRESH_MARGIN before they expire; if that
@@ -1117,9 +1116,12 @@ CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/CredentialChain" AS
  * Must not: log, print or put any credential in an exception message; error texts name the
  * source and the HTTP status only. It does not sign or send Lambda requests.
  *
- * Settings (system property, then environment variable):
- *   sqlambda.imdsEndpoint  / AWS_EC2_METADATA_SERVICE_ENDPOINT  default http://169.254.169.254
- *   sqlambda.imdsDisabled  / AWS_EC2_METADATA_DISABLED          "true" skips step 3
+ * Settings (environment variables of the database server process):
+ *   AWS_EC2_METADATA_SERVICE_ENDPOINT  default http://169.254.169.254
+ *   AWS_EC2_METADATA_DISABLED          "true" skips step 3
+ * Never Java system properties: any Oracle session can set them for itself
+ * (DBMS_JAVA.SET_PROPERTY), so they could choose the credentials (or the metadata server) a
+ * definer's-rights call signs with. IMDS is reached without any proxy for the same reason.
  *
  * Load order: 7 (needs AwsCredentials, Json, LambdaException).
  */
@@ -1130,6 +1132,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.HttpURLConnection;
+import java.net.Proxy;
 import java.net.URL;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
@@ -1180,34 +1183,20 @@ public final class CredentialChain {
                 return c;
             }
         }
-        AwsCredentials c = fromSystemProperties();
+        AwsCredentials c = fromEnvironment();
         if (c != null) {
             return c;
         }
-        c = fromEnvironment();
-        if (c != null) {
-            return c;
-        }
-        if ("true".equalsIgnoreCase(setting("sqlambda.imdsDisabled", "AWS_EC2_METADATA_DISABLED"))) {
+        if ("true".equalsIgnoreCase(env("AWS_EC2_METADATA_DISABLED"))) {
             throw new LambdaException("credentials", null, 0, "CredentialsError",
-                    "no AWS credentials: no provider configured, none in system properties "
-                            + "(aws.accessKeyId) or environment (AWS_ACCESS_KEY_ID), and instance metadata is disabled",
+                    "no AWS credentials: no provider configured, none in the environment "
+                            + "(AWS_ACCESS_KEY_ID), and instance metadata is disabled",
                     0, null);
         }
         return fromInstanceMetadata();
     }
 
     // -- step 2 ----------------------------------------------------------------------------
-
-    static AwsCredentials fromSystemProperties() throws LambdaException {
-        String id = property("aws.accessKeyId");
-        String secret = property("aws.secretAccessKey");
-        if (secret == null) {
-            secret = property("aws.secretKey");
-        }
-        return pair(id, secret, property("aws.sessionToken"), "system properties",
-                "aws.accessKeyId", "aws.secretAccessKey");
-    }
 
     static AwsCredentials fromEnvironment() throws LambdaException {
         return pair(env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN"),
@@ -1333,7 +1322,7 @@ public final class CredentialChain {
 
     private Response imdsRequest(String method, String path, String header, String value)
             throws LambdaException {
-        String base = setting("sqlambda.imdsEndpoint", "AWS_EC2_METADATA_SERVICE_ENDPOINT");
+        String base = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
         if (AwsCredentials.isBlank(base)) {
             base = "http://169.254.169.254";
         }
@@ -1342,7 +1331,7 @@ public final class CredentialChain {
         }
         HttpURLConnection conn = null;
         try {
-            conn = (HttpURLConnection) new URL(base + path).openConnection();
+            conn = (HttpURLConnection) new URL(base + path).openConnection(Proxy.NO_PROXY);
             conn.setRequestMethod(method);
             conn.setConnectTimeout(IMDS_CONNECT_TIMEOUT_MS);
             conn.setReadTimeout(IMDS_READ_TIMEOUT_MS);
@@ -1410,21 +1399,6 @@ public final class CredentialChain {
             return out.toByteArray();
         } finally {
             in.close();
-        }
-    }
-
-    /** A system property, else an environment variable; null when neither is set or readable. */
-    static String setting(String property, String envName) {
-        String v = property(property);
-        return v != null ? v : env(envName);
-    }
-
-    static String property(String name) {
-        try {
-            String v = System.getProperty(name);
-            return AwsCredentials.isBlank(v) ? null : v;
-        } catch (SecurityException e) {
-            return null; // the Oracle JVM may deny the permission: treat as unset
         }
     }
 
@@ -1539,15 +1513,20 @@ CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/LambdaInvoke" AS
  * sync call is at-least-once in that rare case: make functions idempotent.
  *
  * Configuration is per JVM (inside Oracle: per session). Each value comes from the first of:
- *   region         configure(region, ...) | -Dsqlambda.region | aws.region | AWS_REGION | AWS_DEFAULT_REGION
- *   endpoint URL   configure(..., endpointUrl) | sqlambda.endpointUrl | AWS_ENDPOINT_URL_LAMBDA
- *                  | AWS_ENDPOINT_URL | https://lambda.<region>.amazonaws.com
- *   timeouts (ms)  configure_timeouts | sqlambda.connectTimeoutMs (5000) / sqlambda.readTimeoutMs (60000)
- *   retries        configure_retries | sqlambda.maxAttempts (4) / sqlambda.retryBaseDelayMs (100)
- *                  / sqlambda.retryMaxDelayMs (5000)
+ *   region         configure(region, ...) | AWS_REGION | AWS_DEFAULT_REGION
+ *   endpoint URL   configure(..., endpointUrl) | AWS_ENDPOINT_URL_LAMBDA | AWS_ENDPOINT_URL
+ *                  | https://lambda.<region>.amazonaws.com
+ *   timeouts (ms)  configure_timeouts | 5000 connect / 60000 read
+ *   retries        configure_retries | 4 attempts, 100 ms base delay, 5000 ms cap
  *   credentials    see CredentialChain (configure_credentials_provider sets step 1)
  * A null or empty argument to a configure_* method means "not set here": fall back to the
  * next source. A value <= 0 for a number means the same.
+ * Never from Java system properties: any Oracle session may set those for itself
+ * (DBMS_JAVA.SET_PROPERTY) before calling a definer's-rights wrapper, so a property could redirect
+ * the definer's signed requests. The configure_* calls come from the runtime package, whose
+ * values are the spec's; the environment is the database server process's, set by the DBA. For
+ * the same reason connections never go through a proxy (http.proxyHost, https.proxyHost and
+ * socksProxyHost are system properties too).
  *
  * Load order: 9, last (needs every other class).
  */
@@ -1558,6 +1537,7 @@ import java.io.OutputStream;
 import java.net.ConnectException;
 import java.net.HttpURLConnection;
 import java.net.NoRouteToHostException;
+import java.net.Proxy;
 import java.net.SocketTimeoutException;
 import java.net.URL;
 import java.net.UnknownHostException;
@@ -1763,11 +1743,11 @@ public final class LambdaInvoke {
         String reg = resolveRegion();
         String url = resolveEndpoint(reg) + "/2015-03-31/functions/" + SigV4.encode(name, false) + "/invocations";
         byte[] body = payload == null ? new byte[0] : payload;
-        int attemptsAllowed = positiveOr(maxAttempts, "sqlambda.maxAttempts", DEFAULT_MAX_ATTEMPTS);
-        int connectMs = positiveOr(connectTimeoutMs, "sqlambda.connectTimeoutMs", DEFAULT_CONNECT_TIMEOUT_MS);
-        int readMs = positiveOr(readTimeoutMs, "sqlambda.readTimeoutMs", DEFAULT_READ_TIMEOUT_MS);
-        int baseDelay = positiveOr(retryBaseDelayMs, "sqlambda.retryBaseDelayMs", DEFAULT_RETRY_BASE_DELAY_MS);
-        int maxDelay = positiveOr(retryMaxDelayMs, "sqlambda.retryMaxDelayMs", DEFAULT_RETRY_MAX_DELAY_MS);
+        int attemptsAllowed = positiveOr(maxAttempts, DEFAULT_MAX_ATTEMPTS);
+        int connectMs = positiveOr(connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS);
+        int readMs = positiveOr(readTimeoutMs, DEFAULT_READ_TIMEOUT_MS);
+        int baseDelay = positiveOr(retryBaseDelayMs, DEFAULT_RETRY_BASE_DELAY_MS);
+        int maxDelay = positiveOr(retryMaxDelayMs, DEFAULT_RETRY_MAX_DELAY_MS);
 
         Map<String, String> headers = new LinkedHashMap<String, String>();
         headers.put("Content-Type", "application/json");
@@ -1783,7 +1763,7 @@ public final class LambdaInvoke {
                     System.currentTimeMillis());
             HttpURLConnection conn;
             try {
-                conn = (HttpURLConnection) new URL(url).openConnection();
+                conn = (HttpURLConnection) new URL(url).openConnection(Proxy.NO_PROXY);
             } catch (IOException e) {
                 throw new LambdaException("config", name, 0, "ConfigError", "bad endpoint URL", attempt, null);
             }
@@ -1905,10 +1885,7 @@ public final class LambdaInvoke {
     static String resolveRegion() throws LambdaException {
         String r = region;
         if (r == null) {
-            r = CredentialChain.property("sqlambda.region");
-        }
-        if (r == null) {
-            r = CredentialChain.setting("aws.region", "AWS_REGION");
+            r = CredentialChain.env("AWS_REGION");
         }
         if (r == null) {
             r = CredentialChain.env("AWS_DEFAULT_REGION");
@@ -1916,16 +1893,13 @@ public final class LambdaInvoke {
         if (r == null) {
             throw new LambdaException("config", null, 0, "ConfigError",
                     "no AWS region: call sqlambda.LambdaInvoke.configure(region, endpoint_url) "
-                            + "or set the system property sqlambda.region", 0, null);
+                            + "or set AWS_REGION in the database server's environment", 0, null);
         }
         return r.trim();
     }
 
     static String resolveEndpoint(String reg) throws LambdaException {
         String e = endpointUrl;
-        if (e == null) {
-            e = CredentialChain.property("sqlambda.endpointUrl");
-        }
         if (e == null) {
             e = CredentialChain.env("AWS_ENDPOINT_URL_LAMBDA");
         }
@@ -1952,21 +1926,8 @@ public final class LambdaInvoke {
         return t;
     }
 
-    private static int positiveOr(int explicit, String property, int fallback) throws LambdaException {
-        if (explicit > 0) {
-            return explicit;
-        }
-        String v = CredentialChain.property(property);
-        if (v == null) {
-            return fallback;
-        }
-        try {
-            int n = Integer.parseInt(v.trim());
-            return n > 0 ? n : fallback;
-        } catch (NumberFormatException e) {
-            throw new LambdaException("config", null, 0, "ConfigError",
-                    "system property " + property + " must be a whole number (got '" + v + "')", 0, null);
-        }
+    private static int positiveOr(int explicit, int fallback) {
+        return explicit > 0 ? explicit : fallback;
     }
 
     private static String clobToString(Clob clob) throws SQLException {
