@@ -18,7 +18,7 @@ import threading
 import urllib.request
 
 from sqlambda.errors import LocalStackError
-from sqlambda.local.faults import FaultClient
+from sqlambda.local.faults import ADMIN_TOKEN_HEADER, FaultClient, is_loopback
 
 __all__ = ["LocalStack", "FaultClient"]
 
@@ -26,16 +26,22 @@ __all__ = ["LocalStack", "FaultClient"]
 class LocalStack:
     """Start ``python -m sqlambda.local`` in the background and talk to it."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, region: str = "us-east-1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, region: str = "us-east-1",
+                 allow_remote: bool = False) -> None:
         self.host, self.port, self.state_dir, self.region = host, port, state_dir, region
+        self.allow_remote = allow_remote
         self.proc: subprocess.Popen | None = None
         self.endpoint_url = ""
+        #: printed by the stack when it listens beyond loopback; remote admin calls need it
+        self.admin_token: str | None = None
         self.faults: FaultClient | None = None
 
     def start(self, timeout: float = 60) -> "LocalStack":
         cmd = [sys.executable, "-m", "sqlambda.local", "--host", self.host, "--port", str(self.port)]
         if self.state_dir:
             cmd += ["--state-dir", self.state_dir]
+        if self.allow_remote:
+            cmd.append("--allow-remote")
         env = {**os.environ, "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test")}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -50,7 +56,9 @@ class LocalStack:
             self.stop()
             raise LocalStackError(f"the local stack did not start: {err.strip() or 'no endpoint URL printed'}")
         self.endpoint_url = line[0].strip()
-        self.faults = FaultClient(self.endpoint_url)
+        if self.allow_remote and not is_loopback(self.host):
+            self.admin_token = self.proc.stdout.readline().strip().split("admin-token: ", 1)[-1]
+        self.faults = FaultClient(self.endpoint_url, self.admin_token)
         # drain stderr so a chatty server never blocks on a full pipe
         threading.Thread(target=self.proc.stderr.read, daemon=True).start()
         return self
@@ -78,7 +86,9 @@ class LocalStack:
                             aws_access_key_id="test", aws_secret_access_key="test", **kw)
 
     def _admin(self, what: str) -> dict:
-        with urllib.request.urlopen(f"{self.endpoint_url}/_sqlambda/{what}", timeout=10) as r:
+        req = urllib.request.Request(f"{self.endpoint_url}/_sqlambda/{what}",
+                                     headers={ADMIN_TOKEN_HEADER: self.admin_token} if self.admin_token else {})
+        with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
     def pids(self) -> list[int]:
@@ -97,3 +107,4 @@ class LocalStack:
             except OSError:
                 pass
         return total
+

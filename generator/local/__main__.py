@@ -1,12 +1,19 @@
-"""``python -m sqlambda.local [--host H] [--port P] [--state-dir D]``: the stack without the CLI's imports."""
+"""``python -m sqlambda.local [--host H] [--port P] [--state-dir D] [--allow-remote]``: the stack without the CLI's imports."""
 
 import argparse
+import sys
 
+from sqlambda.errors import SqlambdaError
 from sqlambda.local.server import serve
 
 p = argparse.ArgumentParser(prog="python -m sqlambda.local")
 p.add_argument("--host", default="127.0.0.1")
 p.add_argument("--port", type=int, default=0)
 p.add_argument("--state-dir", default=None)
+p.add_argument("--allow-remote", action="store_true")
 a = p.parse_args()
-serve(a.host, a.port, a.state_dir)
+try:
+    serve(a.host, a.port, a.state_dir, allow_remote=a.allow_remote)
+except SqlambdaError as exc:
+    print(f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
+    sys.exit(exc.exit_code)

@@ -81,16 +81,35 @@ class FaultTable:
             return s
 
 
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: the only addresses the stack binds without --allow-remote."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+#: the header remote admin calls carry (the stack prints the token at start with --allow-remote)
+ADMIN_TOKEN_HEADER = "X-Sqlambda-Admin-Token"
+
+
 class FaultClient:
     """Python helper for tests and benchmarks: ``FaultClient(endpoint_url).throttle("echo", 3)``."""
 
-    def __init__(self, endpoint_url: str) -> None:
+    def __init__(self, endpoint_url: str, admin_token: str | None = None) -> None:
         self.base = endpoint_url.rstrip("/") + "/_sqlambda"
+        self.admin_token = admin_token
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self.admin_token:
+            headers[ADMIN_TOKEN_HEADER] = self.admin_token
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(req, timeout=10) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else {}

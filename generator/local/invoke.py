@@ -229,6 +229,16 @@ class InvokeService:
             self._leave(cfg)
 
     # -- lifecycle ----------------------------------------------------------------------------
+    def retire(self, name: str) -> None:
+        """Stop every warm worker of function ``name`` (it was deleted): no code of it runs on."""
+        with self._lock:
+            fps = [fp for fp, pool in self._pools.items() if pool.cfg.name == name]
+            pools = [self._pools.pop(fp) for fp in fps]
+            for key in [k for k in self._latest_fp if k.split(":", 1)[0] == name]:
+                del self._latest_fp[key]
+        for pool in pools:
+            pool.kill_all()
+
     def pids(self) -> list[int]:
         with self._lock:
             pools = list(self._pools.values())

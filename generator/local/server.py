@@ -5,12 +5,22 @@ Owns: the WSGI front that routes ``POST /2015-03-31/functions/*/invocations`` to
 pids, health) and everything else to moto's in-process server app (Lambda control plane,
 CloudWatch, CloudWatch Logs, Kinesis, Firehose, S3, IAM, STS, ...); starting it on a free port,
 printing the endpoint URL as the first line on stdout, and stopping every worker on SIGINT/SIGTERM.
+
+It is a development tool: whoever reaches the port can create a function and run code as the
+stack's user. So it binds to loopback unless told otherwise with ``allow_remote`` (and then warns
+on stderr), the admin endpoints (``/_sqlambda/*`` and moto's ``/moto-api/*``, which can reset or
+dump every service's state) answer only to loopback peers or to the admin token printed at start,
+and handlers never see the stack's own AWS credentials (they get the local stack's test ones).
+Deleting a function stops its warm workers.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import sys
@@ -18,11 +28,12 @@ import tempfile
 import threading
 import traceback
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from sqlambda.local.faults import FaultTable
+from sqlambda.errors import UsageError
+from sqlambda.local.faults import ADMIN_TOKEN_HEADER, FaultTable, is_loopback
 from sqlambda.local.invoke import INVOKE_RE, InvokeService, _Dropped
 
 _REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request", 404: "Not Found",
@@ -101,19 +112,34 @@ def _inflate_api_request(environ: dict) -> dict:
     return environ
 
 
+#: DeleteFunction: DELETE /2015-03-31/functions/{name}
+_DELETE_FUNCTION = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/?$")
+
+
 class Front:
     """WSGI application in front of moto."""
 
-    def __init__(self, invoke: InvokeService, faults: FaultTable) -> None:
+    def __init__(self, invoke: InvokeService, faults: FaultTable, admin_token: str | None = None) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.invoke = invoke
         self.faults = faults
+        #: None: the stack listens on loopback only, where every peer is local
+        self.admin_token = admin_token
+
+    def _admin_allowed(self, environ) -> bool:
+        if is_loopback(environ.get("REMOTE_ADDR") or ""):
+            return True
+        given = environ.get("HTTP_" + ADMIN_TOKEN_HEADER.upper().replace("-", "_"), "")
+        return bool(self.admin_token) and hmac.compare_digest(given.encode(), self.admin_token.encode())
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD")
+        if path.startswith(("/_sqlambda/", "/moto-api")) and not self._admin_allowed(environ):
+            return self._respond(start_response, 403, {"Content-Type": "application/json"},
+                                 b'{"error":"the admin endpoints answer only on loopback or with the admin token"}')
         if method == "POST" and INVOKE_RE.match(path):
             try:
                 status, headers, body = self.invoke.handle(environ)
@@ -124,7 +150,24 @@ class Front:
             return self._respond(start_response, status, headers, body)
         if path.startswith("/_sqlambda/"):
             return self._admin(environ, start_response, path[len("/_sqlambda/"):], method)
+        deleted = _DELETE_FUNCTION.match(path) if method == "DELETE" else None
+        if deleted:
+            return self._delete_function(environ, start_response, unquote(deleted.group("name")))
         return self.moto(_inflate_api_request(environ), start_response)
+
+    def _delete_function(self, environ, start_response, name: str):
+        """DeleteFunction through moto; once it succeeded, the function's warm workers are stopped."""
+        status: list[str] = []
+
+        def capture(s, headers, exc_info=None):
+            status.append(s)
+            return start_response(s, headers, exc_info)
+
+        body = list(self.moto(environ, capture))
+        if status and status[0].startswith("2"):
+            short = name.rsplit(":function:", 1)[-1].split(":")[0]
+            self.invoke.retire(short)
+        return body
 
     @staticmethod
     def _respond(start_response, status: int, headers: dict, body: bytes):
@@ -156,9 +199,25 @@ class Front:
         return self._respond(start_response, 200, {"Content-Type": "application/json"}, json.dumps(out).encode())
 
 
-def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, out=None) -> None:
-    """Run the stack until SIGINT/SIGTERM. The first stdout line is the endpoint URL."""
+def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, out=None,
+          allow_remote: bool = False) -> None:
+    """Run the stack until SIGINT/SIGTERM. The first stdout line is the endpoint URL.
+
+    A host other than loopback needs ``allow_remote``; the stack then prints a warning on stderr and
+    an admin token as the second stdout line (``admin-token: ...``), which remote admin calls send in
+    the ``X-Sqlambda-Admin-Token`` header.
+    """
     out = out or sys.stdout
+    token = None
+    if not is_loopback(host):
+        if not allow_remote:
+            raise UsageError(
+                f"refusing to listen on {host}: the local stack runs any code whoever reaches it sends",
+                hint="use the default 127.0.0.1, or pass --allow-remote if other machines must reach it")
+        token = secrets.token_urlsafe(24)
+        print(f"WARNING: sqlambda local listens on {host}: anyone who can reach this port can create Lambda "
+              f"functions and run code as user {_user()} on this machine. Admin endpoints need the token "
+              "printed on stdout. Use it on trusted networks only.", file=sys.stderr, flush=True)
     owned = state_dir is None
     state = Path(state_dir or tempfile.mkdtemp(prefix="sqlambda-local-"))
     state.mkdir(parents=True, exist_ok=True)
@@ -167,20 +226,20 @@ def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, 
     os.environ.setdefault("MOTO_DOCKER_LAMBDA", "false")
     faults = FaultTable()
     placeholder = InvokeService.__new__(InvokeService)
-    front = Front(placeholder, faults)
+    front = Front(placeholder, faults, token)
     server = make_server(host, port, front, threaded=True, request_handler=_QuietHandler)
     url = f"http://{host}:{server.server_port}"
+    # what a handler sees: the stack's endpoint and its test credentials, never the stack process's
+    # own environment (its real AWS keys, say), which any handler could otherwise read
     base_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+        "AWS_ENDPOINT_URL": url if is_loopback(host) else url.replace(f"//{host}:", "//127.0.0.1:"),
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
     }
-    if os.environ.get("AWS_SESSION_TOKEN"):
-        base_env["AWS_SESSION_TOKEN"] = os.environ["AWS_SESSION_TOKEN"]
     invoke = InvokeService(state, url, faults, base_env)
     front.invoke = invoke
 
@@ -193,6 +252,8 @@ def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, 
     signal.signal(signal.SIGINT, _stop)
     threading.Thread(target=server.serve_forever, daemon=True, name="front").start()
     print(url, file=out, flush=True)
+    if token:
+        print(f"admin-token: {token}", file=out, flush=True)
     try:
         stop.wait()
     finally:
@@ -200,3 +261,12 @@ def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, 
         invoke.shutdown()
         if owned:
             shutil.rmtree(state, ignore_errors=True)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
