@@ -199,7 +199,7 @@ def install(spec: Any, dsn: str, target: str = "postgres", *, dry_run: bool = Fa
             return InstallResult(t.name, name, checksum, schema, p, dry_run)
         t.prechecks(conn, [s.artifact for s in p.changes if s.artifact is not None])
         try:
-            created = bool(t.ensure_registry(conn, schema))
+            created = bool(t.ensure_registry(conn, schema, loaded))
         except NotImplementedError:
             raise _unsupported(t, "install") from None
         applied = []

@@ -2,15 +2,13 @@
 
 Owns: delivering committed change events from ``<schema>.outbox`` to Lambda, outside the database.
 The queue holds chunks (one row per up to 1,000 consecutive events of one statement, see
-``sql/postgres/outbox/queue.sql.j2``). A worker locks the oldest ready chunks, up to a number of
-events, with ``<schema>.outbox_claim`` (``FOR UPDATE SKIP LOCKED`` through a cursor) inside a
-transaction, reads their undelivered events one per row, cuts them into batches (per trigger, per
-run of one operation, by the route's max_rows AND max_bytes, the same code the immediate trigger
-uses: ``plpython/sqlambda_triggers.py``), sends each batch with ``plpython/sqlambda_core.py``'s
-invoke (so errors are classified exactly as in the database), records how far each chunk got
-(deleting the chunks fully delivered), records the failure (attempts, last error, next attempt with
-exponential backoff and jitter) of the chunks a failed batch touched, moves chunks past
-``retry.max_attempts`` to ``<schema>.outbox_dead``, and commits.
+``sql/postgres/outbox/queue.sql.j2``). A worker repeats one short transaction: lock the oldest ready
+chunks, about one batch's worth, with ``<schema>.outbox_claim`` (``FOR UPDATE SKIP LOCKED``), read
+their undelivered events, cut ONE batch (per trigger, per run of one operation, by the route's
+max_rows AND max_bytes, the same code the immediate trigger uses: ``plpython/sqlambda_triggers.py``),
+send it with ``plpython/sqlambda_core.py``'s invoke (so errors are classified exactly as in the
+database), record how far each chunk got, and commit. Progress is committed per delivered batch, so
+a drainer killed at any moment redelivers at most the batch it had in flight.
 
 Why the row locks are held during the HTTP call: two drainers can then never send the same event
 at the same time (the second one skips locked chunks), and a drainer killed mid-batch (kill -9, a
@@ -18,20 +16,35 @@ crash, a lost connection) simply releases its locks: the events are still in the
 redelivered, with the same idempotency key (``trigger:txid:chunk.event``), which is the
 at-least-once contract Lambdas de-duplicate on.
 
-Must not: print, parse command-line options (``cli/outbox_cmd.py`` does), or hold DDL (templates
-in ``sql/postgres/outbox/``). Routes (Lambda, mode, limits) come from ``<schema>.outbox_route``,
-which install writes from the spec, so draining needs only a DSN.
+Failures (``_fail``): an outage is lag, not loss. Transient failures (endpoint unreachable, timeouts,
+throttling, 5xx, rejected credentials) retry with capped exponential backoff and jitter until the
+event is older than the route's ``max_age_s`` (default a day); the Lambda's own error counts toward
+``retry.max_attempts``; a 4xx that can never succeed (404 no such function, 413, 400) is a poison at
+once. Poisons and events past their age go to ``<schema>.outbox_dead``. While a chunk waits for its
+retry, the claim holds back that trigger's later chunks, so events never overtake older ones.
+
+Trust: the queue may hold rows a table writer appended (row-level security admits only its own
+triggers' events, in the shape the CHECK constraints allow); a chunk whose arrays hold fewer events
+than it claims is moved to the dead letters instead of blocking the queue. A NOTIFY on the channel,
+which any role can send, only wakes a drainer for one poll: its payload is ignored and polls after
+a wake are spaced (``MIN_POLL_SECONDS``).
+
+Must not: print (it logs one INFO line per batch to the ``sqlambda.drain`` logger), parse
+command-line options (``cli/outbox_cmd.py`` does), or hold DDL (templates in
+``sql/postgres/outbox/``). Routes (Lambda, mode, limits) come from ``<schema>.outbox_route``, which
+install writes from the spec, so draining needs only a DSN. Where requests go: ``--endpoint-url``,
+else the drain process's ``AWS_ENDPOINT_URL``, else a DBA's ``ALTER DATABASE ... SET
+sqlambda.endpoint_url`` (read from the catalog, like the functions in the database do), else the spec.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import os
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from sqlambda import resources
@@ -40,20 +53,18 @@ from sqlambda.errors import ConnectionFailed, OutboxError, UsageError
 DEFAULT_SCHEMA = "sqlambda"
 #: how often an idle follower looks for events whose backoff ended (NOTIFY wakes it for new ones)
 POLL_SECONDS = 1.0
-#: claim (at least) several batches' worth of events per transaction: fewer round trips; the
-#: batches are still cut by the route
-CLAIM_BATCHES = 4
+#: the least time between two polls that found nothing: a flood of NOTIFYs (any role may send one)
+#: costs at most this many empty polls per second per worker
+MIN_POLL_SECONDS = 0.05
+#: SQLSTATEs of failures that can never succeed by retrying: no such function (404), payload too
+#: large (413), invalid request (400)
+PERMANENT = frozenset(("42883", "54000", "22023", "22P02"))
+
+log = logging.getLogger("sqlambda.drain")
 
 
-# -- the shared PL/Python modules, loaded as plain modules ---------------------------------------
-@lru_cache(maxsize=None)
-def runtime_module(name: str) -> Any:
-    """``plpython/<name>.py`` as a module object (the same file the database runs)."""
-    path = resources.folder("plpython") / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"sqlambda._plpython_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+#: the shared PL/Python modules, loaded as plain modules (the same files the database runs)
+runtime_module = resources.plpython_module
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -73,6 +84,15 @@ class Route:
     max_delay_ms: int
     region: str
     endpoint_url: str | None
+    max_age_s: int = 86_400
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a batch was not delivered: ``kind`` is transient, function or permanent (see module doc)."""
+
+    kind: str
+    text: str
 
 
 @dataclass
@@ -85,6 +105,8 @@ class DrainStats:
     failed_events: int = 0
     dead: int = 0
     last_error: str | None = None
+    #: claims made (each a short transaction); a NOTIFY, which any role may send, costs at most one
+    polls: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: Any) -> None:
@@ -95,8 +117,15 @@ class DrainStats:
                 else:
                     setattr(self, k, getattr(self, k) + v)
 
+    @property
+    def ok(self) -> bool:
+        """False when the run dead-lettered anything, or had events to send and delivered none."""
+        return self.dead == 0 and not (self.delivered == 0 and self.failed_events > 0)
+
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("delivered", "batches", "failed_batches", "failed_events", "dead", "last_error")}
+        out = {k: getattr(self, k) for k in ("delivered", "batches", "failed_batches", "failed_events", "dead", "last_error", "polls")}
+        out["ok"] = self.ok
+        return out
 
 
 @dataclass(frozen=True)
@@ -159,10 +188,28 @@ def _sql(schema: str, text: str) -> Any:
 
 
 def load_routes(conn: Any, schema: str) -> dict[str, Route]:
+    """The routes, with a DBA's ALTER DATABASE / ALTER ROLE ALL SET of endpoint and region applied."""
+    core = runtime_module("sqlambda_core")
     rows = conn.execute(_sql(schema,
         "SELECT trigger_name, table_name, lambda, qualifier, mode, max_rows, max_bytes, max_attempts, "
-        "base_delay_ms, max_delay_ms, region, endpoint_url FROM {s}.outbox_route")).fetchall()
-    return {r[0]: Route(*r) for r in rows}
+        "base_delay_ms, max_delay_ms, region, endpoint_url, max_age_s FROM {s}.outbox_route")).fetchall()
+    admin = conn.execute(core._SETTINGS_SQL).fetchone()
+    # only the DBA's catalog values: the drain session's own settings are not the database's decision
+    settings = {"cluster": admin[0], "database": admin[1]}
+    routes = {}
+    for r in rows:
+        route = Route(*r)
+        saved = dict(core.DEFAULTS)
+        try:
+            core.DEFAULTS.update(region=route.region, endpoint_url=route.endpoint_url)
+            cfg, _sources, _ignored = core.resolve_settings(settings)
+        except core.LambdaFailure as failure:
+            raise OutboxError(failure.message, hint=failure.hint) from None
+        finally:
+            core.DEFAULTS.clear()
+            core.DEFAULTS.update(saved)
+        routes[route.trigger_name] = replace(route, region=cfg["region"], endpoint_url=cfg["endpoint_url"])
+    return routes
 
 
 # -- sending ------------------------------------------------------------------------------------------
@@ -172,7 +219,7 @@ class Sender:
     def __init__(self, endpoint_url: str | None = None, request_timeout_ms: int = 30000,
                  connect_timeout_ms: int = 2000, max_attempts: int = 3) -> None:
         self.core = runtime_module("sqlambda_core")
-        # precedence: explicit option, then AWS_ENDPOINT_URL, then the spec's (route) endpoint
+        # precedence: explicit option, then AWS_ENDPOINT_URL, then the route (DBA override, else spec)
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self.request_timeout_ms = request_timeout_ms
         self.connect_timeout_ms = connect_timeout_ms
@@ -189,8 +236,8 @@ class Sender:
             "max_attempts": self.max_attempts,
         }
 
-    def send(self, route: Route, payload: str) -> str | None:
-        """None on success, else the error text (errorType and message, as the database reports it)."""
+    def send(self, route: Route, payload: str) -> Failure | None:
+        """None on success, else the Failure (errorType and message, as the database reports it)."""
         core = self.core
         trig = runtime_module("sqlambda_triggers")
         cfg = self.cfg(route)
@@ -200,16 +247,19 @@ class Sender:
             result = core.invoke_raw(None, self.gd, route.lambda_name, payload, trig.invocation_type(route.mode),
                                      "None", route.qualifier, cfg=cfg, raise_function_error=False)
         except core.LambdaFailure as failure:
-            return f"[{failure.sqlstate}] {failure.message}"
+            kind = "permanent" if failure.sqlstate in PERMANENT else "transient"
+            if failure.sqlstate == "LA006" and not failure.retryable:
+                kind = "permanent"  # an unexpected 4xx: retrying the same request cannot succeed
+            return Failure(kind, f"[{failure.sqlstate}] {failure.message}")
         if result.get("function_error"):
             f = core.function_error(route.lambda_name, result["function_error"], result.get("payload") or "")
-            return f"[{f.sqlstate}] {f.message}"
+            return Failure("function", f"[{f.sqlstate}] {f.message}")
         return None
 
 
 def backoff_seconds(route: Route, attempts: int) -> float:
     """Exponential backoff with "equal jitter": half the delay fixed, half random, capped."""
-    delay = min(route.max_delay_ms, route.base_delay_ms * (2 ** max(0, attempts - 1))) / 1000.0
+    delay = min(route.max_delay_ms, route.base_delay_ms * (2 ** min(max(0, attempts - 1), 40))) / 1000.0
     return delay / 2 + random.uniform(0, delay / 2)
 
 
@@ -223,14 +273,15 @@ _CHUNKS = "(id, base) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[
 #: locked; the chunk's fields are read once, not repeated on each of its events
 _CHUNK_ROWS = (
     "SELECT id, base, trigger_name, op, txid::text, "
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), attempts "
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), attempts, "
+    "extract(epoch FROM pg_catalog.now() - created_at)::float8, function_errors, n "
     "FROM {s}.outbox WHERE " + _CHUNKS
 )
 _EVENTS = (
     "SELECT id, base, e.k::integer, e.nw::text, e.od::text "
     "FROM {s}.outbox o CROSS JOIN LATERAL ROWS FROM (pg_catalog.json_array_elements(o.new_rows), "
     "pg_catalog.json_array_elements(o.old_rows)) WITH ORDINALITY AS e(nw, od, k) "
-    "WHERE " + _CHUNKS + " AND e.k > o.done "
+    "WHERE " + _CHUNKS + " AND e.k > o.done AND e.k <= o.n "
     "ORDER BY id, base, e.k"
 )
 #: the first k events of each chunk are settled (delivered, or dead-lettered on their own)
@@ -240,14 +291,15 @@ _PROGRESS = (
     "UPDATE {s}.outbox o SET done = d.k FROM d WHERE o.id = d.id AND o.base = d.base AND d.k < o.n"
 )
 _FAIL = (
-    "UPDATE {s}.outbox SET attempts = attempts + 1, last_error = %s, "
+    "UPDATE {s}.outbox SET attempts = attempts + 1, function_errors = function_errors + %s, last_error = %s, "
     "next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => %s) WHERE " + _CHUNKS
 )
-_COLS = "id, base, trigger_name, op, txid, created_at, n, done, new_rows, old_rows, attempts, last_error"
-#: chunks past max_attempts move to the dead letters whole (their `done` says what was delivered)
+_COLS = "id, base, trigger_name, op, txid, created_at, n, done, new_rows, old_rows, attempts, function_errors, last_error"
+#: chunks that are poison or too old move to the dead letters whole (their `done` says what was delivered)
 _BURY = (
-    "WITH moved AS (DELETE FROM {s}.outbox WHERE " + _CHUNKS + " AND attempts >= %s RETURNING " + _COLS + "), "
-    "buried AS (INSERT INTO {s}.outbox_dead (" + _COLS + ") SELECT " + _COLS + " FROM moved RETURNING n - done AS events) "
+    "WITH moved AS (DELETE FROM {s}.outbox WHERE " + _CHUNKS + " RETURNING " + _COLS + "), "
+    "buried AS (INSERT INTO {s}.outbox_dead (" + _COLS + ") SELECT id, base, trigger_name, op, txid, created_at, n, done, "
+    "new_rows, old_rows, attempts, function_errors, %s FROM moved RETURNING n - done AS events) "
     "SELECT coalesce(sum(events), 0)::bigint FROM buried"
 )
 #: one event that can never fit a request goes to the dead letters on its own, keeping its key
@@ -256,7 +308,7 @@ _BURY_ONE = (
     "SELECT id, base + %(k)s - 1, trigger_name, op, txid, created_at, 1, 0, "
     "CASE WHEN new_rows IS NULL THEN NULL ELSE pg_catalog.json_build_array(new_rows -> (%(k)s - 1)) END, "
     "CASE WHEN old_rows IS NULL THEN NULL ELSE pg_catalog.json_build_array(old_rows -> (%(k)s - 1)) END, "
-    "attempts, %(error)s FROM {s}.outbox WHERE id = %(id)s AND base = %(base)s"
+    "attempts, function_errors, %(error)s FROM {s}.outbox WHERE id = %(id)s AND base = %(base)s"
 )
 
 
@@ -299,16 +351,20 @@ class Worker:
             pass
 
     def _limit(self) -> int:
+        """Events to claim per transaction: one batch of the largest route (a batch is cut per trigger)."""
         if self.claim_limit:
             return self.claim_limit
-        biggest = max((r.max_rows for r in self.routes.values()), default=500)
-        return max(1, biggest * CLAIM_BATCHES)
+        return max(1, max((r.max_rows for r in self.routes.values()), default=500))
 
     def step(self) -> int:
-        """Claim, send and settle one set of chunks; returns how many events were claimed (0: none ready)."""
+        """One transaction: claim, settle what cannot be sent, send ONE batch, record, commit.
+
+        Returns how many events were claimed (0: none ready).
+        """
         conn = self.conn
         with conn.transaction():
             claimed = conn.execute(self._q["claim"], (self._limit(), self.cutoff)).fetchall()
+            self.stats.add(polls=1)
             if not claimed:
                 return 0
             keys = ([c[0] for c in claimed], [c[1] for c in claimed])
@@ -316,14 +372,22 @@ class Worker:
             if any(c[2] not in self.routes for c in chunks.values()):
                 self.routes = load_routes(conn, self.schema)
             groups: dict[str, list] = {}
+            seen: set[tuple[int, int]] = set()
             n = 0
             for cid, base, k, new, old in conn.execute(self._q["events"], keys):
                 chunk = chunks[(cid, base)]
                 groups.setdefault(chunk[2], []).append((chunk, k, new, old))
+                seen.add((cid, base))
                 n += 1
+            hollow = [key for key in chunks if key not in seen]
+            if hollow:
+                # its arrays hold fewer events than it says: nothing left to send, and left in place it
+                # would be claimed first forever
+                self._bury(hollow, "[22000] the chunk holds fewer events than its n says; nothing more to send")
             for trigger, events in groups.items():
                 self._deliver(trigger, events)
-        return n
+                break  # one batch per transaction: progress is committed per delivered batch
+        return max(n, len(claimed))
 
     def _plan(self, trigger: str, route: Route, events: list) -> list[tuple]:
         """The trigger's events ``(chunk row, k, new, old)`` as ordered actions: ("send", payload,
@@ -344,7 +408,8 @@ class Worker:
                 j += 1
             prefix, suffix = trig.envelope(trigger, route.table_name, op)
             batcher = trig.Batcher(prefix, suffix, route.max_rows, limit)
-            for (cid, base, _t, _op, txid, ts, attempts), k, new, old in events[i:j]:
+            for chunk, k, new, old in events[i:j]:
+                cid, base, txid, ts, attempts = chunk[0], chunk[1], chunk[4], chunk[5], chunk[6]
                 tag = (cid, base, k, attempts)
                 try:
                     done = batcher.add(trig.record(idempotency_key(trigger, txid, cid, base, k), txid, ts, new, old), tag)
@@ -366,10 +431,13 @@ class Worker:
         return actions
 
     def _deliver(self, trigger: str, events: list) -> None:
+        """Bury what cannot be sent ahead of the first batch, then send that one batch."""
         route = self.routes.get(trigger)
+        chunk_of = {(c[0], c[1]): c for c, _k, _n, _o in events}
         if route is None:
             tags = [(c[0], c[1], k, c[6]) for c, k, _new, _old in events]
-            self._fail(None, tags, f"no route for trigger {trigger!r} in {self.schema}.outbox_route (reinstall the spec)")
+            self._fail(None, tags, Failure("transient", f"no route for trigger {trigger!r} in {self.schema}.outbox_route "
+                                                        "(reinstall the spec)"), chunk_of)
             return
         for action, body, extra in self._plan(trigger, route, events):
             if action == "bury":
@@ -377,17 +445,23 @@ class Worker:
                 self.conn.execute(self._q["bury_one"], {"id": cid, "base": base, "k": k, "error": extra})
                 self._progress([body])
                 self.stats.add(failed_batches=1, failed_events=1, dead=1, last_error=extra)
+                log.warning("dead-lettered trigger=%s lambda=%s rows=1 reason=%s", trigger, route.lambda_name, extra)
                 continue
-            error = self.sender.send(route, body)
-            if error is None:
+            attempt = max(t[3] for t in extra) + 1
+            started = time.monotonic()
+            failure = self.sender.send(route, body)
+            latency_ms = (time.monotonic() - started) * 1000.0
+            if failure is None:
                 self._progress(extra)
                 self.stats.add(delivered=len(extra), batches=1)
+                log.info("batch trigger=%s lambda=%s rows=%d latency_ms=%.1f attempt=%d ok",
+                         trigger, route.lambda_name, len(extra), latency_ms, attempt)
                 if self.on_batch:
                     self.on_batch(trigger, len(extra))
-                continue
-            self._fail(route, extra, error)
-            # keep this trigger's later events for the next round instead of sending them ahead of
-            # the failed ones (and instead of hammering an endpoint that is down)
+            else:
+                log.warning("batch trigger=%s lambda=%s rows=%d latency_ms=%.1f attempt=%d failed (%s): %s",
+                            trigger, route.lambda_name, len(extra), latency_ms, attempt, failure.kind, failure.text)
+                self._fail(route, extra, failure, chunk_of)
             return
 
     def _progress(self, tags: list[tuple]) -> None:
@@ -397,14 +471,27 @@ class Worker:
             last[(cid, base)] = max(k, last.get((cid, base), 0))
         self.conn.execute(self._q["progress"], ([c[0] for c in last], [c[1] for c in last], list(last.values())))
 
-    def _fail(self, route: Route | None, tags: list[tuple], error: str) -> None:
-        attempts = max(t[3] for t in tags)
-        max_attempts = route.max_attempts if route else 1_000_000
+    def _bury(self, keys: list[tuple[int, int]], error: str) -> int:
+        dead = int(self.conn.execute(self._q["bury"], ([k[0] for k in keys], [k[1] for k in keys], error[:4000])).fetchone()[0])
+        self.stats.add(dead=dead, last_error=error)
+        return dead
+
+    def _fail(self, route: Route | None, tags: list[tuple], failure: Failure, chunk_of: dict) -> None:
+        """Record a failed batch on the chunks it touched; bury them when the failure says they are poison."""
+        keys = list(dict.fromkeys((t[0], t[1]) for t in tags))
+        self.stats.add(failed_batches=1, failed_events=len(tags), last_error=failure.text)
+        attempts = max(chunk_of[k][6] for k in keys)
         delay = backoff_seconds(route, attempts + 1) if route else 60.0
-        ids, bases = _chunks(tags)
-        self.conn.execute(self._q["fail"], (error[:4000], delay, ids, bases))
-        dead = self.conn.execute(self._q["bury"], (ids, bases, max_attempts)).fetchone()[0]
-        self.stats.add(failed_batches=1, failed_events=len(tags), dead=int(dead), last_error=error)
+        ids, bases = [k[0] for k in keys], [k[1] for k in keys]
+        self.conn.execute(self._q["fail"], (1 if failure.kind == "function" else 0, failure.text[:4000], delay, ids, bases))
+        if route is None:
+            return  # no route (yet): never a reason to give an event up
+        if failure.kind == "permanent":
+            self._bury(keys, failure.text)
+        elif failure.kind == "function" and max(chunk_of[k][8] for k in keys) + 1 >= route.max_attempts:
+            self._bury(keys, f"{failure.text} (the Lambda's error {route.max_attempts} times: retry.max_attempts)")
+        elif failure.kind == "transient" and max(chunk_of[k][7] for k in keys) > route.max_age_s:
+            self._bury(keys, f"{failure.text} (still failing when older than retry.max_age_s = {route.max_age_s} s)")
 
 
 # -- drain ----------------------------------------------------------------------------------------------
@@ -418,10 +505,22 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
     """
     if workers < 1:
         raise UsageError("--workers must be at least 1")
+    import psycopg
+
     stop = stop or threading.Event()
-    with connect(dsn) as conn:
-        _check_schema(conn, schema)
-        cutoff = None if follow else conn.execute("SELECT pg_catalog.clock_timestamp()").fetchone()[0]
+    while True:
+        try:
+            with connect(dsn) as conn:
+                _check_schema(conn, schema)
+                cutoff = None if follow else conn.execute("SELECT pg_catalog.clock_timestamp()").fetchone()[0]
+            break
+        except (ConnectionFailed, psycopg.OperationalError) as exc:
+            # a follower outlives the database restarting (or still recovering) at its start, too
+            if not follow:
+                raise
+            log.warning("waiting for the database: %s", str(getattr(exc, "message", exc)).splitlines()[0])
+            if stop.wait(1.0):
+                return DrainStats()
     sender = Sender(endpoint_url, request_timeout_ms=request_timeout_ms)
     stats = DrainStats()
     wake = threading.Event()
@@ -437,6 +536,7 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
                     lc.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     wake.set()  # events may have arrived while (re)connecting
                     while not stop.is_set():
+                        # the payload is never read: any role may NOTIFY this channel
                         for _ in lc.notifies(timeout=0.5, stop_after=1):
                             wake.set()
             except Exception:  # noqa: BLE001 - the database restarting must not end a follower
@@ -450,7 +550,7 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
                 if w is None:
                     try:
                         w = Worker(dsn, schema, sender, stats, claim_limit, on_batch, cutoff)
-                    except ConnectionFailed:
+                    except (ConnectionFailed, psycopg.OperationalError):
                         if not follow:
                             raise
                         stop.wait(1.0)
@@ -458,8 +558,6 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
                 try:
                     claimed = w.step()
                 except Exception as exc:  # noqa: BLE001
-                    import psycopg
-
                     if follow and isinstance(exc, psycopg.OperationalError):
                         w.close()
                         w = None
@@ -472,6 +570,7 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
                     return
                 wake.wait(POLL_SECONDS)
                 wake.clear()
+                stop.wait(MIN_POLL_SECONDS)
         except BaseException as exc:  # noqa: BLE001 - reported by the caller thread
             errors.append(exc)
             stop.set()
@@ -552,7 +651,7 @@ def retry_dead(dsn: str, schema: str = DEFAULT_SCHEMA, *, trigger: str | None = 
     """Move dead-lettered events (all, one trigger's, or the given chunk ids) back into the queue, ready now.
 
     A chunk id is the number between the txid and the dot of an idempotency key. Chunks keep their
-    id, base and progress, hence every event keeps its idempotency key; their attempt count starts
+    id, base and progress, hence every event keeps its idempotency key; their attempt counts start
     again at zero. Returns how many events were requeued.
     """
     with connect(dsn) as conn:
@@ -566,8 +665,8 @@ def retry_dead(dsn: str, schema: str = DEFAULT_SCHEMA, *, trigger: str | None = 
                     RETURNING id, base, trigger_name, op, txid, created_at, n, done, new_rows, old_rows, last_error),
                 requeued AS (
                     INSERT INTO {s}.outbox (id, base, trigger_name, op, txid, created_at, n, done, new_rows, old_rows,
-                                            attempts, last_error)
-                    SELECT id, base, trigger_name, op, txid, created_at, n, done, new_rows, old_rows, 0, last_error
+                                            attempts, function_errors, last_error)
+                    SELECT id, base, trigger_name, op, txid, created_at, n, done, new_rows, old_rows, 0, 0, last_error
                       FROM moved ORDER BY id, base
                     RETURNING n - done AS events)
                 SELECT coalesce(sum(events), 0)::bigint FROM requeued"""),

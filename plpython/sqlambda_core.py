@@ -1,7 +1,8 @@
 """sqlambda_core: the runtime every sqlambda PL/Python function shares, inside PostgreSQL.
 
-Owns: reading the ``sqlambda.*`` settings (GUCs, falling back to the spec defaults baked into the
-render), the boto3 Lambda client cached per backend in ``GD``, one Lambda ``Invoke`` with our own
+Owns: resolving the settings (the spec defaults baked into the render, then a DBA's
+``ALTER DATABASE ... SET sqlambda.*`` read from the catalog; a session may only lower timeouts and
+attempts), the boto3 Lambda client cached per backend in ``GD``, one Lambda ``Invoke`` with our own
 retry loop, the payload limits, and the mapping of every failure to a SQLSTATE, a message
 ``lambda <fn> failed: <errorType>: <errorMessage>``, a DETAIL and a HINT.
 
@@ -31,7 +32,9 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import time
+from urllib.parse import urlsplit
 
 SYNC_LIMIT = 6 * 1024 * 1024
 ASYNC_LIMIT = 1024 * 1024
@@ -49,10 +52,30 @@ DEFAULTS = {
     "max_attempts": 3,
 }
 
+#: every setting; each one's value comes from the spec (rendered into the function body), then
+#: from ``ALTER DATABASE <db> SET sqlambda.<name>`` / ``ALTER ROLE ALL SET`` (read back from the
+#: catalog, never through the session), so only a DBA decides where a signed request goes
 GUCS = ("endpoint_url", "region", "connect_timeout_ms", "request_timeout_ms", "max_attempts")
-_SETTINGS_SQL = "SELECT " + ", ".join(
-    "current_setting('sqlambda.%s', true) AS %s" % (g, g) for g in GUCS
+#: the settings a session may LOWER (a caller may want to fail fast), never raise
+LOWERABLE = ("connect_timeout_ms", "request_timeout_ms", "max_attempts")
+INTEGER_SETTINGS = LOWERABLE
+
+# The DBA's values are read from pg_db_role_setting (rows with setrole = 0: ALTER DATABASE and
+# ALTER ROLE ALL), which a session cannot change: SET, set_config(), PGOPTIONS, conninfo options
+# and ALTER ROLE <me> SET only ever reach current_setting(). Since PostgreSQL 15 only a superuser
+# (or a role the DBA granted SET on the parameter) can ALTER DATABASE ... SET a placeholder such as
+# sqlambda.*. Every name is schema-qualified and every operator spelled OPERATOR(pg_catalog.=), so
+# nothing a caller puts on its search_path is resolved here.
+_SETTINGS_SQL = (
+    "SELECT (SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s "
+    "WHERE s.setrole OPERATOR(pg_catalog.=) 0 AND s.setdatabase OPERATOR(pg_catalog.=) 0) AS cluster, "
+    "(SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d "
+    "ON d.oid OPERATOR(pg_catalog.=) s.setdatabase WHERE s.setrole OPERATOR(pg_catalog.=) 0 "
+    "AND d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) AS database, "
+    + ", ".join("pg_catalog.current_setting('sqlambda.%s', true) AS %s" % (g, g) for g in GUCS)
 )
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$")
 
 # Error codes the Lambda service uses for throttling (HTTP 429), plus the generic AWS ones.
 THROTTLE_CODES = frozenset((
@@ -69,7 +92,8 @@ BACKOFF_CAP_S = 2.0
 
 HINT_ENDPOINT = (
     "check that the PostgreSQL server can reach the Lambda endpoint: sqlambda.endpoint_url is {endpoint}, "
-    "sqlambda.region is {region} (SET them per database/role/session, e.g. ALTER DATABASE ... SET sqlambda.endpoint_url = '...')"
+    "sqlambda.region is {region} (they come from the spec's aws section, or from a DBA's "
+    "ALTER DATABASE ... SET sqlambda.endpoint_url = '...'; a session's SET is ignored)"
 )
 HINT_CREDENTIALS = (
     "the PostgreSQL server process resolves AWS credentials through the default chain (environment of the "
@@ -95,6 +119,120 @@ def configure(defaults):
     DEFAULTS.update({k: v for k, v in defaults.items() if k in DEFAULTS})
 
 
+def endpoint_problem(url):
+    """Why ``url`` cannot be a Lambda endpoint (None when it can).
+
+    Only ``http(s)://host[:port]``: no user info, path, query or fragment (a path prefix would let
+    whoever sets it choose more than the host), and no wildcard (``*`` would make Oracle's
+    SocketPermission grant every host). Shared by the spec loader, the runtime and the drainer.
+    """
+    if not isinstance(url, str) or not url:
+        return "it is empty"
+    if any(ord(c) < 33 or c in "'\"\\" for c in url):
+        return "it contains a space, a quote or a control character"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "the scheme must be http or https"
+    if parts.username is not None or parts.password is not None:
+        return "it must not carry a user name or password"
+    host = parts.hostname or ""
+    if "*" in url:
+        return "wildcards are not allowed; name one host"
+    if not host or not _HOST_RE.match(host if ":" not in host else "[" + host + "]"):
+        return "%r is not a host name or IP address" % host
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "only scheme, host and port are allowed (no path, query or fragment)"
+    if port == 0:
+        return "port 0 is not a port"
+    return None
+
+
+def _admin_value(name, value, where):
+    """A DBA's setting, validated; an invalid one fails every call until the DBA fixes it."""
+    hint = "fix it: %s (or RESET it to use the spec's value)" % where
+    if name in INTEGER_SETTINGS:
+        try:
+            number = int(value)
+        except ValueError:
+            raise LambdaFailure("22023", "sqlambda.%s = %r (%s) is not an integer" % (name, value, where), hint=hint) from None
+        if number < 1:
+            raise LambdaFailure("22023", "sqlambda.%s = %d (%s) must be at least 1" % (name, number, where), hint=hint)
+        return number
+    if name == "endpoint_url":
+        if value == "":
+            return None  # empty: AWS's regional endpoint
+        problem = endpoint_problem(value)
+        if problem:
+            raise LambdaFailure("22023", "sqlambda.endpoint_url = %r (%s) is not a Lambda endpoint: %s" % (value, where, problem), hint=hint)
+        return value
+    if not _REGION_RE.match(value):
+        raise LambdaFailure("22023", "sqlambda.region = %r (%s) is not an AWS region" % (value, where), hint=hint)
+    return value
+
+
+def _config_items(config):
+    """``name=value`` entries of a pg_db_role_setting row that are sqlambda settings."""
+    for item in config or ():
+        name, sep, value = item.partition("=")
+        if sep and name.startswith("sqlambda.") and name[len("sqlambda."):] in GUCS:
+            yield name[len("sqlambda."):], value
+
+
+def resolve_settings(row):
+    """The effective settings from one row of ``_SETTINGS_SQL`` (or a dict like it).
+
+    Returns ``(cfg, sources, ignored)``: ``cfg`` the values a call uses; ``sources`` where each
+    came from (``spec``, ``ALTER ROLE ALL SET``, ``ALTER DATABASE SET``, ``session (lowered)``);
+    ``ignored`` the session values that were not applied, as ``{name: value}``. Precedence: the
+    spec, then the cluster-wide admin value, then the database's admin value; then, for
+    timeouts and attempts only, the session's value when it is LOWER.
+    """
+    cfg = dict(DEFAULTS)
+    sources = {name: "spec" for name in GUCS}
+    for level, where in (("cluster", "ALTER ROLE ALL SET"), ("database", "ALTER DATABASE SET")):
+        for name, value in _config_items(row.get(level)):
+            cfg[name] = _admin_value(name, value, where)
+            sources[name] = where
+    ignored = {}
+    for name in GUCS:
+        value = row.get(name)
+        if value is None or value == "":
+            continue
+        if name in LOWERABLE:
+            try:
+                number = int(value)
+            except ValueError:
+                raise LambdaFailure("22023", "sqlambda.%s must be an integer, not %r" % (name, value)) from None
+            if number < 1:
+                raise LambdaFailure("22023", "sqlambda.%s must be at least 1, not %d" % (name, number))
+            if number < cfg[name]:
+                cfg[name] = number
+                sources[name] = "session (lowered)"
+            elif number > cfg[name]:
+                ignored[name] = value
+        elif value != (cfg[name] or ""):
+            ignored[name] = value
+    return cfg, sources, ignored
+
+
+def _warn_ignored(plpy, GD, ignored):
+    """One WARNING per backend and value: a session tried to change what only a DBA may."""
+    seen = GD.setdefault("sqlambda.ignored_warned", set())
+    for name, value in sorted(ignored.items()):
+        if (name, value) in seen or not hasattr(plpy, "warning"):
+            continue
+        seen.add((name, value))
+        what = "raise" if name in LOWERABLE else "change"
+        plpy.warning("sqlambda.%s = %r set for this session is ignored: a session may not %s it" % (name, value, what),
+                     hint="the endpoint, region and the upper bounds of timeouts and attempts come from the spec "
+                          "or a DBA's ALTER DATABASE ... SET sqlambda.%s; a session may only lower timeouts and "
+                          "attempts" % name)
+
+
 def trim(text, limit=DETAIL_LIMIT):
     """A payload shortened for an error DETAIL (the whole payload may be megabytes)."""
     if text is None:
@@ -108,36 +246,39 @@ def trim(text, limit=DETAIL_LIMIT):
 
 # -- settings ---------------------------------------------------------------------------------
 def settings(plpy, GD):
-    """Current settings: each GUC if set (database/role/session), else the spec default.
+    """The settings a call uses now (see ``resolve_settings``), read with one cached plan.
 
-    One prepared plan cached in GD reads all five GUCs in a single SPI call, so a call costs one
-    cheap SELECT rather than five, and a ``SET sqlambda.region`` takes effect on the next call.
+    Read at the start of every call, before anything the caller controls can run inside it, so a
+    DBA's ALTER DATABASE takes effect on the next call and no user code (a cast inside a trigger's
+    row images) can change what an already started call uses.
     """
     plan = GD.get("sqlambda.settings_plan")
     if plan is None:
         plan = GD["sqlambda.settings_plan"] = plpy.prepare(_SETTINGS_SQL)
-    row = plpy.execute(plan)[0]
-    return resolve_settings(row)
+    cfg, _sources, ignored = resolve_settings(plpy.execute(plan)[0])
+    if ignored:
+        _warn_ignored(plpy, GD, ignored)
+    return cfg
 
 
-def resolve_settings(row):
-    """Merge one row of GUC values (None or '' = unset) over DEFAULTS, validating numbers."""
-    out = dict(DEFAULTS)
+def describe_settings(plpy, GD):
+    """Rows (name, value, source, note) for ``sqlambda doctor``: effective values and where each came from."""
+    plan = GD.get("sqlambda.settings_plan")
+    if plan is None:
+        plan = GD["sqlambda.settings_plan"] = plpy.prepare(_SETTINGS_SQL)
+    cfg, sources, ignored = resolve_settings(plpy.execute(plan)[0])
+    rows = []
     for name in GUCS:
-        value = row.get(name)
-        if value is None or value == "":
-            continue
-        if name in ("connect_timeout_ms", "request_timeout_ms", "max_attempts"):
-            try:
-                number = int(value)
-            except ValueError:
-                raise LambdaFailure("22023", "sqlambda.%s must be an integer, not %r" % (name, value)) from None
-            if number < 1:
-                raise LambdaFailure("22023", "sqlambda.%s must be at least 1, not %d" % (name, number))
-            out[name] = number
-        else:
-            out[name] = value
-    return out
+        note = ("this session's %r is ignored" % ignored[name]) if name in ignored else None
+        value, spec = cfg[name], DEFAULTS[name]
+        rows.append({"name": name, "value": "" if value is None else str(value), "source": sources[name],
+                     "spec_value": "" if spec is None else str(spec), "note": note})
+    return cfg, rows
+
+
+def settings_table(plpy, GD):
+    """``<schema>.settings()``: the effective settings of this session, one row each, and their source."""
+    return describe_settings(plpy, GD)[1]
 
 
 # -- client -------------------------------------------------------------------------------------
@@ -333,6 +474,9 @@ def invoke_raw(plpy, GD, function_name, payload, invocation_type="RequestRespons
     data = encode_payload(function_name, payload, invocation_type)
     if cfg is None:
         cfg = settings(plpy, GD)
+    if region and not _REGION_RE.match(region):
+        # botocore builds the host from the region: only a real region name may reach it
+        raise LambdaFailure("22023", "region %r is not an AWS region name" % region)
     region = region or cfg["region"]
     c = client(GD, cfg, region)
     kwargs = {"FunctionName": function_name, "InvocationType": invocation_type, "LogType": log_type, "Payload": data}

@@ -33,8 +33,12 @@ def endpoint_of(cfg):
     return url, parts.hostname, port
 
 
-def doctor(plpy, GD):
-    """All checks as a JSON array of {name, ok, detail, hint}."""
+def doctor(plpy, GD, endpoint_url=None):
+    """All checks as a JSON array of {name, ok, detail, hint}.
+
+    ``endpoint_url`` (``sqlambda doctor --endpoint-url``) checks that endpoint instead of the
+    effective one; it changes nothing a call would use.
+    """
     checks = []
     try:
         import boto3
@@ -48,13 +52,25 @@ def doctor(plpy, GD):
         return json.dumps(checks)
 
     try:
-        cfg = core.settings(plpy, GD)
+        cfg, rows = core.describe_settings(plpy, GD)
     except core.LambdaFailure as failure:
-        checks.append(_check("settings", False, failure.message, "fix the sqlambda.* setting named above"))
+        checks.append(_check("settings", False, failure.message, failure.hint or "fix the sqlambda.* setting named above"))
         return json.dumps(checks)
+    # each effective value and where it came from: the spec, a DBA's ALTER DATABASE / ALTER ROLE ALL
+    # SET, or (timeouts and attempts only) this session lowering it
+    shown = []
+    for r in rows:
+        value = r["value"] or ("(AWS default for the region)" if r["name"] == "endpoint_url" else "")
+        shown.append("%s = %s [%s]%s" % (r["name"], value, r["source"], ("; " + r["note"]) if r["note"] else ""))
+    checks.append(_check("settings", True, "; ".join(shown)))
+    if endpoint_url:
+        problem = core.endpoint_problem(endpoint_url)
+        if problem:
+            checks.append(_check("endpoint reachable", False, "--endpoint-url %s: %s" % (endpoint_url, problem),
+                                 "pass http(s)://host[:port]"))
+            return json.dumps(checks)
+        cfg = dict(cfg, endpoint_url=endpoint_url)
     url, host, port = endpoint_of(cfg)
-    checks.append(_check("settings", True, "endpoint %s, region %s, connect %d ms, request %d ms, %d attempts"
-                         % (url, cfg["region"], cfg["connect_timeout_ms"], cfg["request_timeout_ms"], cfg["max_attempts"])))
 
     hint_endpoint = core.HINT_ENDPOINT.format(endpoint=url, region=cfg["region"])
     try:

@@ -2,7 +2,7 @@
 
 Owns: what each SQL function does with its arguments and what it returns —
 ``awslambda_fn`` / ``awslambda_fn_async`` (the awslabs-compatible generic functions),
-``sqlambda.invoke()``, the RDS-compatible ``aws_lambda.invoke()``, and the typed per-function
+``sqlambda.invoke()``, ``sqlambda.settings()``, the RDS-compatible ``aws_lambda.invoke()``, and the typed per-function
 wrappers (arguments -> JSON payload without losing precision, ``returns.path`` -> SQL value).
 
 Must not: ``import plpy`` (it is passed in), talk to Lambda other than through
@@ -48,6 +48,17 @@ def awslambda_fn_async(plpy, GD, fn_name, fn_args):
     except LambdaFailure as failure:
         core.raise_lambda_error(plpy, failure)
     return out["payload"]
+
+
+# -- sqlambda.settings() ------------------------------------------------------------------------
+
+
+def settings_table(plpy, GD):
+    """``<schema>.settings()``: the effective settings, where each came from, the spec's values."""
+    try:
+        return core.settings_table(plpy, GD)
+    except LambdaFailure as failure:
+        core.raise_lambda_error(plpy, failure)
 
 
 # -- sqlambda.invoke() --------------------------------------------------------------------------
@@ -381,7 +392,9 @@ def call_function(plpy, GD, fn, values):
             return json.dumps({"status_code": out["status_code"], "request_id": out.get("request_id")})
         out = core.invoke_raw(plpy, GD, fn["lambda"], payload, "RequestResponse", qualifier=fn.get("qualifier"))
         if fn["returns"]["type"] == "table":
-            return result_rows(fn, out["payload"])
+            rows = result_rows(fn, out["payload"])
+            # RETURNS TABLE with one column is a set of scalars to PL/Python, not of one-item rows
+            return [r[0] for r in rows] if len(fn["returns"]["columns"]) == 1 else rows
         return result_value(fn, out["payload"])
     except LambdaFailure as failure:
         core.raise_lambda_error(plpy, failure)

@@ -120,38 +120,44 @@ def cut(records, prefix, suffix, max_rows, max_bytes):
 FETCH_ROWS = 2000
 
 
-def fire(plpy, GD, TD, cfg):
+def fire(plpy, GD, TD, route):
     """Body of an immediate statement-level AFTER trigger: one Lambda call per batch.
 
-    ``cfg`` is rendered into the function: trigger, table, operation, lambda, qualifier, mode,
+    ``route`` is rendered into the function: trigger, table, operation, lambda, qualifier, mode,
     max_rows, max_bytes and ``query``, a SELECT over the transition table(s) returning ``new`` and
     ``old`` row images as JSON text in statement order. A failed call raises (the statement
     aborts); an async call already accepted stays sent even if the transaction rolls back.
     """
     import sqlambda_core as core
 
-    head = plpy.execute("SELECT pg_catalog.pg_current_xact_id()::text AS txid, "
-                        "to_char(pg_catalog.statement_timestamp() AT TIME ZONE 'UTC', "
+    # settings first, before the row images are built: building them may run the writer's own
+    # code (a cast to json of a user type), which must not be able to change where we send
+    cfg = core.settings(plpy, GD)
+    head = plpy.execute("SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text AS txid, "
+                        "pg_catalog.to_char(pg_catalog.statement_timestamp() AT TIME ZONE 'UTC', "
                         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts")[0]
     txid, ts = head["txid"], head["ts"]
     # one random statement id: keys stay unique when a transaction runs the statement twice
     stmt = uuid.uuid4().hex[:12]
-    prefix, suffix = envelope(cfg["trigger"], cfg["table"], cfg["operation"])
-    limit = effective_max_bytes(cfg["mode"], cfg["max_bytes"])
-    batcher = Batcher(prefix, suffix, cfg["max_rows"], limit)
-    itype = invocation_type(cfg["mode"])
+    prefix, suffix = envelope(route["trigger"], route["table"], route["operation"])
+    limit = effective_max_bytes(route["mode"], route["max_bytes"])
+    batcher = Batcher(prefix, suffix, route["max_rows"], limit)
+    itype = invocation_type(route["mode"])
 
     def send(batch):
-        core.invoke(plpy, GD, cfg["lambda"], batch[0], itype, "None", cfg.get("qualifier"))
+        try:
+            core.invoke_raw(plpy, GD, route["lambda"], batch[0], itype, "None", route.get("qualifier"), cfg=cfg)
+        except core.LambdaFailure as failure:
+            core.raise_lambda_error(plpy, failure)
 
-    cursor = plpy.cursor(cfg["query"])
+    cursor = plpy.cursor(route["query"])
     n = 0
     while True:
         rows = cursor.fetch(FETCH_ROWS)
         if not rows:
             break
         for row in rows:
-            key = "%s:%s:%s:%d" % (cfg["trigger"], txid, stmt, n)
+            key = "%s:%s:%s:%d" % (route["trigger"], txid, stmt, n)
             n += 1
             try:
                 done = batcher.add(record(key, txid, ts, row["new"], row["old"]), n)
@@ -159,9 +165,9 @@ def fire(plpy, GD, TD, cfg):
                 core.raise_lambda_error(plpy, core.LambdaFailure(
                     "54000",
                     "trigger %s: row %d of the statement is %d bytes as a change event, over the batch "
-                    "limit of %d bytes; nothing more was sent" % (cfg["trigger"], n, exc.size, exc.limit),
+                    "limit of %d bytes; nothing more was sent" % (route["trigger"], n, exc.size, exc.limit),
                     hint="raise batch.max_bytes (Lambda allows %d bytes for this call type) or send fewer "
-                         "columns (triggers[].columns)" % (ASYNC_LIMIT if cfg["mode"] == "async" else SYNC_LIMIT),
+                         "columns (triggers[].columns)" % (ASYNC_LIMIT if route["mode"] == "async" else SYNC_LIMIT),
                 ))
             if done is not None:
                 send(done)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
+from recorder import SOURCE, Recorder
 from sqlambda.deploy import deploy_lambdas
 from sqlambda.local import LocalStack
 
@@ -39,3 +41,24 @@ def faults(local_stack):
     local_stack.faults.clear()
     yield local_stack.faults
     local_stack.faults.clear()
+
+
+def deploy_recorder(stack, name: str) -> Recorder:
+    """A recording Lambda (tests/recorder.py) deployed under ``name``: each batch it gets becomes a file."""
+    from sqlambda.deploy import deploy_source
+
+    folder = tempfile.mkdtemp(prefix=f"sqlambda-{name}-")
+    os.chmod(folder, 0o777)
+    rec = Recorder(name, folder)
+    deploy_source(name, SOURCE, endpoint_url=stack.endpoint_url, environment=rec.env(), timeout=30)
+    return rec
+
+
+@pytest.fixture(scope="session")
+def recorder(local_stack) -> Recorder:
+    return deploy_recorder(local_stack, "tg_rec")
+
+
+@pytest.fixture(scope="session")
+def flaky(local_stack) -> Recorder:
+    return deploy_recorder(local_stack, "tg_flaky")

@@ -8,7 +8,9 @@ scripts and alerting). ``outbox status --alert-depth/--alert-age`` exits with th
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 import threading
 
 import click
@@ -36,10 +38,16 @@ def register(cli: click.Group) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel drain workers (threads, one connection each).")
 @click.option("--endpoint-url", default=None, help="Lambda endpoint (default: $AWS_ENDPOINT_URL, then the spec's aws.endpoint_url).")
 @click.option("--request-timeout-ms", type=click.IntRange(100, 900000), default=30000, show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
+              help="Log one line per batch to stderr (default: info with --follow, warning with --once).")
 @json_option
 def drain_cmd(dsn: str, schema: str, mode: str, workers: int, endpoint_url: str | None,
-              request_timeout_ms: int, as_json: bool) -> None:
-    """Deliver committed outbox events to Lambda, in batches, with retries and a dead-letter table."""
+              request_timeout_ms: int, log_level: str | None, as_json: bool) -> None:
+    """Deliver committed outbox events to Lambda, in batches, with retries and a dead-letter table.
+
+    Exits 12 when the run dead-lettered an event, or found events and could deliver none of them.
+    """
+    _log_to_stderr(log_level or ("info" if mode == "follow" else "warning"))
     stop = threading.Event()
     if mode == "follow":
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -56,7 +64,29 @@ def drain_cmd(dsn: str, schema: str, mode: str, workers: int, endpoint_url: str 
         if stats.last_error:
             console.print(f"[yellow]last error:[/] {stats.last_error}", highlight=False)
 
+    if not stats.ok and as_json:
+        raise OutboxError(_failed(stats), details=stats.to_dict())
     emit(stats.to_dict(), as_json, human)
+    if not stats.ok:
+        raise OutboxError(_failed(stats), hint="see `sqlambda outbox status`; dead letters are in the outbox_dead "
+                                               "table (`sqlambda outbox retry-dead` requeues them)")
+
+
+def _failed(stats: outbox.DrainStats) -> str:
+    if stats.dead:
+        return f"drain dead-lettered {stats.dead} event(s): {stats.last_error}"
+    return f"drain delivered nothing: {stats.failed_events} event(s) failed; last error: {stats.last_error}"
+
+
+def _log_to_stderr(level: str) -> None:
+    """One plain line per record on stderr (never rich markup: the text holds remote error messages)."""
+    logger = logging.getLogger("sqlambda.drain")
+    logger.setLevel(level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s drain: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 @click.group("outbox")

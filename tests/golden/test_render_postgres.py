@@ -32,10 +32,12 @@ def test_core_only_keys():
     keys = [a.key for a in render_postgres(None)]
     assert keys == [
         "extension plpython3u",
+        "role sqlambda_owner",
         "schema sqlambda",
         "function public.awslambda_fn(text,text)",
         "function public.awslambda_fn_async(text,text)",
         "function sqlambda.invoke(text,jsonb,text,text,text,jsonb,text)",
+        "function sqlambda.settings()",
     ]
 
 

@@ -1,20 +1,11 @@
-"""Fixtures for the trigger and outbox tests: a recording Lambda on the real local stack, and a spec
-installed with the real installer into the module's database."""
+"""Helpers for the trigger and outbox tests: a loaded spec from a dict, and queue counts. The recording
+Lambdas (``recorder``, ``flaky``) are session fixtures in tests/fixtures_local.py."""
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 import types
-from pathlib import Path
 
 import psycopg
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from recorder import SOURCE, Recorder  # noqa: E402
 
 
 def make_loaded(spec_dict: dict, name: str = "tests/outbox") -> types.SimpleNamespace:
@@ -27,26 +18,6 @@ def make_loaded(spec_dict: dict, name: str = "tests/outbox") -> types.SimpleName
     spec = Spec.model_validate(spec_dict)
     checksum = hashlib.sha256(json.dumps(spec_dict, sort_keys=True).encode()).hexdigest()
     return types.SimpleNamespace(spec=spec, path=name, checksum=checksum)
-
-
-def deploy_recorder(stack, name: str) -> Recorder:
-    from sqlambda.deploy import deploy_source
-
-    folder = tempfile.mkdtemp(prefix=f"sqlambda-{name}-")
-    os.chmod(folder, 0o777)
-    rec = Recorder(name, folder)
-    deploy_source(name, SOURCE, endpoint_url=stack.endpoint_url, environment=rec.env(), timeout=30)
-    return rec
-
-
-@pytest.fixture(scope="session")
-def recorder(local_stack) -> Recorder:
-    return deploy_recorder(local_stack, "tg_rec")
-
-
-@pytest.fixture(scope="session")
-def flaky(local_stack) -> Recorder:
-    return deploy_recorder(local_stack, "tg_flaky")
 
 
 def queue_counts(dsn: str, schema: str = "sqlambda") -> tuple[int, int]:

@@ -65,13 +65,29 @@ def test_a_trigger_on_a_spec_function_takes_its_lambda_and_mode():
     assert "'async'" in "\n".join(_artifacts(spec)["outbox route orders_out"].statements)
 
 
-def test_trigger_functions_are_security_definer_with_pinned_search_path_and_not_public():
+def test_trigger_functions_run_as_the_writer_with_pinned_search_path_owned_by_the_owner_role():
+    # the row images may run the writer's own code (a cast to json of its type): never with our privileges
     arts = _artifacts(BASE)
     for key in ("function sqlambda.trg_orders_out_insert()", "function sqlambda.trg_orders_now_update()"):
         text = "\n".join(arts[key].statements)
-        assert "SECURITY DEFINER" in text
+        assert "SECURITY INVOKER" in text and "SECURITY DEFINER" not in text
         assert "SET search_path = pg_catalog, pg_temp" in text
+        assert 'OWNER TO "sqlambda_owner"' in text
         assert "REVOKE ALL ON FUNCTION" in text and "FROM PUBLIC" in text
+
+
+def test_each_outbox_trigger_gets_a_queue_policy_for_its_table_and_events_only():
+    spec = {**BASE, "triggers": [{**BASE["triggers"][0], "events": ["insert", "update"]}]}
+    arts = _artifacts(spec)
+    policy = "\n".join(arts["policy enqueue_orders_out on sqlambda.outbox"].statements)
+    assert "FOR INSERT TO PUBLIC" in policy and "trigger_name OPERATOR(pg_catalog.=) 'orders_out'" in policy
+    assert """WHEN 'insert' THEN pg_catalog.has_any_column_privilege('"shop"."orders"', 'INSERT')""" in policy
+    assert """WHEN 'update' THEN pg_catalog.has_any_column_privilege('"shop"."orders"', 'UPDATE')""" in policy
+    assert "'delete'" not in policy and "ELSE false END" in policy
+    assert arts["policy enqueue_orders_out on sqlambda.outbox"].requires == ("table sqlambda.outbox",)
+    queue = "\n".join(arts["table sqlambda.outbox"].statements)
+    assert "ENABLE ROW LEVEL SECURITY" in queue
+    assert "GRANT INSERT (trigger_name, op, n, new_rows, old_rows) ON TABLE" in queue
 
 
 def test_columns_subset_is_quoted_and_used_for_both_images():

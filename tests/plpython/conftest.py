@@ -1,8 +1,10 @@
 """Unit-test helpers for the plpython/ modules: they run here in plain Python, outside PostgreSQL.
 
 ``FakePlpy`` stands in for the ``plpy`` module only where pure logic needs it (``plpy.Error``,
-``prepare``/``execute`` returning GUC rows); everything that talks to Lambda is tested against the
-real local stack in tests/postgres/.
+``prepare``/``execute`` returning the settings row: the DBA's ``ALTER DATABASE`` / ``ALTER ROLE ALL``
+values as pg_db_role_setting holds them, and the session's ``current_setting()`` values, which
+start as the database's like in a real session); everything that talks to Lambda is tested against
+the real local stack in tests/postgres/.
 """
 
 import sys
@@ -18,18 +20,33 @@ class FakePlpy:
     class Error(Exception):
         pass
 
-    def __init__(self, gucs=None):
-        self.gucs = dict(gucs or {})
+    GUCS = ("endpoint_url", "region", "connect_timeout_ms", "request_timeout_ms", "max_attempts")
+
+    def __init__(self, database=None, session=None, cluster=None):
+        self.database = dict(database or {})
+        self.cluster = dict(cluster or {})
+        self.session = dict(session or {})
         self.executed = []
+        self.warnings = []
 
     def prepare(self, sql, types=None):
         return ("plan", sql)
 
+    @staticmethod
+    def _config(values):
+        return [f"sqlambda.{k}={v}" for k, v in values.items()] or None
+
     def execute(self, plan_or_sql, *args):
         self.executed.append(plan_or_sql)
         if isinstance(plan_or_sql, tuple):
-            return [{k: self.gucs.get(k) for k in ("endpoint_url", "region", "connect_timeout_ms", "request_timeout_ms", "max_attempts")}]
+            row = {"cluster": self._config(self.cluster), "database": self._config(self.database)}
+            for g in self.GUCS:
+                row[g] = self.session.get(g, self.database.get(g, self.cluster.get(g)))
+            return [row]
         return []
+
+    def warning(self, message, hint=None):
+        self.warnings.append((message, hint))
 
 
 @pytest.fixture

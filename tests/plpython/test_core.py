@@ -17,40 +17,98 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_settings_fall_back_to_defaults_and_validate_numbers():
-    cfg = core.resolve_settings({"endpoint_url": "", "region": None, "max_attempts": "5"})
+def effective(row):
+    return core.resolve_settings(row)[0]
+
+
+def test_settings_fall_back_to_the_spec_and_validate_numbers():
+    cfg = effective({"endpoint_url": "", "region": None, "max_attempts": "2"})
     assert cfg["region"] == core.DEFAULTS["region"] and cfg["endpoint_url"] == core.DEFAULTS["endpoint_url"]
-    assert cfg["max_attempts"] == 5
+    assert cfg["max_attempts"] == 2  # a session lowering it
     with pytest.raises(core.LambdaFailure) as e:
-        core.resolve_settings({"request_timeout_ms": "soon"})
+        effective({"request_timeout_ms": "soon"})
     assert e.value.sqlstate == "22023" and "request_timeout_ms" in e.value.message
     with pytest.raises(core.LambdaFailure):
-        core.resolve_settings({"max_attempts": "0"})
+        effective({"max_attempts": "0"})
 
 
-def test_settings_read_all_gucs_with_one_cached_plan():
-    plpy = FakePlpy({"region": "eu-west-1", "endpoint_url": "http://x:1"})
+def test_the_dba_sets_everything_through_the_catalog_and_the_session_nothing_but_lower_bounds():
+    dba = {"endpoint_url": "http://lambda.internal:8443", "region": "eu-west-1", "request_timeout_ms": "5000",
+           "max_attempts": "4", "connect_timeout_ms": "900"}
+    session = {"endpoint_url": "http://127.0.0.1:9", "region": "us-west-2", "request_timeout_ms": "60000",
+               "max_attempts": "2", "connect_timeout_ms": "100"}
+    plpy = FakePlpy(database=dba, session=session)
+    cfg, sources, ignored = core.resolve_settings(plpy.execute(("plan", ""))[0])
+    assert cfg == {"endpoint_url": "http://lambda.internal:8443", "region": "eu-west-1", "request_timeout_ms": 5000,
+                   "max_attempts": 2, "connect_timeout_ms": 100}
+    assert sources == {"endpoint_url": "ALTER DATABASE SET", "region": "ALTER DATABASE SET",
+                       "request_timeout_ms": "ALTER DATABASE SET", "max_attempts": "session (lowered)",
+                       "connect_timeout_ms": "session (lowered)"}
+    assert ignored == {"endpoint_url": "http://127.0.0.1:9", "region": "us-west-2", "request_timeout_ms": "60000"}
+
+
+def test_database_settings_override_cluster_wide_ones():
+    plpy = FakePlpy(cluster={"region": "ap-south-1", "max_attempts": "5"}, database={"region": "eu-central-1"})
+    cfg, sources, _ = core.resolve_settings(plpy.execute(("plan", ""))[0])
+    assert (cfg["region"], sources["region"]) == ("eu-central-1", "ALTER DATABASE SET")
+    assert (cfg["max_attempts"], sources["max_attempts"]) == (5, "ALTER ROLE ALL SET")
+
+
+@pytest.mark.parametrize("name,value", [
+    ("endpoint_url", "https://*"), ("endpoint_url", "http://user:pw@host"), ("endpoint_url", "http://host/prefix"),
+    ("endpoint_url", "ftp://host"), ("endpoint_url", "http://host?x=1"), ("endpoint_url", "http://a b"),
+    ("region", "evil.com#"), ("region", "us-east-1.attacker"), ("max_attempts", "many"), ("request_timeout_ms", "-1"),
+])
+def test_a_bad_dba_value_fails_every_call_naming_where_it_was_set(name, value):
+    with pytest.raises(core.LambdaFailure) as e:
+        effective({"database": [f"sqlambda.{name}={value}"]})
+    assert e.value.sqlstate == "22023" and "ALTER DATABASE SET" in e.value.message and name in e.value.message
+
+
+def test_settings_read_everything_with_one_cached_plan_and_warn_once_about_ignored_values():
+    plpy = FakePlpy(database={"region": "eu-west-1", "endpoint_url": "http://x:1"}, session={"endpoint_url": "http://evil:1"})
     GD = {}
     cfg = core.settings(plpy, GD)
     core.settings(plpy, GD)
     assert cfg["region"] == "eu-west-1" and cfg["endpoint_url"] == "http://x:1"
     assert "sqlambda.settings_plan" in GD and len(plpy.executed) == 2
+    assert len(plpy.warnings) == 1 and "ignored" in plpy.warnings[0][0] and "http://evil:1" in plpy.warnings[0][0]
+
+
+def test_the_settings_query_resolves_nothing_through_the_search_path():
+    # every function and operator spelled out: a caller's search_path (a superuser's too) must never
+    # pick what runs while the settings are read
+    sql = core._SETTINGS_SQL
+    import re
+    assert not re.search(r"(?<![.\w])(current_setting|current_database)\(", sql)
+    assert " = " not in sql and "OPERATOR(pg_catalog.=)" in sql
+    assert all(t.startswith("pg_catalog.") for t in re.findall(r"FROM ([\w.]+)", sql) + re.findall(r"JOIN ([\w.]+)", sql))
 
 
 def test_configure_replaces_spec_defaults():
     saved = dict(core.DEFAULTS)
     try:
         core.configure({"region": "ap-south-1", "max_attempts": 7, "unknown": 1})
-        assert core.resolve_settings({})["region"] == "ap-south-1"
+        assert effective({})["region"] == "ap-south-1"
         assert "unknown" not in core.DEFAULTS
     finally:
         core.DEFAULTS.clear()
         core.DEFAULTS.update(saved)
 
 
+@pytest.mark.parametrize("url,ok", [
+    ("http://127.0.0.1:4566", True), ("https://lambda.us-east-1.amazonaws.com", True), ("http://[::1]:80", True),
+    ("https://vpce-1a2b.lambda.eu-west-1.vpce.amazonaws.com/", True),
+    ("https://*", False), ("https://*.amazonaws.com", False), ("http://h/p", False), ("http://u@h", False),
+    ("javascript:alert(1)", False), ("http://h:0", False), ("http://h:99999", False), ("", False), ("http://h\n", False),
+])
+def test_endpoint_rule(url, ok):
+    assert (core.endpoint_problem(url) is None) is ok
+
+
 def test_client_is_cached_per_settings():
     GD = {}
-    cfg = core.resolve_settings({"endpoint_url": "http://127.0.0.1:9"})
+    cfg = effective({"database": ["sqlambda.endpoint_url=http://127.0.0.1:9"]})
     a = core.client(GD, cfg)
     assert core.client(GD, cfg) is a
     assert core.client(GD, dict(cfg, request_timeout_ms=1234)) is not a
@@ -110,7 +168,7 @@ def _client_error(code, status, message="m"):
     (bx.NoCredentialsError(), "LA005", False),
 ])
 def test_classification(exc, sqlstate, retryable):
-    f = core.classify("fn", exc, core.resolve_settings({}), "us-east-1")
+    f = core.classify("fn", exc, effective({}), "us-east-1")
     assert (f.sqlstate, f.retryable) == (sqlstate, retryable)
     assert f.message.startswith("lambda fn failed: ")
     if sqlstate in ("LA004",):
@@ -120,7 +178,7 @@ def test_classification(exc, sqlstate, retryable):
 
 
 def test_unknown_exception_is_not_swallowed():
-    assert core.classify("fn", KeyError("x"), core.resolve_settings({}), "us-east-1") is None
+    assert core.classify("fn", KeyError("x"), effective({}), "us-east-1") is None
 
 
 def test_missing_credentials_fail_with_the_credentials_hint(monkeypatch):
@@ -129,7 +187,7 @@ def test_missing_credentials_fail_with_the_credentials_hint(monkeypatch):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    plpy = FakePlpy({"endpoint_url": f"http://127.0.0.1:{_closed_port()}"})
+    plpy = FakePlpy(database={"endpoint_url": f"http://127.0.0.1:{_closed_port()}"})
     with pytest.raises(core.LambdaFailure) as e:
         core.invoke_raw(plpy, {}, "echo", "{}")
     assert e.value.sqlstate == "LA005" and "default chain" in e.value.hint
@@ -139,7 +197,7 @@ def test_endpoint_down_retries_then_fails_with_hint(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     port = _closed_port()
-    plpy = FakePlpy({"endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": "3", "connect_timeout_ms": "500"})
+    plpy = FakePlpy(database={"endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": "3", "connect_timeout_ms": "500"})
     with pytest.raises(core.LambdaFailure) as e:
         core.invoke_raw(plpy, {}, "echo", "{}")
     assert e.value.sqlstate == "LA004"

@@ -8,6 +8,7 @@ generic functions, invoke(), typed wrappers, RDS compatibility, and every invoca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -331,11 +332,27 @@ def test_lambda_error_unhandled(conn):
     assert json.loads(d.message_detail)["errorType"] == "ValueError"
 
 
-def test_endpoint_down(conn):
+@contextlib.contextmanager
+def dba_settings(dsn: str, **values):
+    """What a DBA does: ALTER DATABASE ... SET sqlambda.<name> (new sessions see it), undone afterwards."""
+    dbname = dsn.split("dbname=")[1].split()[0]
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for name, value in values.items():
+            c.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                sql.Identifier(dbname), sql.Identifier(f"sqlambda.{name}"), sql.Literal(str(value))))
+    try:
+        yield
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            for name in values:
+                c.execute(sql.SQL("ALTER DATABASE {} RESET {}").format(sql.Identifier(dbname), sql.Identifier(f"sqlambda.{name}")))
+
+
+def test_endpoint_down(db):
     port = closed_port()
-    conn.execute("SELECT set_config('sqlambda.endpoint_url', %s, false)", (f"http://127.0.0.1:{port}",))
-    conn.execute("SET sqlambda.max_attempts = 2")
-    d = sql_error(conn, "SELECT awslambda_fn('echo', '{}')")
+    with dba_settings(db, endpoint_url=f"http://127.0.0.1:{port}", max_attempts=2), \
+            psycopg.connect(db, autocommit=True) as conn:
+        d = sql_error(conn, "SELECT awslambda_fn('echo', '{}')")
     assert d.sqlstate == "LA004" and "(after 2 attempts)" in d.message_primary
     assert d.message_hint and f"127.0.0.1:{port}" in d.message_hint and "sqlambda.endpoint_url" in d.message_hint
 
@@ -399,10 +416,15 @@ def test_payload_too_large_sends_nothing(conn, faults, fn, size):
     assert faults.stats("echo")["requests"] == before
 
 
-def test_settings_are_per_session(db, conn):
+def test_a_session_cannot_move_the_endpoint(db, conn):
+    # where a signed request goes is the DBA's decision (tests/security covers every way a caller
+    # could try): the session's value is ignored, with one WARNING saying so
+    notices = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary))
     conn.execute("SET sqlambda.endpoint_url = 'http://127.0.0.1:1'")
-    with psycopg.connect(db, autocommit=True) as other:  # the spec default still applies elsewhere
-        assert json.loads(other.execute("SELECT awslambda_fn('echo', '{}')").fetchone()[0])["Status"] == "OK"
+    assert json.loads(conn.execute("SELECT awslambda_fn('echo', '{}')").fetchone()[0])["Status"] == "OK"
+    conn.execute("SELECT awslambda_fn('echo', '{}')")
+    assert len([n for n in notices if "is ignored" in n and "127.0.0.1:1" in n]) == 1
 
 
 def test_one_bundle_loaded_per_backend(conn):

@@ -6,7 +6,8 @@ statement-level AFTER trigger with its transition table(s) and the function behi
 one route row per outbox trigger (what ``sqlambda drain`` reads), and, when any trigger uses the
 outbox, the queue, dead-letter and route tables and the drainers' claim function.
 
-Install order: tables (25) after the schema, the claim function (26), route rows (70), trigger functions (75), triggers (80),
+Install order: tables (25) after the schema, the claim function (26), the queue's row-level security
+policy per outbox trigger (27), route rows (70), trigger functions (75), triggers (80),
 so uninstall removes the triggers first (nothing new is queued) and the queue tables last, and only
 when empty: their drop statements refuse with a clear error while events are queued or dead, because
 losing committed events silently is not allowed. The triggered tables are the user's and are never
@@ -28,6 +29,7 @@ from sqlambda.spec.model import Spec, Trigger
 FILE_TRIGGERS = "30_triggers.sql"
 ORDER_TABLES = 25
 ORDER_CLAIM = 26
+ORDER_POLICY = 27
 ORDER_ROUTE = 70
 ORDER_FUNCTION = 75
 ORDER_TRIGGER = 80
@@ -96,6 +98,19 @@ def _tables(ctx: dict) -> list[Artifact]:
     return out
 
 
+def _policy(ctx: dict, where: str, t: Trigger, tschema: str, tname: str) -> Artifact:
+    """The queue's row-level security policy admitting this trigger's events (see policy.sql.j2)."""
+    schema = ctx["schema"]
+    policy = _check_name(f"enqueue_{t.name}", f"{where}.name")
+    return ctx["artifact"](
+        f"policy {policy} on {schema}.outbox", "policy", "outbox/policy.sql.j2", order=ORDER_POLICY,
+        file=FILE_TRIGGERS, summary=f"writers of {tschema}.{tname} may queue {', '.join(t.events)} events of {t.name}",
+        probe=(("policy", f'{policy} ON "{schema}"."outbox"'),), replace="recreate",
+        schema=schema, policy=policy, trigger=t.name, events=list(t.events), table_schema=tschema, table_name=tname,
+        requires=(f"table {schema}.outbox",),
+    )
+
+
 def _trigger(ctx: dict, i: int, t: Trigger) -> list[Artifact]:
     spec: Spec = ctx["spec"]
     schema = ctx["schema"]
@@ -108,13 +123,14 @@ def _trigger(ctx: dict, i: int, t: Trigger) -> list[Artifact]:
     common = dict(schema=schema, trigger=t.name, table=table, columns=list(t.columns) if t.columns else None)
     if t.delivery == "outbox":
         aws = spec.aws
+        out.append(_policy(ctx, where, t, tschema, tname))
         out.append(make(
             f"outbox route {t.name}", "route", "outbox/route.sql.j2", order=ORDER_ROUTE, file=FILE_TRIGGERS,
             summary=f"route {t.name} -> {route['lambda']} ({route['mode']})",
             schema=schema, trigger=t.name, table=table, lambda_name=route["lambda"], qualifier=route["qualifier"],
             mode=route["mode"], max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes,
             max_attempts=t.retry.max_attempts, base_delay_ms=t.retry.base_delay_ms,
-            max_delay_ms=max(t.retry.max_delay_ms, t.retry.base_delay_ms), region=aws.region,
+            max_delay_ms=max(t.retry.max_delay_ms, t.retry.base_delay_ms), max_age_s=t.retry.max_age_s, region=aws.region,
             endpoint_url=aws.endpoint_url, requires=(f"table {schema}.outbox_route",),
         ))
     for event in t.events:

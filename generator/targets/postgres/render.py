@@ -28,6 +28,7 @@ TARGET = "postgres"
 #: install order of each kind (uninstall runs in reverse)
 ORDER = {
     "extension": 0,
+    "role": 5,
     "schema": 10,
     "type": 20,
     "function": 30,
@@ -111,9 +112,9 @@ def _sig(schema: str, name: str, types: list[str]) -> tuple[str, str]:
     return f"{schema}.{name}({','.join(types)})", f"{_q(schema)}.{_q(name)}({', '.join(types)})"
 
 
-def _schema_artifact(schema: str, file: str) -> Artifact:
+def _schema_artifact(schema: str, file: str, owner: str) -> Artifact:
     return make_artifact(f"schema {schema}", "schema", "schema.sql.j2", order=ORDER["schema"], file=file,
-                         summary=f"schema {schema}", probe=(("schema", schema),), schema=schema)
+                         summary=f"schema {schema}", probe=(("schema", schema),), schema=schema, owner=owner)
 
 
 def _grant_execute(key_sig: str, quoted_sig: str, role: str, file: str, where: str) -> Artifact:
@@ -157,53 +158,66 @@ def build_context(loaded: Any) -> dict:
         "generic_schema": spec.postgres.generic_schema,
         "generic_roles": list(spec.postgres.generic_roles),
         "rds_compat": spec.postgres.rds_compat,
+        "owner": spec.postgres.owner,
         "aws_defaults": defaults,
         "order": dict(ORDER),
     }
     ctx["bundle"] = lambda names: make_bundle(list(names), defaults)
-    ctx["artifact"] = make_artifact
+    # every object is owned by postgres.owner: the templates end with ALTER ... OWNER TO it
+    ctx["artifact"] = lambda *a, **kw: make_artifact(*a, owner=spec.postgres.owner, **kw)
     return ctx
 
 
 def _core(ctx: dict) -> list[Artifact]:
-    schema, gschema, roles = ctx["schema"], ctx["generic_schema"], ctx["generic_roles"]
+    schema, gschema, roles, owner = ctx["schema"], ctx["generic_schema"], ctx["generic_roles"], ctx["owner"]
     fbundle = ctx["bundle"](["sqlambda_functions"])
+    make = ctx["artifact"]
     out = [
         make_artifact("extension plpython3u", "extension", "extension.sql.j2", order=ORDER["extension"],
                       file=FILE_CORE, summary="PL/Python (plpython3u)", probe=(("extension", "plpython3u"),)),
-        _schema_artifact(schema, FILE_CORE),
+        make(f"role {owner}", "role", "owner_role.sql.j2", order=ORDER["role"], file=FILE_CORE,
+             summary=f"{owner}: the NOLOGIN, non-superuser role that owns every sqlambda object",
+             probe=(("owner_role", owner),)),
+        _schema_artifact(schema, FILE_CORE, owner),
     ]
     if gschema != schema and gschema != "public":
-        out.append(_schema_artifact(gschema, FILE_CORE))
+        out.append(_schema_artifact(gschema, FILE_CORE, owner))
     for name, comment in GENERIC:
         key, quoted = _sig(gschema, name, ["text", "text"])
-        out.append(make_artifact(
+        out.append(make(
             f"function {key}", "function", "generic_function.sql.j2", order=ORDER["function"], file=FILE_CORE,
             summary=f"generic {name}(fn_name, fn_args)", probe=(("regprocedure", quoted),),
             schema=gschema, name=name, entry=name, bundle=fbundle, comment=comment,
         ))
         out += [_grant_execute(key, quoted, r, FILE_CORE, "postgres.generic_roles") for r in roles]
     key, quoted = _sig(schema, "invoke", ["text", "jsonb", "text", "text", "text", "jsonb", "text"])
-    out.append(make_artifact(
+    out.append(make(
         f"function {key}", "function", "invoke.sql.j2", order=ORDER["function"], file=FILE_CORE,
         summary="invoke(function_name, payload, invocation_type, log_type, qualifier, client_context, region)",
         probe=(("regprocedure", quoted),), schema=schema, bundle=fbundle,
     ))
     out += [_grant_execute(key, quoted, r, FILE_CORE, "postgres.generic_roles") for r in roles]
+    key, quoted = _sig(schema, "settings", [])
+    out.append(make(
+        f"function {key}", "function", "settings_function.sql.j2", order=ORDER["function"], file=FILE_CORE,
+        summary="settings(): the effective settings and where each came from", probe=(("regprocedure", quoted),),
+        schema=schema, bundle=fbundle,
+    ))
     out += [_grant_usage(s, r, FILE_CORE, "postgres.generic_roles") for s in dict.fromkeys([schema, gschema]) if s != "public" for r in roles]
     return out
 
 
 def _rds(ctx: dict) -> list[Artifact]:
-    roles = ctx["generic_roles"]
+    roles, owner = ctx["generic_roles"], ctx["owner"]
     fbundle = ctx["bundle"](["sqlambda_functions"])
-    out = [_schema_artifact("aws_commons", FILE_RDS), _schema_artifact("aws_lambda", FILE_RDS)]
-    out.append(make_artifact(
+    make = ctx["artifact"]
+    out = [_schema_artifact("aws_commons", FILE_RDS, owner), _schema_artifact("aws_lambda", FILE_RDS, owner)]
+    out.append(make(
         "type aws_commons._lambda_function_arn_1", "type", "rds_type.sql.j2", order=ORDER["type"], file=FILE_RDS,
         summary="RDS-compatible function reference type", probe=(("regtype", "aws_commons._lambda_function_arn_1"),),
     ))
     key, quoted = "aws_commons.create_lambda_function_arn(text,text)", "aws_commons.create_lambda_function_arn(text, text)"
-    out.append(make_artifact(
+    out.append(make(
         f"function {key}", "function", "rds_arn_function.sql.j2", order=ORDER["function"], file=FILE_RDS,
         summary="RDS-compatible create_lambda_function_arn", probe=(("regprocedure", quoted),),
     ))
@@ -214,7 +228,7 @@ def _rds(ctx: dict) -> list[Artifact]:
             types = [first, json_type] + ([] if by_arn else ["text"]) + ["text", "text", json_type, "character varying"]
             key = f"aws_lambda.invoke({','.join(types)})"
             quoted = f"aws_lambda.invoke({', '.join(types)})"
-            out.append(make_artifact(
+            out.append(make(
                 f"function {key}", "function", "rds_invoke.sql.j2", order=ORDER["function"], file=FILE_RDS,
                 summary=f"RDS-compatible aws_lambda.invoke ({first}, {json_type})", probe=(("regprocedure", quoted),),
                 by_arn=by_arn, json_type=json_type, signature=quoted, bundle=fbundle,
@@ -230,7 +244,7 @@ def _default_sql(arg) -> str:
     if v is None:
         return "NULL"
     text = ("true" if v else "false") if isinstance(v, bool) else str(v)
-    return f"{templates.sql_literal(text)}::{arg.type}"
+    return f"{templates.pg_literal(text)}::{arg.type}"
 
 
 def _interface(args: list[dict], returns: str) -> str:
@@ -272,7 +286,7 @@ def _wrappers(ctx: dict) -> list[Artifact]:
             definition["returns"]["columns"] = [list(c) for c in columns]
             returns = "TABLE(" + ", ".join(f"{templates.quote_ident(c)} {t}" for c, t, _ in columns) + ")"
         comment = fn.description or f"Calls Lambda {fn.lambda_} ({fn.mode}). Generated by sqlambda."
-        out.append(make_artifact(
+        out.append(ctx["artifact"](
             f"function {key}", "wrapper", "wrapper.sql.j2", order=ORDER["wrapper"], file=FILE_WRAPPERS,
             summary=f"{fn.name}(...) -> {returns} calling {fn.lambda_} ({fn.mode})",
             probe=(("regprocedure", quoted),), schema=schema, fn=fn, args=args, returns=returns,

@@ -45,6 +45,8 @@ from sqlambda.plan import InstalledRow, Step
 from sqlambda.targets.base import Target
 
 DEFAULT_SCHEMA = "sqlambda"
+#: postgres.owner when the spec does not say (or there is no spec)
+DEFAULT_OWNER = "sqlambda_owner"
 #: advisory lock key: the first 8 bytes of sha256("sqlambda") as a signed bigint (fixed forever)
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"sqlambda").digest()[:8], "big", signed=True)
 #: how the registry table announces itself, so uninstall/invoke find it without the spec
@@ -54,11 +56,20 @@ _FINGERPRINT_SQL = {
     "regprocedure": "SELECT pg_catalog.pg_get_functiondef(pg_catalog.to_regprocedure(%s))",
     "trigger": "SELECT pg_catalog.pg_get_triggerdef(t.oid) FROM pg_catalog.pg_trigger t "
                "WHERE t.tgname = %s AND t.tgrelid = pg_catalog.to_regclass(%s)",
+    # a policy's command, roles and check expression: a hand edit (ALTER POLICY ... WITH CHECK (true))
+    # would let anyone queue anything
+    "policy": "SELECT p.polcmd::text || ' ' || p.polpermissive::text || ' ' || p.polroles::text || ' ' || "
+              "coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '') || ' ' || "
+              "coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '') FROM pg_catalog.pg_policy p "
+              "WHERE p.polname = %s AND p.polrelid = pg_catalog.to_regclass(%s)",
 }
+#: probe kinds written "<name> ON <schema.table>"
+_ON_TABLE = ("trigger", "policy")
 _EXISTS_SQL = {
     "extension": "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = %s)",
     "schema": "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s)",
     "role": "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s)",
+    "owner_role": "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s)",
     "regprocedure": "SELECT pg_catalog.to_regprocedure(%s) IS NOT NULL",
     "regtype": "SELECT pg_catalog.to_regtype(%s) IS NOT NULL",
     "regclass": "SELECT pg_catalog.to_regclass(%s) IS NOT NULL",
@@ -221,29 +232,39 @@ class PostgresTarget(Target):
         ).fetchall()
         return [r[0] for r in rows]
 
-    def _registry_statements(self, schema: str, action: str) -> tuple[str, ...]:
-        return templates.split_statements(templates.render(self.name, "registry.sql.j2", action=action, schema=schema))
+    def _registry_statements(self, schema: str, action: str, owner: str | None) -> tuple[str, ...]:
+        return templates.split_statements(templates.render(self.name, "registry.sql.j2", action=action, schema=schema,
+                                                           owner=owner))
 
-    def ensure_registry(self, conn: Any, schema: str) -> bool:
+    @staticmethod
+    def owner_role(loaded: Any) -> str:
+        return loaded.spec.postgres.owner if loaded is not None else DEFAULT_OWNER
+
+    def ensure_registry(self, conn: Any, schema: str, loaded: Any = None) -> bool:
         """Bootstrap: create the registry before the first row is written. True when it was created.
 
         Checked first, so an install with nothing to do runs no DDL at all. A registry from an older
-        sqlambda is brought up to date by the same (idempotent) statements.
+        sqlambda (no ``interface`` column, or owned by a superuser) is brought up to date by the
+        same (idempotent) statements.
         """
+        owner = self.owner_role(loaded)
         if self.registry_exists(conn, schema):
-            if not conn.execute(
+            current = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
-                "pg_catalog.to_regclass(format('%%I.installed', %s::text)) AND attname = 'interface' AND NOT attisdropped)",
-                (schema,)).fetchone()[0]:
+                "pg_catalog.to_regclass(format('%%I.installed', %s::text)) AND attname = 'interface' AND NOT attisdropped) "
+                "AND (SELECT r.rolname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner "
+                "WHERE c.oid = pg_catalog.to_regclass(format('%%I.installed', %s::text))) = %s",
+                (schema, schema, owner)).fetchone()[0]
+            if not current:
                 with conn.transaction():
-                    for st in self._registry_statements(schema, "create"):
+                    for st in self._registry_statements(schema, "create", owner):
                         conn.execute(st)
             return False
         import psycopg
 
         try:
             with conn.transaction():
-                for st in self._registry_statements(schema, "create"):
+                for st in self._registry_statements(schema, "create", owner):
                     conn.execute(st)
                 self._log(conn, schema, "bootstrap", None, None, {"tool_version": __version__})
         except psycopg.Error as exc:
@@ -253,9 +274,14 @@ class PostgresTarget(Target):
         return True
 
     def drop_registry(self, conn: Any, schema: str) -> None:
-        """Remove the registry (last step of uninstall) and its schema when nothing else lives there."""
+        """Remove the registry (last step of uninstall), its schema when nothing else lives there, and
+        the owner role (the registry's owner, when it is sqlambda's) once it owns nothing more."""
+        row = conn.execute(
+            "SELECT r.rolname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner "
+            "WHERE c.oid = pg_catalog.to_regclass(format('%%I.installed', %s::text)) AND NOT r.rolsuper",
+            (schema,)).fetchone()
         with conn.transaction():
-            for st in self._registry_statements(schema, "drop"):
+            for st in self._registry_statements(schema, "drop", row[0] if row else None):
                 conn.execute(st)
 
     def registry_entries(self, conn: Any, schema: str) -> list[RegistryEntry]:
@@ -322,11 +348,12 @@ class PostgresTarget(Target):
     # -- catalog status -----------------------------------------------------------------------
 
     def _exists(self, conn: Any, kind: str, value: str) -> bool | None:
-        if kind == "trigger":
+        if kind in _ON_TABLE:
             name, table = _split_trigger(value)
-            return bool(conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgname = %s AND tgrelid = pg_catalog.to_regclass(%s))",
-                (name, table)).fetchone()[0])
+            query = ("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgname = %s AND tgrelid = pg_catalog.to_regclass(%s))"
+                     if kind == "trigger" else
+                     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polname = %s AND polrelid = pg_catalog.to_regclass(%s))")
+            return bool(conn.execute(query, (name, table)).fetchone()[0])
         sql_text = _EXISTS_SQL.get(kind)
         if sql_text is None:
             return None
@@ -341,7 +368,7 @@ class PostgresTarget(Target):
             query = _FINGERPRINT_SQL.get(pkind)
             if query is None:
                 continue
-            params = _split_trigger(value) if pkind == "trigger" else (value,)
+            params = _split_trigger(value) if pkind in _ON_TABLE else (value,)
             row = conn.execute(query, params).fetchone()
             out[f"{pkind}:{value}"] = _sha(row[0] if row else None)
         return out
@@ -536,6 +563,30 @@ class PostgresTarget(Target):
 
     # -- doctor -------------------------------------------------------------------------------
 
+    def _installed_spec_settings(self, conn: Any) -> dict:
+        """The spec's aws values the installed functions carry (from ``<schema>.settings()``), so a
+        doctor run without the spec checks what the calls really use; {} when nothing is installed."""
+        from psycopg import sql
+
+        found = self.find_registries(conn)
+        if len(found) != 1 or not conn.execute("SELECT pg_catalog.to_regprocedure(format('%%I.settings()', %s::text)) IS NOT NULL",
+                                                (found[0],)).fetchone()[0]:
+            return {}
+        import psycopg
+
+        try:
+            with conn.transaction(force_rollback=True):
+                rows = conn.execute(sql.SQL("SELECT name, spec_value FROM {}.settings()").format(sql.Identifier(found[0]))).fetchall()
+        except psycopg.Error:
+            return {}  # e.g. a DBA's invalid ALTER DATABASE value: the doctor's own settings check reports it
+        out: dict = {}
+        for name, value in rows:
+            if name in ("connect_timeout_ms", "request_timeout_ms", "max_attempts"):
+                out[name] = int(value)
+            else:
+                out[name] = value or None
+        return out
+
     def doctor(self, conn: Any, endpoint_url: str | None, loaded: Any = None) -> list[dict]:
         """Checks run in and by the server; nothing is left behind (one transaction, rolled back)."""
         import psycopg
@@ -554,15 +605,16 @@ class PostgresTarget(Target):
             return checks
         checks.append({"name": "plpython3u available", "ok": True, "hint": None,
                        "detail": f"{server}; plpython3u {row[1]} " + ("installed in this database" if row[2] else "available (install creates it)")})
-        bundle = make_bundle(["sqlambda_doctor"], build_context(loaded)["aws_defaults"])
+        defaults = build_context(loaded)["aws_defaults"]
+        if loaded is None:
+            defaults.update(self._installed_spec_settings(conn))
+        bundle = make_bundle(["sqlambda_doctor"], defaults)
         body = templates.render(self.name, "doctor.sql.j2", bundle=bundle)
         try:
             with conn.transaction(force_rollback=True):
                 conn.execute("CREATE EXTENSION IF NOT EXISTS plpython3u")
-                if endpoint_url:
-                    conn.execute("SELECT pg_catalog.set_config('sqlambda.endpoint_url', %s, true)", (endpoint_url,))
                 conn.execute(body)
-                result = conn.execute(sql.SQL("SELECT pg_temp.sqlambda_doctor()")).fetchone()[0]
+                result = conn.execute(sql.SQL("SELECT pg_temp.sqlambda_doctor(%s)"), (endpoint_url,)).fetchone()[0]
         except psycopg.Error as exc:
             message, sqlstate, _, _ = _pg_error(exc)
             checks.append({"name": "python in server", "ok": False, "detail": f"{message} [SQLSTATE {sqlstate}]",
