@@ -264,19 +264,14 @@ def backoff_seconds(route: Route, attempts: int) -> float:
 
 
 # -- one worker ----------------------------------------------------------------------------------------
-#: lock the oldest ready chunks holding at least ``target`` events (``outbox/claim_function.sql.j2``)
-_CLAIM = "SELECT chunk_id, chunk_base FROM {s}.outbox_claim(%s, %s)"
+#: lock the oldest ready chunks holding at least ``target`` events (``outbox/claim_function.sql.j2``),
+#: with their fields: (id, base, trigger, op, txid, ts, attempts, age in seconds, function errors, n, done)
+_CLAIM = ("SELECT chunk_id, chunk_base, c_trigger, c_op, c_txid, c_ts, c_attempts, c_age, c_function_errors, c_n, c_done "
+          "FROM {s}.outbox_claim(%s, %s)")
 #: the chunks named by two parallel arrays of ids and bases
 _CHUNKS = "(id, base) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), pg_catalog.unnest(%s::integer[])))"
-#: the claimed chunks, then their undelivered events, one row each, in queue order. Separate
-#: statements from the claim, so their snapshot already sees the latest version of every chunk it
-#: locked; the chunk's fields are read once, not repeated on each of its events
-_CHUNK_ROWS = (
-    "SELECT id, base, trigger_name, op, txid::text, "
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), attempts, "
-    "extract(epoch FROM pg_catalog.now() - created_at)::float8, function_errors, n "
-    "FROM {s}.outbox WHERE " + _CHUNKS
-)
+#: the claimed chunks' undelivered events, one row each, in queue order. A separate statement from
+#: the claim, so its snapshot already sees the latest version of every chunk the claim locked
 _EVENTS = (
     "SELECT id, base, e.k::integer, e.nw::text, e.od::text "
     "FROM {s}.outbox o CROSS JOIN LATERAL ROWS FROM (pg_catalog.json_array_elements(o.new_rows), "
@@ -317,12 +312,6 @@ def idempotency_key(trigger: str, txid: str, chunk_id: int, base: int, k: int) -
     return f"{trigger}:{txid}:{chunk_id}.{base + k}"
 
 
-def _chunks(tags: list[tuple]) -> tuple[list[int], list[int]]:
-    """(ids, bases) of the distinct chunks among event tags ``(id, base, k, attempts)``."""
-    seen = dict.fromkeys((t[0], t[1]) for t in tags)
-    return [c[0] for c in seen], [c[1] for c in seen]
-
-
 class Worker:
     """One connection, one claim-send-commit loop. Several run in threads for ``--workers N``."""
 
@@ -337,11 +326,14 @@ class Worker:
         self.stats = stats
         self.claim_limit = claim_limit
         self.on_batch = on_batch
+        #: (id, base) -> (done as this worker left it, the chunk's events after that)
+        self._cache: dict[tuple[int, int], tuple[int, list]] = {}
+        self._settled: dict[tuple[int, int], int] = {}
         self.trig = runtime_module("sqlambda_triggers")
         self.routes = load_routes(self.conn, schema)
         self.conn.commit()
         self._q = {name: _sql(schema, text) for name, text in
-                   (("claim", _CLAIM), ("chunks", _CHUNK_ROWS), ("events", _EVENTS), ("progress", _PROGRESS), ("fail", _FAIL),
+                   (("claim", _CLAIM), ("events", _EVENTS), ("progress", _PROGRESS), ("fail", _FAIL),
                     ("bury", _BURY), ("bury_one", _BURY_ONE))}
 
     def close(self) -> None:
@@ -367,14 +359,15 @@ class Worker:
             self.stats.add(polls=1)
             if not claimed:
                 return 0
-            keys = ([c[0] for c in claimed], [c[1] for c in claimed])
-            chunks = {(c[0], c[1]): c for c in conn.execute(self._q["chunks"], keys)}
+            chunks = {(c[0], c[1]): c for c in claimed}
             if any(c[2] not in self.routes for c in chunks.values()):
                 self.routes = load_routes(conn, self.schema)
             groups: dict[str, list] = {}
             seen: set[tuple[int, int]] = set()
             n = 0
-            for cid, base, k, new, old in conn.execute(self._q["events"], keys):
+            rows = self._events(chunks)
+            self._settled: dict[tuple[int, int], int] = {}
+            for cid, base, k, new, old in rows:
                 chunk = chunks[(cid, base)]
                 groups.setdefault(chunk[2], []).append((chunk, k, new, old))
                 seen.add((cid, base))
@@ -387,7 +380,38 @@ class Worker:
             for trigger, events in groups.items():
                 self._deliver(trigger, events)
                 break  # one batch per transaction: progress is committed per delivered batch
+            self._keep(rows, self._settled)
         return max(n, len(claimed))
+
+    def _events(self, chunks: dict) -> list[tuple]:
+        """The undelivered events ``(id, base, k, new, old)`` of the claimed chunks, in queue order.
+
+        A chunk larger than a batch is claimed again by the next step: its events left over from
+        this step's read are kept, and reused when the chunk comes back with exactly the progress
+        this worker recorded (no other drainer touched it), instead of expanding its arrays again.
+        """
+        cache, self._cache = self._cache, {}
+        out: dict[tuple[int, int], list] = {}
+        missing = []
+        for key, chunk in chunks.items():
+            kept = cache.get(key)
+            if kept is not None and kept[0] == chunk[10]:
+                out[key] = kept[1]
+            else:
+                missing.append(key)
+        if missing:
+            for row in self.conn.execute(self._q["events"], ([k[0] for k in missing], [k[1] for k in missing])):
+                out.setdefault((row[0], row[1]), []).append(row)
+        return [e for key in sorted(out) for e in out[key]]
+
+    def _keep(self, events: list, settled: dict[tuple[int, int], int]) -> None:
+        """Remember the events after ``settled[chunk]`` of the chunks this step made progress in."""
+        rest: dict[tuple[int, int], list] = {}
+        for cid, base, k, new, old in events:
+            done = settled.get((cid, base))
+            if done is not None and k > done:
+                rest.setdefault((cid, base), []).append((cid, base, k, new, old))
+        self._cache = {key: (settled[key], evs) for key, evs in rest.items()}
 
     def _plan(self, trigger: str, route: Route, events: list) -> list[tuple]:
         """The trigger's events ``(chunk row, k, new, old)`` as ordered actions: ("send", payload,
@@ -408,11 +432,15 @@ class Worker:
                 j += 1
             prefix, suffix = trig.envelope(trigger, route.table_name, op)
             batcher = trig.Batcher(prefix, suffix, route.max_rows, limit)
+            heads: dict = {}
             for chunk, k, new, old in events[i:j]:
                 cid, base, txid, ts, attempts = chunk[0], chunk[1], chunk[4], chunk[5], chunk[6]
                 tag = (cid, base, k, attempts)
+                head = heads.get((cid, base))
+                if head is None:
+                    head = heads[(cid, base)] = trig.record_head(txid, ts)
                 try:
-                    done = batcher.add(trig.record(idempotency_key(trigger, txid, cid, base, k), txid, ts, new, old), tag)
+                    done = batcher.add(trig.record_with(head, idempotency_key(trigger, txid, cid, base, k), new, old), tag)
                 except trig.OversizeRecord as exc:
                     # retrying cannot make it smaller: straight to dead-letter, with the reason
                     last = batcher.flush()
@@ -470,8 +498,11 @@ class Worker:
         for cid, base, k, _attempts in tags:
             last[(cid, base)] = max(k, last.get((cid, base), 0))
         self.conn.execute(self._q["progress"], ([c[0] for c in last], [c[1] for c in last], list(last.values())))
+        self._settled.update(last)
 
     def _bury(self, keys: list[tuple[int, int]], error: str) -> int:
+        for key in keys:
+            self._settled.pop(key, None)
         dead = int(self.conn.execute(self._q["bury"], ([k[0] for k in keys], [k[1] for k in keys], error[:4000])).fetchone()[0])
         self.stats.add(dead=dead, last_error=error)
         return dead

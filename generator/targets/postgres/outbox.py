@@ -94,6 +94,8 @@ def _tables(ctx: dict) -> list[Artifact]:
         f"function {schema}.outbox_claim(integer,timestamptz)", "function", "outbox/claim_function.sql.j2",
         order=ORDER_CLAIM, file=FILE_TRIGGERS, summary="lock the oldest ready outbox chunks for a drainer",
         probe=(("regprocedure", sig),), schema=schema,
+        # its result columns: a change is a drop and create (CREATE OR REPLACE cannot change them)
+        interface="(integer, timestamptz) RETURNS TABLE(id, base, trigger, op, txid, ts, attempts, age, function_errors, n, done)",
     ))
     return out
 
