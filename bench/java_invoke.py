@@ -25,7 +25,7 @@ from pathlib import Path
 import boto3
 
 from sqlambda import resources
-from sqlambda.deploy import deploy_lambdas
+from sqlambda.devkit.deploy import deploy_lambdas
 from sqlambda.local import LocalStack
 
 ROOT = resources.repo_root()

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 from botocore.config import Config
 
-from sqlambda.deploy import deploy_lambdas, deploy_source
+from sqlambda.devkit.deploy import deploy_lambdas, deploy_source
 from sqlambda.local import LocalStack
 
 

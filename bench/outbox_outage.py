@@ -21,9 +21,10 @@ from collections import Counter
 
 import psycopg
 
-from sqlambda import commands, outbox, resources
+from sqlambda import api, resources
+from sqlambda.targets.postgres import drain as outbox
 from sqlambda.local import LocalStack
-from sqlambda.pgcluster import Cluster
+from sqlambda.targets.postgres.cluster import Cluster
 from sqlambda.spec.model import Spec
 
 sys.path.insert(0, str(resources.repo_root() / "tests"))
@@ -50,7 +51,7 @@ def main() -> None:
             c.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
         spec = Spec.model_validate({"project": "outage", "aws": {"endpoint_url": stack.endpoint_url},
                                     "triggers": [{"name": "o_out", "table": "orders", "lambda": rec.name, "mode": "sync"}]})
-        commands.install(types.SimpleNamespace(spec=spec, path="outage", checksum="0" * 64), dsn)
+        api.install(types.SimpleNamespace(spec=spec, path="outage", checksum="0" * 64), dsn)
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute(f"INSERT INTO orders SELECT g, 'o' FROM generate_series(1, {args.rows}) g")
         for kind in ("drop", "throttle", "server_error"):

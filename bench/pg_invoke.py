@@ -96,9 +96,9 @@ def run(calls: int, naive_calls: int, sessions: int, rounds: int) -> dict:
     """
     import boto3
 
-    from sqlambda.deploy import deploy_lambdas
+    from sqlambda.devkit.deploy import deploy_lambdas
     from sqlambda.local import LocalStack
-    from sqlambda.pgcluster import Cluster
+    from sqlambda.targets.postgres.cluster import Cluster
     from sqlambda.spec.model import Spec
     from sqlambda.targets.postgres.render import render_postgres
 

@@ -88,10 +88,11 @@ def _rounds(dsn: str, tables: tuple[str, ...], repeat: int, timed: Callable[[psy
 
 
 def run(rows: int, per_row_rows: int, workers: int, repeat: int = 5) -> dict:
-    from sqlambda import commands, outbox
-    from sqlambda.deploy import deploy_source
+    from sqlambda import api
+    from sqlambda.targets.postgres import drain as outbox
+    from sqlambda.devkit.deploy import deploy_source
     from sqlambda.local import LocalStack
-    from sqlambda.pgcluster import Cluster
+    from sqlambda.targets.postgres.cluster import Cluster
     from sqlambda.spec.model import Spec
 
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -116,7 +117,7 @@ def run(rows: int, per_row_rows: int, workers: int, repeat: int = 5) -> dict:
                  "delivery": "outbox", "events": ["insert"], "batch": {"max_rows": 500}},
             ],
         })
-        commands.install(types.SimpleNamespace(spec=spec, path="bench", checksum="0" * 64), dsn)
+        api.install(types.SimpleNamespace(spec=spec, path="bench", checksum="0" * 64), dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(PER_ROW)
 

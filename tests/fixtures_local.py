@@ -8,7 +8,7 @@ import tempfile
 import pytest
 
 from recorder import SOURCE, Recorder
-from sqlambda.deploy import deploy_lambdas
+from sqlambda.devkit.deploy import deploy_lambdas
 from sqlambda.local import LocalStack
 
 
@@ -45,7 +45,7 @@ def faults(local_stack):
 
 def deploy_recorder(stack, name: str) -> Recorder:
     """A recording Lambda (tests/recorder.py) deployed under ``name``: each batch it gets becomes a file."""
-    from sqlambda.deploy import deploy_source
+    from sqlambda.devkit.deploy import deploy_source
 
     folder = tempfile.mkdtemp(prefix=f"sqlambda-{name}-")
     os.chmod(folder, 0o777)

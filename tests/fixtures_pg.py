@@ -7,7 +7,7 @@ import re
 import psycopg
 import pytest
 
-from sqlambda.pgcluster import Cluster
+from sqlambda.targets.postgres.cluster import Cluster
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """The `sqlambda` command line: a thin layer that parses options and calls the library API.
 
 Each command group lives in its own module here and only translates options into calls of the
-library (``sqlambda.commands``, ``sqlambda.local``, ...). Errors derived from
+library (``sqlambda.api``, ``sqlambda.local``, ...). Errors derived from
 :class:`sqlambda.errors.SqlambdaError` are printed without a traceback and mapped to their fixed
 exit codes (see README, "Exit codes").
 """
@@ -24,9 +24,9 @@ def cli() -> None:
 
 def _register() -> None:
     # Explicit list: a command group exists because it is named here, not by discovery.
-    from sqlambda.cli import demo_cmd, lambdas_cmd, local_cmd, outbox_cmd, postgres_cmd, spec_cmd
+    from sqlambda.cli import demo_cmd, lambdas_cmd, local_cmd, outbox_cmd, install_cmd, spec_cmd
 
-    for module in (spec_cmd, local_cmd, lambdas_cmd, postgres_cmd, outbox_cmd, demo_cmd):
+    for module in (spec_cmd, local_cmd, lambdas_cmd, install_cmd, outbox_cmd, demo_cmd):
         module.register(cli)
 
 

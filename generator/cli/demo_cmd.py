@@ -1,4 +1,4 @@
-"""CLI: `sqlambda demo`, the README's first command. Parses options and calls :mod:`sqlambda.demo`."""
+"""CLI: `sqlambda demo`, the README's first command. Parses options and calls :mod:`sqlambda.devkit.demo`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import click
 
-from sqlambda import demo
+from sqlambda.devkit import demo
 from sqlambda.cli.common import console, json_option
 
 

@@ -20,7 +20,7 @@ def register(cli: click.Group) -> None:
     @json_option
     def deploy(names, endpoint_url, role_arn, alias, region, as_json) -> None:
         """Deploy NAMES (default: every folder under lambdas/)."""
-        from sqlambda.deploy import deploy_lambdas
+        from sqlambda.devkit.deploy import deploy_lambdas
 
         rows = deploy_lambdas(list(names), endpoint_url=endpoint_url, role_arn=role_arn, alias=alias, region=region)
 

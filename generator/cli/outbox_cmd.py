@@ -1,6 +1,6 @@
 """CLI: ``sqlambda drain`` and ``sqlambda outbox status | retry-dead``.
 
-Only parses options, calls :mod:`sqlambda.outbox` and prints (rich for people, ``--json`` for
+Only parses options, calls :mod:`sqlambda.api` and prints (rich for people, ``--json`` for
 scripts and alerting). ``outbox status --alert-depth/--alert-age`` exits with the outbox exit code
 (12) when a threshold is passed, so a cron job or a monitoring check can page on it directly; with
 ``--json`` the status then arrives as the error document's ``details``.
@@ -16,12 +16,17 @@ import threading
 import click
 from rich.table import Table
 
-from sqlambda import outbox
+from sqlambda import api
 from sqlambda.cli.common import console, dsn_option, emit, err_console, json_option
+from sqlambda.delivery.model import DrainStats
 from sqlambda.errors import OutboxError
+from sqlambda.targets import TARGETS
 
-schema_option = click.option("--schema", default=outbox.DEFAULT_SCHEMA, show_default=True,
-                             help="Schema holding the outbox (the spec's postgres.schema).")
+schema_option = click.option("--schema", default=None,
+                             help="Schema holding the outbox (the spec's postgres.schema, default sqlambda; "
+                                  "Oracle: the connecting user's).")
+target_option = click.option("--target", default="postgres", show_default=True, type=click.Choice(sorted(TARGETS)),
+                             help="Database kind.")
 
 
 def register(cli: click.Group) -> None:
@@ -31,6 +36,7 @@ def register(cli: click.Group) -> None:
 
 
 @click.command("drain")
+@target_option
 @dsn_option
 @schema_option
 @click.option("--once", "mode", flag_value="once", default=True, help="Send what is ready now, then exit (default).")
@@ -41,7 +47,7 @@ def register(cli: click.Group) -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
               help="Log one line per batch to stderr (default: info with --follow, warning with --once).")
 @json_option
-def drain_cmd(dsn: str, schema: str, mode: str, workers: int, endpoint_url: str | None,
+def drain_cmd(target: str, dsn: str, schema: str | None, mode: str, workers: int, endpoint_url: str | None,
               request_timeout_ms: int, log_level: str | None, as_json: bool) -> None:
     """Deliver committed outbox events to Lambda, in batches, with retries and a dead-letter table.
 
@@ -53,9 +59,10 @@ def drain_cmd(dsn: str, schema: str, mode: str, workers: int, endpoint_url: str 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         if not as_json:
-            err_console.print(f"draining {schema}.outbox with {workers} worker(s); Ctrl-C to stop")
-    stats = outbox.drain(dsn, schema=schema, follow=mode == "follow", workers=workers,
-                         endpoint_url=endpoint_url, request_timeout_ms=request_timeout_ms, stop=stop)
+            err_console.print(f"draining the {target} outbox with {workers} worker(s); Ctrl-C to stop",
+                              markup=False, highlight=False)
+    stats = api.drain(dsn, target, schema=schema, follow=mode == "follow", workers=workers,
+                      endpoint_url=endpoint_url, request_timeout_ms=request_timeout_ms, stop=stop)
 
     def human() -> None:
         console.print(f"delivered [bold]{stats.delivered}[/] event(s) in {stats.batches} batch(es); "
@@ -72,7 +79,7 @@ def drain_cmd(dsn: str, schema: str, mode: str, workers: int, endpoint_url: str 
                                                "table (`sqlambda outbox retry-dead` requeues them)")
 
 
-def _failed(stats: outbox.DrainStats) -> str:
+def _failed(stats: DrainStats) -> str:
     if stats.dead:
         return f"drain dead-lettered {stats.dead} event(s): {stats.last_error}"
     return f"drain delivered nothing: {stats.failed_events} event(s) failed; last error: {stats.last_error}"
@@ -95,14 +102,16 @@ def outbox_group() -> None:
 
 
 @outbox_group.command("status")
+@target_option
 @dsn_option
 @schema_option
 @click.option("--alert-depth", type=int, default=None, help="Exit 12 when more events than this are queued (e.g. 1000).")
 @click.option("--alert-age", type=float, default=None, help="Exit 12 when the oldest queued event is older than this many seconds (e.g. 300).")
 @json_option
-def status_cmd(dsn: str, schema: str, alert_depth: int | None, alert_age: float | None, as_json: bool) -> None:
+def status_cmd(target: str, dsn: str, schema: str | None, alert_depth: int | None, alert_age: float | None,
+               as_json: bool) -> None:
     """Queue depth, in-flight, waiting-for-retry and dead events, and the age of the oldest, per trigger."""
-    st = outbox.status(dsn, schema)
+    st = api.outbox_status(dsn, target, schema=schema)
     alerts = []
     if alert_depth is not None and st.depth > alert_depth:
         alerts.append(f"depth {st.depth} > {alert_depth}")
@@ -112,7 +121,7 @@ def status_cmd(dsn: str, schema: str, alert_depth: int | None, alert_age: float 
 
     def human() -> None:
         age = "-" if st.oldest_age_seconds is None else f"{st.oldest_age_seconds:.1f}s"
-        console.print(f"[bold]{schema}.outbox[/]: depth [bold]{st.depth}[/], oldest [bold]{age}[/], "
+        console.print(f"[bold]{st.schema}.outbox[/]: depth [bold]{st.depth}[/], oldest [bold]{age}[/], "
                       f"in flight {st.in_flight}, waiting retry {st.waiting_retry}, dead {st.dead}", highlight=False)
         table = Table("trigger", "table", "lambda", "queued", "ready", "waiting", "in flight", "dead", "oldest (s)")
         for t in st.triggers:
@@ -132,14 +141,16 @@ def status_cmd(dsn: str, schema: str, alert_depth: int | None, alert_age: float 
 
 
 @outbox_group.command("retry-dead")
+@target_option
 @dsn_option
 @schema_option
 @click.option("--trigger", default=None, help="Only this trigger's dead events.")
 @click.option("--id", "ids", type=int, multiple=True, help="Only these chunks: the number between the txid and the dot of an idempotency key (repeatable).")
 @json_option
-def retry_dead_cmd(dsn: str, schema: str, trigger: str | None, ids: tuple[int, ...], as_json: bool) -> None:
+def retry_dead_cmd(target: str, dsn: str, schema: str | None, trigger: str | None, ids: tuple[int, ...],
+                   as_json: bool) -> None:
     """Move dead-lettered events back into the queue (same id and idempotency key, attempts reset)."""
-    n = outbox.retry_dead(dsn, schema, trigger=trigger, ids=list(ids) or None)
+    n = api.retry_dead(dsn, target, schema=schema, trigger=trigger, ids=list(ids) or None)
     emit({"requeued": n}, as_json,
          lambda: console.print(f"requeued [bold]{n}[/] dead-lettered event(s); run `sqlambda drain` to deliver them",
                                highlight=False))

@@ -191,12 +191,12 @@ class _RuntimeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, worker: "Worker") -> None:
+    def __init__(self, worker: "Instance") -> None:
         super().__init__(("127.0.0.1", 0), _RuntimeHandler)
         self.worker = worker
 
 
-class Worker:
+class Instance:
     """One warm instance of a function: a Runtime API plus one awslambdaric process."""
 
     def __init__(self, cfg: FunctionConfig, code_dir: Path, log_dir: Path, base_env: dict[str, str]) -> None:
@@ -346,13 +346,13 @@ class Pool:
         self.log_dir = log_dir
         self.base_env = base_env
         self.max_workers = max_workers
-        self._idle: list[Worker] = []
-        self._all: set[Worker] = set()
+        self._idle: list[Instance] = []
+        self._all: set[Instance] = set()
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
         self.closed = False
 
-    def acquire(self) -> Worker:
+    def acquire(self) -> Instance:
         with self._cv:
             while True:
                 while self._idle:
@@ -361,12 +361,12 @@ class Pool:
                         return w
                     self._all.discard(w)
                 if len(self._all) < self.max_workers:
-                    w = Worker(self.cfg, self.code_dir, self.log_dir, self.base_env)
+                    w = Instance(self.cfg, self.code_dir, self.log_dir, self.base_env)
                     self._all.add(w)
                     return w
                 self._cv.wait(timeout=1.0)
 
-    def release(self, w: Worker, lost: bool) -> None:
+    def release(self, w: Instance, lost: bool) -> None:
         with self._cv:
             if lost or self.closed or not w.alive:
                 self._all.discard(w)

@@ -15,7 +15,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from sqlambda import commands, outbox, resources, scenarios
+from sqlambda import api, resources
+from sqlambda.targets.postgres import drain as outbox
+from sqlambda.devkit import scenarios
 
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 
@@ -34,7 +36,7 @@ def db(pg_cluster, pg_dsn, local_stack) -> str:
         conn.execute(sql.SQL("ALTER DATABASE {} SET sqlambda.endpoint_url = {}").format(
             sql.Identifier(dbname), sql.Literal(local_stack.endpoint_url)))
     scenarios.create_sample_objects(pg_dsn)
-    commands.install(resources.examples() / "scenarios.yaml", pg_dsn)
+    api.install(resources.examples() / "scenarios.yaml", pg_dsn)
     return pg_dsn
 
 

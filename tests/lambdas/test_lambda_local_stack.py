@@ -1,4 +1,4 @@
-"""The three example Lambdas deployed with ``sqlambda.deploy`` and invoked on the real local stack:
+"""The three example Lambdas deployed with ``sqlambda.devkit.deploy`` and invoked on the real local stack:
 their handlers run in awslambdaric workers and reach moto's services through AWS_ENDPOINT_URL,
 exactly the path real AWS takes. One invocation each; the unit tests cover the cases."""
 
@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import boto3
 import pytest
 
-from sqlambda.deploy import deploy_lambdas
+from sqlambda.devkit.deploy import deploy_lambdas
 
 pytestmark = pytest.mark.local_stack
 

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from sqlambda import resources
-from sqlambda.deploy import available
+from sqlambda.devkit.deploy import available
 
 # boto3 method -> IAM action, for the services the example Lambdas use
 ACTIONS = {

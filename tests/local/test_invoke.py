@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sqlambda.deploy import build_zip, deploy_lambdas, deploy_source
+from sqlambda.devkit.deploy import build_zip, deploy_lambdas, deploy_source
 from sqlambda.local import LocalStack
 from sqlambda import resources
 

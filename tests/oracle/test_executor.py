@@ -15,6 +15,7 @@ import pytest
 
 from sqlambda.artifacts import Artifact
 from sqlambda.errors import InstallError
+from sqlambda.pipeline import ApplyExecutor, verify_problems
 from sqlambda.plan import InstalledRow, make_plan
 from sqlambda.targets.oracle.target import OracleTarget, ora_code
 
@@ -181,7 +182,7 @@ def test_apply_step_records_the_registry_row_after_success():
     db.status[("FUNCTION", "F")] = "VALID"
     a = _artifact()
     (step,) = make_plan("oracle", [a], []).steps
-    OracleTarget().apply_step(db, step, "APP", "spec.yaml", "s" * 64)
+    ApplyExecutor(OracleTarget(), db, "APP", "spec.yaml", "s" * 64).step(step)
     (ins, binds), = db.executed('INSERT INTO "APP"."SQLAMBDA_INSTALLED"')
     assert binds["k"] == "function APP.F" and binds["checksum"] == a.checksum
     assert json.loads(binds["drops"]) == ['DROP FUNCTION "APP"."F"']
@@ -196,7 +197,7 @@ def test_failed_step_writes_no_registry_row_so_install_resumes_it():
     db.errors[("FUNCTION", "F")] = [(1, 1, "PLS-00201: boom")]
     (step,) = make_plan("oracle", [_artifact()], []).steps
     with pytest.raises(InstallError):
-        OracleTarget().apply_step(db, step, "APP", "spec.yaml", "s" * 64)
+        ApplyExecutor(OracleTarget(), db, "APP", "spec.yaml", "s" * 64).step(step)
     assert not db.executed('INSERT INTO "APP"."SQLAMBDA_INSTALLED"')
     (_, log), = db.executed('INSERT INTO "APP"."SQLAMBDA_INSTALL_LOG"')
     assert log["a"] == "failed" and "PLS-00201" in log["d"]
@@ -209,7 +210,7 @@ def test_drop_step_deletes_the_registry_row():
     db = FakeOracle()
     row = InstalledRow("function APP.F", "function", "x" * 64, ('DROP FUNCTION "APP"."F"',), 40)
     (step,) = make_plan("oracle", [], [row]).steps
-    OracleTarget().apply_step(db, step, "APP", "spec.yaml", "s" * 64)
+    ApplyExecutor(OracleTarget(), db, "APP", "spec.yaml", "s" * 64).step(step)
     assert db.executed('DROP FUNCTION "APP"."F"')
     assert db.executed('DELETE FROM "APP"."SQLAMBDA_INSTALLED"')
     assert not db.executed('INSERT INTO "APP"."SQLAMBDA_INSTALLED"')
@@ -218,7 +219,7 @@ def test_drop_step_deletes_the_registry_row():
 def test_ensure_registry_creates_only_missing_tables():
     db = FakeOracle()
     db.tables.add("SQLAMBDA_INSTALLED")
-    OracleTarget().ensure_registry(db, "APP")
+    OracleTarget().ensure_registry(db, "APP", None)
     created = db.executed("CREATE TABLE")
     assert len(created) == 1 and created[0][0].startswith('CREATE TABLE "APP"."SQLAMBDA_INSTALL_LOG"')
 
@@ -257,7 +258,7 @@ def test_verify_reports_missing_invalid_changed_and_ungranted():
     db = FakeOracle()
     db.registry_rows = [(fn.key, fn.kind, fn.checksum, "[]", fn.order), (grant.key, grant.kind, "0" * 64, "[]", grant.order)]
     db.status[("FUNCTION", "F")] = "INVALID"
-    problems = OracleTarget().verify(db, arts, "APP")
+    problems = verify_problems(OracleTarget(), db, arts, "APP")
     assert problems == [
         "function APP.F: FUNCTION F is INVALID",
         "grant execute on APP.F to R: installed version differs from the spec (run install)",
@@ -266,6 +267,7 @@ def test_verify_reports_missing_invalid_changed_and_ungranted():
     db.status[("FUNCTION", "F")] = "VALID"
     db.grants.add(("F", "R"))
     db.registry_rows[1] = (grant.key, grant.kind, grant.checksum, "[]", grant.order)
-    assert OracleTarget().verify(db, arts, "APP") == []
+    assert verify_problems(OracleTarget(), db, arts, "APP") == []
     db.registry_rows = []
-    assert OracleTarget().verify(db, arts, "APP") == ["function APP.F: not installed", "grant execute on APP.F to R: not installed"]
+    assert verify_problems(OracleTarget(), db, arts, "APP") == ["function APP.F: not installed (run install)",
+                                                               "grant execute on APP.F to R: not installed (run install)"]

@@ -21,6 +21,7 @@ import os
 import pytest
 
 from sqlambda.errors import InstallError
+from sqlambda.pipeline import ApplyExecutor, verify_problems
 from sqlambda.plan import make_plan
 from sqlambda.spec.model import Spec
 from sqlambda.targets.oracle import OracleTarget
@@ -72,9 +73,13 @@ def _spec(endpoint: str, **extra) -> Spec:
 
 def _install(target, conn, spec, *, remove_all=False):
     r = R.render(spec)
-    target.ensure_registry(conn, r.schema)
+    target.ensure_registry(conn, r.schema, None)
     plan = make_plan("oracle", r.artifacts, target.read_registry(conn, r.schema), remove_all=remove_all)
-    target.apply_plan(conn, plan, r.schema, "live-test", r.spec_checksum)
+    target.lock(conn, r.schema, 30)
+    try:
+        ApplyExecutor(target, conn, r.schema, "live-test", r.spec_checksum).run(plan)
+    finally:
+        target.unlock(conn)
     return plan
 
 
@@ -99,7 +104,7 @@ def test_install_creates_valid_objects_and_is_idempotent(target, conn, installed
     assert _scalar(conn, "SELECT COUNT(*) FROM USER_OBJECTS WHERE object_type = 'JAVA CLASS' AND object_name LIKE 'sqlambda/%' AND status <> 'VALID'") == 0
     again = make_plan("oracle", R.render(installed).artifacts, target.read_registry(conn, None))
     assert again.is_noop
-    assert target.verify(conn, R.render(installed).artifacts, None) == []
+    assert verify_problems(target, conn, R.render(installed).artifacts, None) == []
 
 
 def test_generic_calls(conn, installed):
@@ -213,15 +218,15 @@ def test_install_and_uninstall_through_the_commands_api(target, conn, endpoint):
     """The same path as `sqlambda install/uninstall --target oracle`."""
     import hashlib
 
-    from sqlambda import commands
+    from sqlambda import api
 
     spec = _spec(endpoint)
     loaded = type("Loaded", (), {"spec": spec, "path": "live.yaml", "checksum": hashlib.sha256(b"live").hexdigest()})()
-    first = commands.install(loaded, DSN, "oracle")
+    first = api.install(loaded, DSN, "oracle")
     assert first.changed
-    assert not commands.install(loaded, DSN, "oracle").changed  # idempotent: nothing to do
-    commands.verify(loaded, DSN, "oracle")  # raises VerifyFailed on any problem
-    result = commands.uninstall(DSN, "oracle", spec=loaded)
+    assert not api.install(loaded, DSN, "oracle").changed  # idempotent: nothing to do
+    api.verify(loaded, DSN, "oracle")  # raises VerifyFailed on any problem
+    result = api.uninstall(DSN, "oracle", spec=loaded)
     assert result.was_installed
     left = conn.cursor().execute(
         "SELECT object_type, object_name FROM USER_OBJECTS WHERE object_name LIKE 'SQLAMBDA_T_%' "
@@ -229,7 +234,7 @@ def test_install_and_uninstall_through_the_commands_api(target, conn, endpoint):
         "OR object_name LIKE 'sqlambda/%'"
     ).fetchall()
     assert left == []
-    assert not commands.uninstall(DSN, "oracle", spec=loaded).was_installed  # twice: nothing to do
+    assert not api.uninstall(DSN, "oracle", spec=loaded).was_installed  # twice: nothing to do
 
 
 def test_invoke_through_the_target(target, conn, installed):

@@ -26,7 +26,7 @@ def _by_key(arts):
 
 def test_target_registered_with_oracle_facts():
     t = get_target("oracle")
-    assert t.name == "oracle" and t.transactional_ddl is False and t.script_separator == "/"
+    assert t.name == "oracle" and t.transactional_ddl is False and t.block_terminator == "/"
 
 
 def test_core_without_spec_has_java_callspecs_and_generic_functions():

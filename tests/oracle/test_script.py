@@ -15,7 +15,8 @@ import pytest
 
 from sqlambda.errors import RenderError
 from sqlambda.targets.oracle import render as R
-from sqlambda.targets.oracle.script import created_object, install_script, is_block, uninstall_script, write_scripts
+from sqlambda.pipeline import write_files
+from sqlambda.targets.oracle.script import created_object, install_script, is_block, uninstall_script
 
 from conftest import make_spec  # noqa: E402
 
@@ -105,7 +106,9 @@ def test_uninstall_script_drops_in_reverse_order(rendered):
 
 
 def test_write_scripts(tmp_path, rendered):
-    paths = write_scripts(rendered.artifacts, tmp_path / "out", "spec.yaml", "c" * 64)
+    from sqlambda.targets import get_target
+
+    paths = write_files(get_target("oracle").script_files(rendered.artifacts, None, "spec.yaml", "c" * 64), tmp_path / "out")
     assert sorted(p.name for p in paths) == ["install.sql", "uninstall.sql"]
     assert (tmp_path / "out" / "install.sql").read_text() == install_script(rendered.artifacts, "spec.yaml", "c" * 64)
 
@@ -113,7 +116,7 @@ def test_write_scripts(tmp_path, rendered):
 def test_oracle_target_writes_the_scripts(tmp_path, rendered):
     from sqlambda.targets import get_target
 
-    get_target("oracle").write_scripts(rendered.artifacts, tmp_path, "s", "0" * 64)
+    write_files(get_target("oracle").script_files(rendered.artifacts, None, "s", "0" * 64), tmp_path)
     assert "SET DEFINE OFF" in (tmp_path / "install.sql").read_text()
 
 
@@ -158,13 +161,13 @@ def test_blocks():
 
 
 def test_render_through_the_library_api_and_the_cli(tmp_path):
-    """`sqlambda render --target oracle -o DIR` goes through sqlambda.commands like PostgreSQL."""
+    """`sqlambda render --target oracle -o DIR` goes through sqlambda.api like PostgreSQL."""
     from click.testing import CliRunner
 
-    from sqlambda import commands
+    from sqlambda import api
     from sqlambda.cli import cli
 
-    paths = commands.render_to_dir(None, "oracle", tmp_path / "lib")
+    paths = api.render_to_dir(None, "oracle", tmp_path / "lib")
     assert sorted(p.name for p in paths) == ["install.sql", "uninstall.sql"]
     result = CliRunner().invoke(cli, ["render", "--target", "oracle", "-o", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
@@ -174,7 +177,7 @@ def test_render_through_the_library_api_and_the_cli(tmp_path):
 def test_install_with_an_unreachable_oracle_is_a_connection_error():
     import socket
 
-    from sqlambda import commands
+    from sqlambda import api
     from sqlambda.errors import ConnectionFailed
 
     s = socket.socket()
@@ -182,4 +185,4 @@ def test_install_with_an_unreachable_oracle_is_a_connection_error():
     port = s.getsockname()[1]
     s.close()
     with pytest.raises(ConnectionFailed):
-        commands.install(None, f"u/p@127.0.0.1:{port}/X", "oracle")
+        api.install(None, f"u/p@127.0.0.1:{port}/X", "oracle")

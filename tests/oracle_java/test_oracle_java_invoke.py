@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from sqlambda.deploy import deploy_source
+from sqlambda.devkit.deploy import deploy_source
 
 pytestmark = pytest.mark.local_stack
 

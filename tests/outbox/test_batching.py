@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from sqlambda.outbox import Route, backoff_seconds, runtime_module
+from sqlambda.targets.postgres.drain import Route, backoff_seconds, runtime_module
 
 trig = runtime_module("sqlambda_triggers")
 

@@ -19,7 +19,8 @@ import psycopg
 import pytest
 
 from conftest import make_loaded, queue_counts
-from sqlambda import commands, outbox
+from sqlambda import api
+from sqlambda.targets.postgres import drain as outbox
 from sqlambda.errors import InstallError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
@@ -61,7 +62,7 @@ def env(pg_dsn, local_stack, recorder, flaky):
         for t in TABLES:
             conn.execute(f"CREATE TABLE {t} (id bigint PRIMARY KEY, note text, amount numeric, extra jsonb)")
     loaded = make_loaded(spec_dict(local_stack.endpoint_url, recorder.name, flaky.name))
-    commands.install(loaded, pg_dsn)
+    api.install(loaded, pg_dsn)
     return {"dsn": pg_dsn, "loaded": loaded, "stack": local_stack}
 
 
@@ -90,7 +91,7 @@ def orders_with_trigger(cluster, database: str, endpoint: str, trigger: dict, co
     sql(dsn, f"CREATE TABLE orders ({columns})")
     loaded = make_loaded({"project": trigger["name"], "aws": {"endpoint_url": endpoint},
                           "triggers": [{"table": "orders", **trigger}]})
-    commands.install(loaded, dsn)
+    api.install(loaded, dsn)
     return dsn, loaded
 
 
@@ -324,7 +325,7 @@ def test_statements_are_queued_as_ordered_chunks(db, recorder):
 def test_chunks_hold_every_image_in_statement_order(pg_cluster, local_stack, recorder, monkeypatch):
     """The enqueue loop cuts each statement into full chunks plus one partial, with nothing lost,
     nothing repeated and the images in statement order (chunks of 7 so that 250 rows make many)."""
-    from sqlambda.targets.postgres import outbox as pg_outbox
+    from sqlambda.targets.postgres import triggers as pg_outbox
 
     monkeypatch.setattr(pg_outbox, "CHUNK_ROWS", 7)
     dsn, _ = orders_with_trigger(pg_cluster, "t_chunks", local_stack.endpoint_url, {"name": "c_out", "lambda": recorder.name})
@@ -496,7 +497,7 @@ def test_queue_chunks_are_compressed_with_lz4_where_the_server_has_it(env):
 
 
 def test_install_twice_changes_nothing(env):
-    result = commands.install(env["loaded"], env["dsn"])
+    result = api.install(env["loaded"], env["dsn"])
     assert result.to_dict()["applied"] == []
 
 
@@ -505,14 +506,14 @@ def test_uninstall_refuses_while_events_are_queued_and_never_touches_user_tables
                                       {"name": "u_out", "lambda": recorder.name, "mode": "sync"})
     sql(dsn, "INSERT INTO orders VALUES (1, 'a'), (2, 'b')")
     with pytest.raises(InstallError, match="undelivered"):
-        commands.uninstall(dsn, spec=loaded)
+        api.uninstall(dsn, spec=loaded)
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT sum(n - done) FROM sqlambda.outbox").fetchone()[0] == 2  # nothing lost
         # the trigger is already gone (uninstall runs in reverse order): nothing new gets queued
         assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'u_out%'").fetchone()[0] == 0
     assert outbox.drain(dsn).delivered == 2
-    commands.uninstall(dsn, spec=loaded)
-    commands.uninstall(dsn, spec=loaded)  # twice: nothing left, no error
+    api.uninstall(dsn, spec=loaded)
+    api.uninstall(dsn, spec=loaded)  # twice: nothing left, no error
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 2  # the user's table survives
         assert conn.execute("SELECT to_regclass('sqlambda.outbox')").fetchone()[0] is None
@@ -525,37 +526,37 @@ def test_a_queue_layout_change_waits_for_the_queue_to_drain_and_loses_nothing(pg
     sql(dsn, "INSERT INTO orders SELECT g, 'x' FROM generate_series(1, 3) g")
     # what an older install looks like to the planner: the tables' checksums differ from this render
     sql(dsn, "UPDATE sqlambda.installed SET checksum = 'older' WHERE key IN ('table sqlambda.outbox', 'table sqlambda.outbox_route')")
-    p = commands.plan(loaded, dsn)
+    p = api.plan(loaded, dsn)
     assert {s.key: s.action for s in p.changes} == {
         "table sqlambda.outbox": "recreate", "table sqlambda.outbox_route": "recreate",
         # the route row and the queue's policy go with their tables, so they are written again
         "outbox route l_out": "replace", "policy enqueue_l_out on sqlambda.outbox": "recreate"}
     with pytest.raises(InstallError) as exc:
-        commands.install(loaded, dsn)
+        api.install(loaded, dsn)
     assert "3 undelivered event(s)" in exc.value.message and "55006" in exc.value.message
     assert queue_counts(dsn) == (3, 0)  # the step rolled back: every committed event is still queued
     assert outbox.drain(dsn).delivered == 3
-    result = commands.install(loaded, dsn)
+    result = api.install(loaded, dsn)
     assert {a.key: a.action for a in result.applied} == {s.key: s.action for s in p.changes}
     sql(dsn, "INSERT INTO orders VALUES (4, 'after')")
     assert queue_counts(dsn) == (1, 0) and outbox.drain(dsn).delivered == 1  # the new queue and route work
     recs = [r for r in recorder.wait_records("l_out", 4, timeout=20) if r["new"]["id"] in (1, 2, 3, 4)]
     assert sorted(r["new"]["id"] for r in recs) == [1, 2, 3, 4]
-    assert commands.plan(loaded, dsn).is_noop
+    assert api.plan(loaded, dsn).is_noop
 
 
 def test_uninstall_after_the_user_dropped_the_table(pg_cluster, local_stack, recorder):
     dsn, loaded = orders_with_trigger(pg_cluster, "t_outbox_dropped", local_stack.endpoint_url,
                                       {"name": "u_now", "lambda": recorder.name, "delivery": "immediate"}, "id int PRIMARY KEY")
     sql(dsn, "DROP TABLE orders")
-    commands.uninstall(dsn, spec=loaded)
+    api.uninstall(dsn, spec=loaded)
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT to_regprocedure('sqlambda.trg_u_now_insert()')").fetchone()[0] is None
 
 
 def test_queue_survives_an_immediate_shutdown(local_stack, recorder):
     """kill -9 of the whole server (pg_ctl -m immediate): committed events are WAL-logged, so they survive."""
-    from sqlambda.pgcluster import Cluster
+    from sqlambda.targets.postgres.cluster import Cluster
 
     cluster = Cluster(extra_env={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
     cluster.start()
@@ -581,7 +582,7 @@ def test_queue_survives_an_immediate_shutdown(local_stack, recorder):
 
 def test_a_following_drainer_survives_a_postgresql_restart(local_stack, recorder):
     """drain --follow across a server restart: it reconnects (workers and LISTEN) and keeps delivering."""
-    from sqlambda.pgcluster import Cluster
+    from sqlambda.targets.postgres.cluster import Cluster
 
     cluster = Cluster(extra_env={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
     cluster.start()

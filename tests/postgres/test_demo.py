@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from sqlambda import demo, resources
+from sqlambda import resources
+from sqlambda.devkit import demo
 
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack, pytest.mark.slow]
 
@@ -36,7 +37,7 @@ def test_demo_spec_is_valid_and_renders():
 def test_sqlambda_demo_runs_end_to_end():
     if not hasattr(pytest.importorskip("sqlambda.local"), "LocalStack"):
         pytest.skip("sqlambda.local.LocalStack has not landed yet")
-    pytest.importorskip("sqlambda.deploy")
+    pytest.importorskip("sqlambda.devkit.deploy")
     pytest.importorskip("sqlambda.spec.loader")
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
     exe = os.path.join(os.path.dirname(sys.executable), "sqlambda")

@@ -84,7 +84,7 @@ def install(dsn: str, spec: Spec) -> None:
 
 @pytest.fixture(scope="module")
 def db(pg_dsn, local_stack, echo_function):
-    from sqlambda.deploy import deploy_source
+    from sqlambda.devkit.deploy import deploy_source
 
     deploy_source("rt_typed", TYPED_SOURCE, endpoint_url=local_stack.endpoint_url)
     deploy_source("rt_boom", BOOM_SOURCE, endpoint_url=local_stack.endpoint_url)

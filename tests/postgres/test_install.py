@@ -13,9 +13,10 @@ import types
 import psycopg
 import pytest
 
-from sqlambda import commands
+from sqlambda import api
 from sqlambda.artifacts import Artifact
 from sqlambda.errors import InstallError, InvokeError, RenderError, UsageError, VerifyFailed
+from sqlambda.pipeline import ApplyExecutor
 from sqlambda.plan import make_plan
 from sqlambda.spec.model import Spec
 from sqlambda.targets.postgres.target import LOCK_KEY, PostgresTarget
@@ -77,7 +78,7 @@ def exists(dsn, regprocedure):
 
 # -- install ------------------------------------------------------------------------------------------
 def test_install_without_spec_installs_the_core_only(dsn):
-    result = commands.install(None, dsn)
+    result = api.install(None, dsn)
     assert result.registry_created and result.spec_name == "(no spec)"
     assert {a.action for a in result.applied} == {"create"}
     assert exists(dsn, "public.awslambda_fn(text,text)") and exists(dsn, "public.awslambda_fn_async(text,text)")
@@ -94,20 +95,20 @@ def test_install_without_spec_installs_the_core_only(dsn):
 
 def test_install_twice_is_a_noop_that_runs_no_ddl(dsn, roles):
     spec = loaded([fn("order_status")])
-    commands.install(spec, dsn)
+    api.install(spec, dsn)
     before_procs, before_log = proc_xmins(dsn), log_count(dsn)
-    again = commands.install(spec, dsn)
+    again = api.install(spec, dsn)
     assert again.plan.is_noop and not again.applied and not again.registry_created
     assert set(again.plan.counts().items()) >= {("unchanged", len(again.plan.steps)), ("create", 0)}
     assert proc_xmins(dsn) == before_procs  # no CREATE OR REPLACE ran: catalog rows untouched
     assert log_count(dsn) == before_log  # and no log spam
-    assert commands.plan(spec, dsn).is_noop
+    assert api.plan(spec, dsn).is_noop
 
 
 def test_a_changed_spec_replaces_and_drops_exactly_what_changed(dsn, roles):
-    commands.install(loaded([fn("order_status"), fn("order_total", path="Total")]), dsn)
+    api.install(loaded([fn("order_status"), fn("order_total", path="Total")]), dsn)
     v2 = loaded([fn("order_status", path="Other")], checksum="b" * 64)
-    p = commands.plan(v2, dsn)
+    p = api.plan(v2, dsn)
     actions = {s.key: s.action for s in p.steps}
     assert actions["function public.order_status(bigint,text)"] == "replace"
     assert actions["function public.order_total(bigint,text)"] == "drop"
@@ -118,7 +119,7 @@ def test_a_changed_spec_replaces_and_drops_exactly_what_changed(dsn, roles):
     assert drops.index(f"grant execute public.order_total(bigint,text) to {READER}") < drops.index("function public.order_total(bigint,text)")
 
     xmins = proc_xmins(dsn)
-    result = commands.install(v2, dsn)
+    result = api.install(v2, dsn)
     assert {(a.action, a.key) for a in result.applied} == {(s.action, s.key) for s in p.changes}
     assert not exists(dsn, "public.order_total(bigint,text)")
     assert "Other" in q(dsn, "SELECT prosrc FROM pg_proc WHERE oid = 'public.order_status(bigint,text)'::regprocedure")[0][0]
@@ -126,7 +127,7 @@ def test_a_changed_spec_replaces_and_drops_exactly_what_changed(dsn, roles):
     assert after["awslambda_fn(text,text)"] == xmins["awslambda_fn(text,text)"]  # unchanged stays untouched
     assert q(dsn, "SELECT spec_checksum FROM sqlambda.installed WHERE key = 'function public.order_status(bigint,text)'")[0][0] == "b" * 64
     assert "function public.order_total(bigint,text)" not in registry_keys(dsn)
-    assert commands.verify(v2, dsn).ok
+    assert api.verify(v2, dsn).ok
 
 
 def _typed(name, returns, args=None, roles=(READER,)):
@@ -141,34 +142,34 @@ def _result_type(dsn, regprocedure):
 
 def test_a_changed_return_type_or_argument_name_drops_and_creates_the_wrapper_and_grants_again(dsn, roles):
     key = "function public.order_status(bigint)"
-    commands.install(loaded([_typed("order_status", {"type": "integer", "path": "n"})]), dsn)
+    api.install(loaded([_typed("order_status", {"type": "integer", "path": "n"})]), dsn)
     assert _result_type(dsn, "public.order_status(bigint)") == ("integer", "order_id")
     v2 = loaded([_typed("order_status", {"type": "text", "path": "n"}, {"id": "bigint"})], checksum="b" * 64)
-    p = commands.plan(v2, dsn)
+    p = api.plan(v2, dsn)
     actions = {s.key: s.action for s in p.changes}
     assert actions == {key: "recreate", f"grant execute public.order_status(bigint) to {READER}": "replace"}
     assert '("order_id" bigint) RETURNS integer -> ("id" bigint) RETURNS text' in p.changes[0].summary
 
-    result = commands.install(v2, dsn)  # PostgreSQL refuses CREATE OR REPLACE for this change
+    result = api.install(v2, dsn)  # PostgreSQL refuses CREATE OR REPLACE for this change
     assert [(a.action, a.key) for a in result.applied] == [(s.action, s.key) for s in p.changes]
     assert _result_type(dsn, "public.order_status(bigint)") == ("text", "id")
     assert q(dsn, "SELECT has_function_privilege(%s, 'public.order_status(bigint)', 'EXECUTE')", (READER,))[0][0]
     assert q(dsn, "SELECT interface FROM sqlambda.installed WHERE key = %s", (key,))[0][0] == '("id" bigint) RETURNS text'
-    assert commands.verify(v2, dsn).ok and commands.plan(v2, dsn).is_noop
+    assert api.verify(v2, dsn).ok and api.plan(v2, dsn).is_noop
 
     # a table result is a return type too; a body-only change afterwards is an in-place replace again
     v3 = loaded([_typed("order_status", {"type": "table", "path": "rows", "columns": {"sku": "text"}}, {"id": "bigint"})])
-    commands.install(v3, dsn)
+    api.install(v3, dsn)
     assert _result_type(dsn, "public.order_status(bigint)") == ("TABLE(sku text)", "id,sku")
     v4 = loaded([_typed("order_status", {"type": "table", "path": "items", "columns": {"sku": "text"}}, {"id": "bigint"})])
-    assert {s.key: s.action for s in commands.plan(v4, dsn).changes} == {key: "replace"}
+    assert {s.key: s.action for s in api.plan(v4, dsn).changes} == {key: "replace"}
 
 
 def test_a_wrapper_a_view_depends_on_is_not_dropped_and_the_error_names_the_view(dsn, roles):
-    commands.install(loaded([_typed("order_status", {"type": "integer", "path": "n"})]), dsn)
+    api.install(loaded([_typed("order_status", {"type": "integer", "path": "n"})]), dsn)
     q(dsn, "CREATE VIEW public.status_view AS SELECT public.order_status(1::bigint) AS s")
     with pytest.raises(InstallError) as exc:
-        commands.install(loaded([_typed("order_status", {"type": "text", "path": "n"})]), dsn)
+        api.install(loaded([_typed("order_status", {"type": "text", "path": "n"})]), dsn)
     assert "2BP01" in exc.value.message and "status_view" in exc.value.message
     assert "CASCADE" not in (exc.value.hint or "") and "drop them, run install" in exc.value.hint
     # nothing of the step ran: the old function, its grant and the view are all still there
@@ -178,29 +179,29 @@ def test_a_wrapper_a_view_depends_on_is_not_dropped_and_the_error_names_the_view
 
 
 def test_a_registry_from_before_interfaces_is_read_and_upgraded(dsn, roles):
-    commands.install(loaded([_typed("order_status", {"type": "integer", "path": "n"})]), dsn)
+    api.install(loaded([_typed("order_status", {"type": "integer", "path": "n"})]), dsn)
     q(dsn, "ALTER TABLE sqlambda.installed DROP COLUMN interface")
     spec = loaded([_typed("order_status", {"type": "integer", "path": "m"})])
-    assert {s.key: s.action for s in commands.plan(spec, dsn).changes} == {"function public.order_status(bigint)": "replace"}
-    commands.install(spec, dsn)
+    assert {s.key: s.action for s in api.plan(spec, dsn).changes} == {"function public.order_status(bigint)": "replace"}
+    api.install(spec, dsn)
     assert q(dsn, "SELECT interface FROM sqlambda.installed WHERE key = 'function public.order_status(bigint)'")[0][0] \
         == '("order_id" bigint) RETURNS integer'
 
 
 def test_dry_run_changes_nothing(dsn):
-    result = commands.install(None, dsn, dry_run=True)
+    result = api.install(None, dsn, dry_run=True)
     assert result.dry_run and result.plan.counts()["create"] > 0 and not result.applied
     assert q(dsn, "SELECT to_regnamespace('sqlambda') IS NULL AND to_regprocedure('public.awslambda_fn(text,text)') IS NULL")[0][0]
 
 
 def test_custom_schemas(dsn, roles):
     spec = loaded([fn("order_status")], schema="lambda_ops", generic_schema="lambda_api")
-    commands.install(spec, dsn)
+    api.install(spec, dsn)
     assert exists(dsn, "lambda_api.awslambda_fn(text,text)") and exists(dsn, "lambda_ops.invoke(text,jsonb,text,text,text,jsonb,text)")
     assert "function lambda_api.order_status(bigint,text)" in registry_keys(dsn, "lambda_ops")
-    assert commands.verify(spec, dsn).ok
+    assert api.verify(spec, dsn).ok
     # uninstall finds the registry by itself (no spec needed)
-    assert commands.uninstall(dsn).was_installed
+    assert api.uninstall(dsn).was_installed
     assert q(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname IN ('lambda_ops', 'lambda_api')")[0][0] == 0
 
 
@@ -208,7 +209,7 @@ def test_custom_schemas(dsn, roles):
 def test_missing_role_is_a_clear_error_and_nothing_is_installed(dsn):
     spec = loaded([fn("order_status", roles=["no_such_role"])])
     with pytest.raises(InstallError) as exc:
-        commands.install(spec, dsn)
+        api.install(spec, dsn)
     assert "no_such_role" in exc.value.message and "functions[0].roles" in exc.value.message
     assert 'CREATE ROLE "no_such_role" NOLOGIN' in exc.value.hint
     assert q(dsn, "SELECT to_regnamespace('sqlambda') IS NULL AND to_regprocedure('public.awslambda_fn(text,text)') IS NULL")[0][0]
@@ -233,7 +234,7 @@ def test_injection_attempt_in_a_spec_file_is_rejected_before_connecting(tmp_path
     bad = tmp_path / "bad.yaml"
     bad.write_text('project: evil\nfunctions:\n  - name: "x; DROP TABLE victim; --"\n    lambda: echo\n')
     with pytest.raises(SpecError) as exc:
-        commands.install(bad, dsn)
+        api.install(bad, dsn)
     assert "functions[0].name" in str(exc.value.message) or "functions" in str(exc.value.to_dict())
     assert q(dsn, "SELECT to_regclass('victim') IS NOT NULL AND to_regnamespace('sqlambda') IS NULL")[0][0]
     assert loader is not None
@@ -243,7 +244,7 @@ def test_reserved_argument_name_is_refused_before_connecting():
     spec = loaded([{"name": "f", "lambda": "echo", "args": {"plpy": "text"}}])
     # a DSN that cannot connect: proves the refusal happens before any connection attempt
     with pytest.raises(RenderError, match="plpy"):
-        commands.install(spec, "host=127.0.0.1 port=1 dbname=nowhere connect_timeout=1")
+        api.install(spec, "host=127.0.0.1 port=1 dbname=nowhere connect_timeout=1")
 
 
 # -- transactions and the lock ------------------------------------------------------------------------------
@@ -256,11 +257,11 @@ def test_a_failing_step_rolls_back_its_ddl_and_its_registry_row(dsn):
                    drop=("DROP TABLE IF EXISTS public.half_done",), order=2)
     plan = make_plan("postgres", [good, bad], [])
     with target.connect(dsn) as conn:
-        target.ensure_registry(conn, "sqlambda")
+        target.ensure_registry(conn, "sqlambda", None)
         logged = target.log_count(conn, "sqlambda")
-        target.apply_step(conn, plan.steps[0], "sqlambda", "hand-made", "0" * 64)
+        ApplyExecutor(target, conn, "sqlambda", "hand-made", "0" * 64).step(plan.steps[0])
         with pytest.raises(InstallError) as exc:
-            target.apply_step(conn, plan.steps[1], "sqlambda", "hand-made", "0" * 64)
+            ApplyExecutor(target, conn, "sqlambda", "hand-made", "0" * 64).step(plan.steps[1])
         assert "division by zero" in exc.value.message and "22012" in exc.value.message
         assert exc.value.details["sqlstate"] == "22012"
         assert target.log_count(conn, "sqlambda") == logged + 1  # the good step's row only
@@ -273,11 +274,11 @@ def test_an_install_while_another_holds_the_lock_fails_naming_its_pid(dsn):
         holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         pid = holder.info.backend_pid
         with pytest.raises(InstallError, match=rf"another install is running \(pid {pid}\)"):
-            commands.install(None, dsn)
+            api.install(None, dsn)
         with pytest.raises(InstallError, match="another install is running"):
-            commands.uninstall(dsn)
+            api.uninstall(dsn)
     assert q(dsn, "SELECT to_regnamespace('sqlambda') IS NULL")[0][0]
-    commands.install(None, dsn)  # released with the session: the next install proceeds
+    api.install(None, dsn)  # released with the session: the next install proceeds
 
 
 def test_concurrent_installs_never_interleave(dsn, roles):
@@ -286,7 +287,7 @@ def test_concurrent_installs_never_interleave(dsn, roles):
 
     def run():
         try:
-            outcomes.append(commands.install(spec, dsn, lock_wait=60))
+            outcomes.append(api.install(spec, dsn, lock_wait=60))
         except Exception as exc:  # noqa: BLE001 - recorded and asserted below
             outcomes.append(exc)
 
@@ -299,11 +300,11 @@ def test_concurrent_installs_never_interleave(dsn, roles):
     # exactly one did the work; the others waited for the lock and then found nothing to do
     assert sorted(bool(o.applied) for o in outcomes) == [False, False, True]
     assert q(dsn, "SELECT count(*) FROM sqlambda.install_log WHERE action = 'create'")[0][0] == len(registry_keys(dsn))
-    assert commands.verify(spec, dsn).ok
+    assert api.verify(spec, dsn).ok
 
 
 def test_install_log_is_append_only(dsn):
-    commands.install(None, dsn)
+    api.install(None, dsn)
     for statement in ("UPDATE sqlambda.install_log SET action = 'x'", "DELETE FROM sqlambda.install_log",
                       "TRUNCATE sqlambda.install_log"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
@@ -313,8 +314,8 @@ def test_install_log_is_append_only(dsn):
 # -- verify ---------------------------------------------------------------------------------------------------
 def test_verify_ok_then_detects_a_manual_drop_and_a_manual_edit(dsn, roles):
     spec = loaded([fn("order_status")])
-    commands.install(spec, dsn)
-    report = commands.verify(spec, dsn)
+    api.install(spec, dsn)
+    report = api.verify(spec, dsn)
     assert report.ok and report.checked == len(PostgresTarget().render(spec))
 
     q(dsn, "DROP FUNCTION public.awslambda_fn_async(text, text)")
@@ -322,7 +323,7 @@ def test_verify_ok_then_detects_a_manual_drop_and_a_manual_edit(dsn, roles):
            "LANGUAGE sql AS $$ SELECT 'hijacked' $$")
     q(dsn, f"REVOKE EXECUTE ON FUNCTION sqlambda.invoke(text,jsonb,text,text,text,jsonb,text) FROM {ADMIN}")
     with pytest.raises(VerifyFailed) as exc:
-        commands.verify(spec, dsn)
+        api.verify(spec, dsn)
     problems = exc.value.details["problems"]
     assert any(p.startswith("function public.awslambda_fn_async(text,text): missing") for p in problems)
     assert any(p.startswith("function public.order_status(bigint,text): changed") for p in problems)
@@ -331,28 +332,28 @@ def test_verify_ok_then_detects_a_manual_drop_and_a_manual_edit(dsn, roles):
     assert len(problems) == 4  # and the grant on the dropped function; nothing else is flagged
 
     # the registry still matches the spec, so a plain plan sees nothing; --repair re-applies what verify flagged
-    assert commands.plan(spec, dsn).is_noop
-    repaired = commands.install(spec, dsn, repair=True)
+    assert api.plan(spec, dsn).is_noop
+    repaired = api.install(spec, dsn, repair=True)
     assert {a.key for a in repaired.applied} == {
         "function public.awslambda_fn_async(text,text)", "function public.order_status(bigint,text)",
         f"grant execute public.awslambda_fn_async(text,text) to {ADMIN}",
         f"grant execute sqlambda.invoke(text,jsonb,text,text,text,jsonb,text) to {ADMIN}"}
-    assert commands.verify(spec, dsn).ok
+    assert api.verify(spec, dsn).ok
 
 
 def test_verify_reports_objects_not_installed_and_outdated(dsn, roles):
-    commands.install(loaded([fn("order_status")]), dsn)
+    api.install(loaded([fn("order_status")]), dsn)
     v2 = loaded([fn("order_status", path="Other"), fn("order_total")])
-    report = commands.verify(v2, dsn, strict=False)
+    report = api.verify(v2, dsn, strict=False)
     assert not report.ok
     assert "function public.order_status(bigint,text): installed version differs from the spec (run install)" in report.problems
     assert "function public.order_total(bigint,text): not installed (run install)" in report.problems
 
 
 def test_alter_function_is_detected(dsn):
-    commands.install(None, dsn)
+    api.install(None, dsn)
     q(dsn, "ALTER FUNCTION public.awslambda_fn(text, text) SECURITY DEFINER")
-    report = commands.verify(None, dsn, strict=False)
+    report = api.verify(None, dsn, strict=False)
     assert report.problems == ("function public.awslambda_fn(text,text): changed: "
                                '"public"."awslambda_fn"(text, text) was changed outside sqlambda '
                                "(its definition differs from what was installed)",)
@@ -362,10 +363,10 @@ def test_alter_function_is_detected(dsn):
 def test_uninstall_removes_exactly_what_was_installed_and_leaves_user_tables(dsn, roles):
     q(dsn, "CREATE TABLE public.orders (id int); INSERT INTO public.orders VALUES (1), (2)")
     spec = loaded([fn("order_status")])
-    installed = commands.install(spec, dsn)
+    installed = api.install(spec, dsn)
     q(dsn, "CREATE TABLE sqlambda.user_notes (note text); INSERT INTO sqlambda.user_notes VALUES ('keep me')")
 
-    result = commands.uninstall(dsn)
+    result = api.uninstall(dsn)
     assert result.was_installed and not result.already_gone
     assert {s.key for s in result.removed} == {a.key for a in installed.applied}
     assert q(dsn, "SELECT count(*) FROM public.orders")[0][0] == 2
@@ -377,18 +378,18 @@ def test_uninstall_removes_exactly_what_was_installed_and_leaves_user_tables(dsn
 
 
 def test_uninstall_twice_is_a_clear_noop(dsn):
-    commands.install(None, dsn)
-    assert commands.uninstall(dsn).was_installed
-    again = commands.uninstall(dsn)
+    api.install(None, dsn)
+    assert api.uninstall(dsn).was_installed
+    again = api.uninstall(dsn)
     assert not again.was_installed and not again.removed
     assert again.message == "nothing to uninstall: no sqlambda registry in this database"
     assert q(dsn, "SELECT to_regnamespace('sqlambda') IS NULL")[0][0]
 
 
 def test_uninstall_after_a_manual_drop_succeeds_and_says_what_was_gone(dsn, roles):
-    commands.install(loaded([fn("order_status")]), dsn)
+    api.install(loaded([fn("order_status")]), dsn)
     q(dsn, "DROP FUNCTION public.order_status(bigint, text)")
-    result = commands.uninstall(dsn)
+    result = api.uninstall(dsn)
     assert set(result.already_gone) == {"function public.order_status(bigint,text)",
                                         f"grant execute public.order_status(bigint,text) to {READER}"}
     assert "2 already gone" in result.message
@@ -399,21 +400,21 @@ def test_uninstall_after_a_manual_drop_succeeds_and_says_what_was_gone(dsn, role
 # -- invoke (without the stack: refusals that need no Lambda) -------------------------------------------------------
 def test_invoke_refuses_bad_json_and_unknown_arguments_and_a_missing_install(dsn, roles):
     with pytest.raises(InstallError, match="not installed"):
-        commands.invoke(dsn, "echo", "{}")
-    commands.install(loaded([fn("order_status")]), dsn)
+        api.invoke(dsn, "echo", "{}")
+    api.install(loaded([fn("order_status")]), dsn)
     with pytest.raises(UsageError, match="not valid JSON"):
-        commands.invoke(dsn, "echo", "{nope")
+        api.invoke(dsn, "echo", "{nope")
     with pytest.raises(UsageError, match="no argument bogus; its arguments are: order_id, note"):
-        commands.invoke(dsn, "order_status", '{"bogus": 1}')
+        api.invoke(dsn, "order_status", '{"bogus": 1}')
 
 
 def test_invoke_maps_a_database_error_to_invoke_error_with_its_sqlstate(dsn):
-    commands.install(None, dsn)
+    api.install(None, dsn)
     # nothing listens on port 1: the runtime reports the endpoint unreachable (LA004) with a hint
     q(dsn, "ALTER DATABASE " + dsn.split("dbname=")[1].split()[0] + " SET sqlambda.endpoint_url = 'http://127.0.0.1:1'")
     q(dsn, "ALTER DATABASE " + dsn.split("dbname=")[1].split()[0] + " SET sqlambda.max_attempts = 1")
     with pytest.raises(InvokeError) as exc:
-        commands.invoke(dsn, "echo", '{"a": 1}')
+        api.invoke(dsn, "echo", '{"a": 1}')
     assert exc.value.details["sqlstate"] == "LA004"
     assert "lambda echo failed: EndpointUnreachable" in exc.value.message
     assert "127.0.0.1:1" in exc.value.hint
@@ -421,7 +422,7 @@ def test_invoke_maps_a_database_error_to_invoke_error_with_its_sqlstate(dsn):
 
 # -- render -o ---------------------------------------------------------------------------------------------------------
 def test_render_to_dir_writes_files_with_headers(tmp_path):
-    paths = commands.render_to_dir(None, "postgres", tmp_path / "out")
+    paths = api.render_to_dir(None, "postgres", tmp_path / "out")
     names = sorted(p.name for p in paths)
     assert names == ["00_core.sql", "uninstall.sql"]
     for p in paths:
@@ -437,4 +438,4 @@ def test_render_to_dir_writes_files_with_headers(tmp_path):
 def test_render_to_an_unwritable_place_is_a_usage_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError, match="cannot write"):
-        commands.render_to_dir(None, "postgres", tmp_path / "file" / "sub")
+        api.render_to_dir(None, "postgres", tmp_path / "file" / "sub")

@@ -9,7 +9,7 @@ import types
 import psycopg
 import pytest
 
-from sqlambda import commands
+from sqlambda import api
 from sqlambda.errors import InvokeError, VerifyFailed
 from sqlambda.spec.model import Spec
 
@@ -49,36 +49,36 @@ ORDER_ECHO = {"name": "order_echo", "lambda": "echo", "args": {"order_id": "bigi
 
 
 def test_invoke_calls_a_wrapper_by_name_and_otherwise_the_generic_function(dsn):
-    commands.install(loaded([ORDER_STATUS, ORDER_ECHO]), dsn)
-    assert commands.invoke(dsn, "order_status", '{"order_id": 42, "note": "hi"}').result == "OK"
-    echoed = commands.invoke(dsn, "order_echo", '{"order_id": 7, "meta": {"a": [1, 2]}}').result
+    api.install(loaded([ORDER_STATUS, ORDER_ECHO]), dsn)
+    assert api.invoke(dsn, "order_status", '{"order_id": 42, "note": "hi"}').result == "OK"
+    echoed = api.invoke(dsn, "order_echo", '{"order_id": 7, "meta": {"a": [1, 2]}}').result
     assert echoed["order_id"] == 7 and echoed["meta"] == {"a": [1, 2]} and echoed["Status"] == "OK"
-    generic = commands.invoke(dsn, "echo", '{"x": "y"}').result
+    generic = api.invoke(dsn, "echo", '{"x": "y"}').result
     assert generic == {"x": "y", "Status": "OK"}
 
 
 def test_invoke_of_an_unknown_function_is_an_invoke_error(dsn):
-    commands.install(None, dsn)
+    api.install(None, dsn)
     with pytest.raises(InvokeError) as exc:
-        commands.invoke(dsn, "no_such_function", "{}")
+        api.invoke(dsn, "no_such_function", "{}")
     assert exc.value.details["sqlstate"] == "42883"
 
 
 def test_verify_probe_dry_runs_each_function(dsn):
     good = loaded([ORDER_STATUS])
-    commands.install(good, dsn)
-    report = commands.verify(good, dsn, probe=True)
+    api.install(good, dsn)
+    report = api.verify(good, dsn, probe=True)
     assert report.ok and [p.ok for p in report.probes] == [True]
     broken = loaded([{**ORDER_STATUS, "lambda": "not_deployed"}])
-    commands.install(broken, dsn)
+    api.install(broken, dsn)
     with pytest.raises(VerifyFailed) as exc:
-        commands.verify(broken, dsn, probe=True)
+        api.verify(broken, dsn, probe=True)
     probes = exc.value.details["probes"]
     assert probes[0]["ok"] is False and "42883" in probes[0]["detail"]
 
 
 def test_doctor_passes_against_the_local_stack(dsn, stack):
-    report = commands.doctor(dsn)
+    report = api.doctor(dsn)
     assert report.ok, report.to_dict()
     names = [c.name for c in report.checks]
     assert names == ["database connection", "plpython3u available", "boto3 in server", "settings",

@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from sqlambda.deploy import deploy_source
+from sqlambda.devkit.deploy import deploy_source
 from sqlambda.local import LocalStack
 from sqlambda.local.faults import ADMIN_TOKEN_HEADER
 

@@ -24,8 +24,9 @@ import psycopg
 import pytest
 
 from fixtures_local import deploy_recorder
-from sqlambda import commands, outbox
-from sqlambda.pgcluster import Cluster
+from sqlambda import api
+from sqlambda.targets.postgres import drain as outbox
+from sqlambda.targets.postgres.cluster import Cluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 
@@ -53,7 +54,7 @@ def install(cluster, name: str, endpoint: str, triggers: list[dict]) -> str:
     dsn = cluster.create_database(name)
     for t in triggers:
         q(dsn, f"CREATE TABLE {t['table']} (id int PRIMARY KEY, note text)")
-    commands.install(loaded({"project": name, "aws": {"endpoint_url": endpoint}, "triggers": triggers}), dsn)
+    api.install(loaded({"project": name, "aws": {"endpoint_url": endpoint}, "triggers": triggers}), dsn)
     return dsn
 
 

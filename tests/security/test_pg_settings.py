@@ -21,7 +21,8 @@ import pytest
 from psycopg import sql
 
 from listener import Listener
-from sqlambda import commands, outbox
+from sqlambda import api
+from sqlambda.targets.postgres import drain as outbox
 
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 
@@ -70,7 +71,7 @@ def db(pg_cluster, local_stack, echo_function, recorder):
              "retry": {"base_delay_ms": 1, "max_delay_ms": 5}},
         ],
     }
-    commands.install(loaded(spec), dsn)
+    api.install(loaded(spec), dsn)
     return dsn
 
 
@@ -346,7 +347,7 @@ def test_a_region_argument_cannot_become_a_host(db):
 
 def test_doctor_shows_each_effective_value_and_where_it_came_from(db, local_stack):
     with dba_settings(db, request_timeout_ms=4321):
-        report = commands.doctor(db, strict=False)
+        report = api.doctor(db, strict=False)
     detail = {c.name: c.detail for c in report.checks}["settings"]
     assert f"endpoint_url = {local_stack.endpoint_url} [spec]" in detail
     assert "request_timeout_ms = 4321 [ALTER DATABASE SET]" in detail

@@ -19,7 +19,8 @@ import types
 import psycopg
 import pytest
 
-from sqlambda import commands, outbox
+from sqlambda import api
+from sqlambda.targets.postgres import drain as outbox
 
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 
@@ -91,7 +92,7 @@ def env(pg_cluster, local_stack, echo_function, recorder):
             {"name": "dba_out", "table": "dba_out", "lambda": recorder.name, "mode": "sync", "delivery": "outbox"},
         ],
     }
-    commands.install(loaded(spec), dsn)
+    api.install(loaded(spec), dsn)
     return types.SimpleNamespace(dsn=dsn, mdsn=mdsn, recorder=recorder)
 
 

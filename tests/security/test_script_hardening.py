@@ -16,7 +16,7 @@ import types
 import psycopg
 import pytest
 
-from sqlambda import commands
+from sqlambda import api
 from sqlambda.artifacts import Artifact
 from sqlambda.errors import RenderError, SpecError
 from sqlambda.spec.loader import load_spec_text
@@ -114,7 +114,7 @@ def test_line_breaks_in_descriptions_and_defaults_round_trip_through_install(pg_
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("CREATE TABLE orders (id int)")
     spec = _spec()
-    commands.install(_loaded(spec), dsn)
+    api.install(_loaded(spec), dsn)
     with psycopg.connect(dsn, autocommit=True) as c:
         comment = c.execute("SELECT obj_description('public.f(bigint,text)'::regprocedure, 'pg_proc')").fetchone()[0]
         default = c.execute("SELECT pg_get_function_arg_default('public.f(bigint,text)'::regprocedure, 2)").fetchone()[0]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlambda.artifacts import Artifact
 from sqlambda.errors import RenderError
@@ -134,21 +133,6 @@ def uninstall_script(artifacts: list[Artifact], spec_name: str, spec_checksum: s
         parts.append("\n")
     parts.append("PROMPT sqlambda: uninstall finished\n")
     return "".join(parts)
-
-
-def write_scripts(artifacts: list[Artifact], out_dir: Path, spec_name: str, spec_checksum: str) -> list[Path]:
-    """Write install.sql and uninstall.sql into ``out_dir``; returns their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        "install.sql": install_script(artifacts, spec_name, spec_checksum),
-        "uninstall.sql": uninstall_script(artifacts, spec_name, spec_checksum),
-    }
-    written = []
-    for name, text in files.items():
-        path = out_dir / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
 
 
 def render_files(loaded) -> dict[str, str]:

@@ -28,15 +28,17 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable
+from typing import Any
+
+from contextlib import AbstractContextManager, nullcontext
 
 from sqlambda import __version__
 from sqlambda.artifacts import Artifact
-from sqlambda.errors import ConnectionFailed, InstallError
-from sqlambda.plan import InstalledRow, Plan, Step
-from sqlambda.targets.base import Target
+from sqlambda.errors import ConnectionFailed, InstallError, UsageError
+from sqlambda.plan import InstalledRow, Step
+from sqlambda.targets.base import OutboxBackend, Target
 from sqlambda.targets.oracle import render as oracle_render
-from sqlambda.targets.oracle.script import CreatedObject, created_object, write_scripts
+from sqlambda.targets.oracle.script import CreatedObject, created_object, install_script, is_block, uninstall_script
 from sqlambda.templates import render as render_template
 from sqlambda.templates import split_statements
 
@@ -70,18 +72,21 @@ def _text(value: Any) -> Any:
 class OracleTarget(Target):
     name = "oracle"
     transactional_ddl = False
-    script_separator = "/"
+    statement_terminator = ";"
+    block_terminator = "/"
 
     # -- rendering ---------------------------------------------------------------------------
 
     def render(self, loaded: Any) -> list[Artifact]:
         return oracle_render.render(loaded).artifacts
 
-    def write_scripts(self, artifacts: list[Artifact], out_dir, spec_name: str, spec_checksum: str, loaded: Any = None):
-        """``render -o``: install.sql and uninstall.sql for SQL*Plus (see ``script``)."""
-        from pathlib import Path
+    def is_block(self, statement: str) -> bool:
+        return is_block(statement)
 
-        return write_scripts(artifacts, Path(out_dir), spec_name, spec_checksum)
+    def script_files(self, artifacts: list[Artifact], loaded: Any, spec_name: str, spec_checksum: str) -> dict[str, str]:
+        """``render -o``: install.sql and uninstall.sql for SQL*Plus (see ``script``)."""
+        return {"install.sql": install_script(artifacts, spec_name, spec_checksum),
+                "uninstall.sql": uninstall_script(artifacts, spec_name, spec_checksum)}
 
     # -- connection and lock ------------------------------------------------------------------
 
@@ -110,7 +115,7 @@ class OracleTarget(Target):
             # Never echo the DSN: it holds the password.
             raise ConnectionFailed(f"cannot connect to Oracle at {m['dsn']}: {str(exc).splitlines()[0]}", hint=hint) from None
 
-    def lock(self, conn: Any, schema: str | None = None, wait_seconds: float = 0.0) -> None:
+    def lock(self, conn: Any, schema: str | None, wait_seconds: float) -> None:
         """Take the install lock (one per database, like PostgreSQL's advisory lock) or raise InstallError.
 
         ``release_on_commit => FALSE``: the lock must survive the commit every DDL statement makes.
@@ -218,6 +223,19 @@ class OracleTarget(Target):
             rows.append(InstalledRow(key, kind, checksum, tuple(json.loads(_text(drops))), int(order)))
         return rows
 
+    def record_step(self, conn: Any, schema: str | None, step: Step, spec_name: str, spec_checksum: str,
+                    notes: list[str]) -> None:
+        """The registry row (written and committed once every statement of the step succeeded)."""
+        self._record(conn, schema, step, spec_name, spec_checksum, "; ".join(notes) or None)
+
+    def record_failure(self, conn: Any, schema: str | None, step: Step, message: str) -> None:
+        """The objects created before the failure stay (DDL committed); the failure is logged."""
+        try:
+            self._log(conn.cursor(), schema, "failed", step.key, step.kind, step.checksum, message)
+            conn.commit()
+        except Exception:  # noqa: BLE001 - the original error matters more than the log row
+            pass
+
     def _record(self, conn: Any, schema: str | None, step: Step, spec_name: str, spec_checksum: str,
                 detail: str | None = None) -> None:
         installed, log = self._registry_names(schema)
@@ -302,39 +320,20 @@ class OracleTarget(Target):
             self._check_object(conn, obj, key)
         return None
 
-    def apply_step(self, conn: Any, step: Step, schema: str | None, spec_name: str, spec_checksum: str) -> list[str]:
-        """Run one plan step and record it. Returns notes about tolerated errors."""
-        if not step.changes:
-            return []
-        notes = []
-        try:
-            for st in step.statements:
-                note = self.run_statement(conn, st, step.key, adopt_existing=step.action in ("create", "recreate"))
-                if note:
-                    notes.append(note)
-        except InstallError as exc:
-            # The objects created so far stay (DDL committed); log the failure for the record.
-            try:
-                self._log(conn.cursor(), schema, "failed", step.key, step.kind, step.checksum, exc.message)
-                conn.commit()
-            except Exception:  # noqa: BLE001 - the original error matters more than the log row
-                pass
-            raise
-        self._record(conn, schema, step, spec_name, spec_checksum, "; ".join(notes) or None)
-        return notes
+    def prechecks(self, conn: Any, artifacts: list[Artifact]) -> None:
+        """Nothing to check before the first statement: each statement's errors are checked as it runs
+        (missing privileges, roles and Java grants get their own messages)."""
 
-    def apply_plan(self, conn: Any, plan: Plan, schema: str | None, spec_name: str, spec_checksum: str,
-                   progress: Callable[[Step], None] | None = None) -> None:
-        """Execute a plan under the install lock, step by step (each recorded when it succeeded)."""
-        self.ensure_registry(conn, schema)
-        self.lock(conn, schema, wait_seconds=30)
-        try:
-            for step in plan.steps:
-                if progress:
-                    progress(step)
-                self.apply_step(conn, step, schema, spec_name, spec_checksum)
-        finally:
-            self.unlock(conn)
+    def transaction(self, conn: Any) -> AbstractContextManager:
+        """Oracle DDL commits, so the pipeline never wraps a step (``transactional_ddl`` is False)."""
+        return nullcontext()
+
+    def before_step(self, conn: Any, step: Step, schema: str | None) -> list[str]:
+        return []  # a drop of something already gone is noted as its statement runs
+
+    def execute_statement(self, conn: Any, step: Step, statement: str) -> str | None:
+        """Run one statement and check the object it compiled; a create step adopts an existing table."""
+        return self.run_statement(conn, statement, step.key, adopt_existing=step.action in ("create", "recreate"))
 
     def _granted(self, conn: Any, schema: str | None, name: str, grantee: str) -> bool:
         cur = conn.cursor()
@@ -348,42 +347,59 @@ class OracleTarget(Target):
 
     # -- invoke and doctor --------------------------------------------------------------------
 
-    def invoke(self, conn: Any, schema: str | None, name: str, json_text: str) -> Any:
-        """Call a spec function's wrapper by name (JSON object -> named arguments), else
-        ``awslambda_fn_clob(name, json_text)``; returns the result (parsed JSON for the generic call)."""
-        return _invoke(self, conn, schema, name, json_text)
+    def wrapper_arguments(self, conn: Any, schema: str | None, name: str) -> list[str] | None:
+        from sqlambda.targets.oracle import calls
 
-    def doctor(self, conn: Any, endpoint_url: str | None, loaded: Any = None) -> list[dict]:
+        return calls.wrapper_arguments(self, conn, schema, name)
+
+    def call_wrapper(self, conn: Any, schema: str | None, name: str, args: dict) -> Any:
+        from sqlambda.targets.oracle import calls
+
+        return calls.call_wrapper(self, conn, schema, name, args)
+
+    def call_generic(self, conn: Any, schema: str | None, lambda_name: str, json_text: str) -> Any:
+        from sqlambda.targets.oracle import calls
+
+        return calls.call_generic(conn, schema, lambda_name, json_text)
+
+    def probe_lambda(self, conn: Any, schema: str | None, lambda_name: str, qualifier: str | None) -> None:
+        raise UsageError("verify --probe is not available for Oracle: its Java client has no DryRun call",
+                         hint="check one function with `sqlambda invoke --target oracle NAME '{...}'`")
+
+    def doctor(self, conn: Any, endpoint_url: str | None, loaded: Any) -> list[dict]:
         """Checks run in the database: Java present, DBMS_LOCK usable, socket permissions, objects valid.
         ``endpoint_url`` is not contacted from here: only the database's JVM could test that route."""
-        return _doctor(self, conn, endpoint_url, loaded)
+        from sqlambda.targets.oracle.doctor import doctor
+
+        return doctor(self, conn, endpoint_url, loaded)
+
+    def outbox(self) -> OutboxBackend:
+        from sqlambda.targets.oracle.drain import OracleOutbox
+
+        return OracleOutbox(self)
 
     # -- verify -------------------------------------------------------------------------------
 
-    def verify(self, conn: Any, artifacts: Iterable[Artifact], schema: str | None) -> list[str]:
-        """Problems found: missing or invalid compiled objects, registry rows that disagree."""
-        installed = {r.key: r for r in self.read_registry(conn, schema)}
-        problems = []
+    def damaged(self, conn: Any, artifacts: list[Artifact], schema: str | None) -> dict[str, str]:
+        """Registered artifacts whose grant is missing, or whose compiled objects are missing or invalid."""
+        out: dict[str, str] = {}
         for a in artifacts:
-            row = installed.get(a.key)
-            if row is None:
-                problems.append(f"{a.key}: not installed")
-                continue
-            if row.checksum != a.checksum:
-                problems.append(f"{a.key}: installed version differs from the spec (run install)")
+            problems = []
             probe = a.probe_dict
             if a.kind == "grant" and not self._granted(conn, schema, probe["grant"], probe["grantee"]):
-                problems.append(f"{a.key}: the grant is missing")
+                problems.append("the grant is missing")
             for st in a.statements:
                 obj = created_object(st)
                 if obj is None or not (obj.compiled or obj.type == "TABLE"):
                     continue
-                status, errors = self.object_errors(conn, obj)
+                status, _errors = self.object_errors(conn, obj)
                 if status is None:
-                    problems.append(f"{a.key}: {obj.type} {obj.name} is missing")
+                    problems.append(f"{obj.type} {obj.name} is missing")
                 elif status != "VALID":
-                    problems.append(f"{a.key}: {obj.type} {obj.name} is {status}")
-        return problems
+                    problems.append(f"{obj.type} {obj.name} is {status}")
+            if problems:
+                out[a.key] = "; ".join(problems)
+        return out
 
 
 def _clob_type() -> Any:
@@ -391,120 +407,4 @@ def _clob_type() -> Any:
 
     return oracledb.DB_TYPE_CLOB
 
-
-# -- invoke and doctor (used by `sqlambda invoke` / `sqlambda doctor` through sqlambda.commands) ---------
-
-#: how `invoke` binds a JSON value for a wrapper argument of each Oracle type (ISO 8601 text in)
-_BIND_SQL = {
-    "DATE": "TO_DATE(SUBSTR({b}, 1, 10), 'YYYY-MM-DD')",
-    "TIMESTAMP": "TO_TIMESTAMP(REPLACE({b}, 'T', ' '), 'YYYY-MM-DD HH24:MI:SS.FF')",
-    "TIMESTAMP WITH TIME ZONE": "TO_TIMESTAMP_TZ(REPLACE({b}, 'T', ' '), 'YYYY-MM-DD HH24:MI:SS.FFTZH:TZM')",
-}
-
-
-def _invoke(target: OracleTarget, conn: Any, schema: str | None, name: str, json_text: str) -> Any:
-    from sqlambda.errors import InvokeError, UsageError
-
-    try:
-        doc = json.loads(json_text)
-    except ValueError as exc:
-        raise UsageError(f"the arguments are not valid JSON: {exc}", hint='e.g. \'{"order_id": 42}\'') from None
-    if name.upper() in oracle_render.GENERIC:
-        raise UsageError(f"{name} is a generic function; invoke a Lambda by name instead: sqlambda invoke <lambda> '<json>'")
-    rows = target.read_registry(conn, schema)
-    if not rows:
-        raise InstallError("sqlambda is not installed in this schema (no registry rows)", hint="run `sqlambda install --target oracle` first")
-    names = oracle_render.Names(schema)
-    wanted = f"function {names.label(name)}"
-    is_wrapper = any(r.key == wanted for r in rows)
-    cur = conn.cursor()
-    if is_wrapper:
-        if not isinstance(doc, dict):
-            raise UsageError(f"{name} takes named arguments: pass a JSON object, not {type(doc).__name__}")
-        cur.execute(
-            "SELECT argument_name, data_type FROM ALL_ARGUMENTS WHERE owner = NVL(:o, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA')) "
-            "AND object_name = :n AND package_name IS NULL AND argument_name IS NOT NULL ORDER BY position",
-            o=schema, n=name.upper(),
-        )
-        args = cur.fetchall()
-        known = {a.upper(): (a, t) for a, t in args}
-        unknown = sorted(k for k in doc if k.upper() not in known)
-        if unknown:
-            raise UsageError(f"{name} has no argument {', '.join(unknown)}; its arguments are: "
-                             f"{', '.join(a.lower() for a, _ in args) or '(none)'}")
-        parts, binds = [], {}
-        for i, (arg, typ) in enumerate(args):
-            value = next((v for k, v in doc.items() if k.upper() == arg), None)
-            if isinstance(value, bool):
-                value = int(value)
-            elif isinstance(value, (dict, list)):
-                value = json.dumps(value)
-            b = f":a{i}"
-            parts.append(f"{oracle_render.oracle_ident(arg)} => " + _BIND_SQL.get(typ, "{b}").format(b=b))
-            binds[f"a{i}"] = value
-        sql = f"SELECT {names.obj(name)}({', '.join(parts)}) FROM dual" if parts else f"SELECT {names.obj(name)} FROM dual"
-    else:
-        sql = f"SELECT {names.obj('AWSLAMBDA_FN_CLOB')}(:n, :p) FROM dual"
-        binds = {"n": name, "p": json_text}
-    try:
-        cur.setinputsizes(**({"p": _clob_type()} if "p" in binds else {}))
-        cur.execute(sql, **binds)
-        value = _text(cur.fetchone()[0])
-    except Exception as exc:  # oracledb.DatabaseError: ORA-29532 carries the Lambda's error
-        raise InvokeError(str(exc).strip().splitlines()[0],
-                          hint="ORA-29532 wraps the Java client's error (function error, timeout, endpoint, credentials)") from None
-    if isinstance(value, str) and not is_wrapper:
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value if isinstance(value, (str, int, float, type(None))) else str(value)
-
-
-def _doctor(target: OracleTarget, conn: Any, endpoint_url: str | None, loaded: Any = None) -> list[dict]:
-    """Checks run in the database: Java present, DBMS_LOCK usable, socket permissions, objects valid."""
-    checks: list[dict] = []
-    cur = conn.cursor()
-
-    def check(name: str, sql: str, ok_detail: str, hint: str, **binds: Any) -> Any:
-        try:
-            cur.execute(sql, **binds)
-            row = cur.fetchone()
-        except Exception as exc:  # noqa: BLE001 - each failure is one failed check
-            checks.append({"name": name, "ok": False, "detail": str(exc).splitlines()[0], "hint": hint})
-            return None
-        checks.append({"name": name, "ok": True, "detail": ok_detail.format(*(row or ())), "hint": None})
-        return row
-
-    check("database version", "SELECT banner_full FROM v$version WHERE ROWNUM = 1", "{0}",
-          "V$VERSION is not readable; not needed for install")
-    if checks[-1]["ok"] is False:  # not important enough to fail the doctor
-        checks[-1]["ok"] = True
-    check("Oracle JVM installed", "SELECT DBMS_JAVA.LONGNAME('sqlambda') FROM dual", "DBMS_JAVA answers",
-          "the database has no Java (JAVAVM): a DBA installs it with $ORACLE_HOME/javavm/install/initjvm.sql")
-    check("EXECUTE on DBMS_LOCK", "SELECT COUNT(*) FROM ALL_PROCEDURES WHERE owner = 'SYS' AND object_name = 'DBMS_LOCK'",
-          "visible to this user ({0} entry points)", "ask a DBA: GRANT EXECUTE ON SYS.DBMS_LOCK TO <installing user>")
-    if checks[-1]["ok"] and checks[-1]["detail"].startswith("visible to this user (0"):
-        checks[-1].update(ok=False, hint="ask a DBA: GRANT EXECUTE ON SYS.DBMS_LOCK TO <installing user>")
-    spec = getattr(loaded, "spec", None) if loaded is not None else None
-    if spec is not None:
-        wanted = [oracle_render.endpoint_host_port(spec)]
-        if spec.oracle.credentials == "imds":
-            wanted.append(oracle_render.IMDS_HOST_PORT)
-        for hp in wanted:
-            row = check(f"SocketPermission {hp}",
-                        "SELECT COUNT(*) FROM USER_JAVA_POLICY WHERE type_name = 'java.net.SocketPermission' "
-                        "AND name = :n AND kind = 'GRANT' AND enabled = 'ENABLED'",
-                        "granted ({0})", "", n=hp)
-            if row is not None and row[0] == 0:
-                checks[-1].update(ok=False, detail="not granted to this user",
-                                  hint=f"a DBA runs: EXEC DBMS_JAVA.GRANT_PERMISSION(USER, 'SYS:java.net.SocketPermission', '{hp}', 'connect,resolve')")
-    row = check("sqlambda objects valid",
-                "SELECT COUNT(*) FROM USER_OBJECTS WHERE status <> 'VALID' AND (object_name LIKE 'SQLAMBDA%' "
-                "OR object_name LIKE 'AWSLAMBDA_FN%' OR object_name LIKE 'sqlambda/%')",
-                "{0} invalid", "")
-    if row is not None and row[0]:
-        checks[-1].update(ok=False, detail=f"{row[0]} invalid object(s)",
-                          hint="run `sqlambda verify --target oracle` to list them, then `sqlambda install` to repair")
-    return checks
 

@@ -4,7 +4,7 @@ Owns: turning a loaded spec (or ``None``: the core only) into :class:`~sqlambda.
 objects with stable keys, drop statements, install order, the file ``render -o`` writes each into,
 and ``probe`` facts for the installer (``("regprocedure", ...)`` to check an object exists,
 ``("role", name)`` for roles that must exist before a GRANT). It also builds the render context
-``ctx`` that the trigger renderer (``outbox.render_triggers``) receives, including ``bundle()``,
+``ctx`` that the trigger renderer (``triggers.render_triggers``) receives, including ``bundle()``,
 which embeds ``plpython/`` modules into a function body.
 
 Must not: touch a database, read anything but templates and ``plpython/`` sources, or hold SQL text
@@ -308,9 +308,9 @@ def render_postgres(loaded: Any) -> list[Artifact]:
     if ctx["rds_compat"]:
         artifacts += _rds(ctx)
     artifacts += _wrappers(ctx)
-    from sqlambda.targets.postgres import outbox
+    from sqlambda.targets.postgres import triggers
 
-    artifacts += outbox.render_triggers(ctx["loaded"] if loaded is not None else None, ctx)
+    artifacts += triggers.render_triggers(ctx["loaded"] if loaded is not None else None, ctx)
     return check_unique(artifacts)
 
 
@@ -319,13 +319,17 @@ def render_files(loaded: Any, artifacts: list[Artifact] | None = None) -> dict[s
 
     Each file runs as is with ``psql -f`` in name order. Artifacts appear in install order.
     """
+    from sqlambda.targets.base import terminated
+    from sqlambda.targets.postgres.target import PostgresTarget
+
+    target = PostgresTarget()
     ctx = build_context(loaded)
     if artifacts is None:
         artifacts = render_postgres(loaded)
     files: dict[str, list[str]] = {}
     for a in artifacts:
         chunk = [f"-- {a.kind}: {a.key}" + (f" ({a.summary})" if a.summary else "")]
-        chunk += [s + ";" for s in a.statements]
+        chunk += [terminated(target, s) for s in a.statements]
         files.setdefault(a.file, []).append("\n\n".join(chunk))
     return {name: ctx["header"] + "\n" + "\n\n".join(parts) + "\n" for name, parts in sorted(files.items())}
 

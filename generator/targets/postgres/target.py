@@ -28,21 +28,20 @@ on the schema) instead of fingerprints.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import time
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from pathlib import Path
-from typing import Any, Iterable
-from uuid import UUID
+from datetime import datetime
+from typing import Any, Iterable, Iterator
 
 from sqlambda import __version__, templates
 from sqlambda.artifacts import Artifact
-from sqlambda.errors import ConnectionFailed, EnvironmentProblem, InstallError, InvokeError, UsageError
+from sqlambda.errors import EnvironmentProblem, InstallError
 from sqlambda.plan import InstalledRow, Step
-from sqlambda.targets.base import Target
+from sqlambda.targets.base import OutboxBackend, Target, terminated
+from sqlambda.targets.postgres import calls
+from sqlambda.targets.postgres.calls import pg_error as _pg_error
+from sqlambda.targets.postgres.connection import connect
 
 DEFAULT_SCHEMA = "sqlambda"
 #: postgres.owner when the spec does not say (or there is no spec)
@@ -107,28 +106,16 @@ class RegistryEntry:
         return InstalledRow(self.key, self.kind, self.checksum, self.drop, self.order, self.interface)
 
 
-def _pg_error(exc: Exception) -> tuple[str, str | None, str | None, str | None]:
-    """(message, sqlstate, detail, hint) of a psycopg error."""
-    diag = getattr(exc, "diag", None)
-    message = (getattr(diag, "message_primary", None) or str(exc)).strip()
-    return (message, getattr(exc, "sqlstate", None), getattr(diag, "message_detail", None),
-            getattr(diag, "message_hint", None))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    return value
+#: the hint of a failed step: PostgreSQL rolled all of it back
+_STEP_ROLLED_BACK = ("nothing of this step was applied (its DDL and registry row rolled back together); steps "
+                     "before it stay installed, so fix the cause and run install again")
 
 
 class PostgresTarget(Target):
     name = "postgres"
     transactional_ddl = True
-    script_separator = ""
+    statement_terminator = ";"
+    block_terminator = None
 
     # -- rendering ---------------------------------------------------------------------------
 
@@ -140,8 +127,10 @@ class PostgresTarget(Target):
     def registry_schema(self, loaded: Any) -> str:
         return loaded.spec.postgres.schema_ if loaded is not None else DEFAULT_SCHEMA
 
-    def write_scripts(self, artifacts: list[Artifact], out_dir, spec_name: str, spec_checksum: str,
-                      loaded: Any = None) -> list[Path]:
+    def is_block(self, statement: str) -> bool:
+        return False  # every PostgreSQL statement, DO blocks included, ends with ';' in a psql script
+
+    def script_files(self, artifacts: list[Artifact], loaded: Any, spec_name: str, spec_checksum: str) -> dict[str, str]:
         """``render -o``: one reviewable file per artifact ``file`` plus ``uninstall.sql``, each with a header.
 
         The files run with ``psql -f`` in name order; a hand-run install does not write the
@@ -149,40 +138,19 @@ class PostgresTarget(Target):
         """
         from sqlambda.targets.postgres.render import render_files
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         files = dict(render_files(loaded, artifacts))
-        drops = ["-- " + a.key + "\n" + "\n".join(s + ";" for s in a.drop)
+        drops = ["-- " + a.key + "\n" + "\n".join(terminated(self, s) for s in a.drop)
                  for a in sorted(artifacts, key=lambda a: (a.order, a.key), reverse=True) if a.drop]
         files["uninstall.sql"] = templates.header(spec_name, spec_checksum) + "\n" + "\n\n".join(drops) + "\n"
-        written = []
-        for name, text in sorted(files.items()):
-            path = out / name
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-        return written
+        return files
 
     # -- connection and lock ------------------------------------------------------------------
 
     def connect(self, dsn: str) -> Any:
         """Autocommit connection (each step opens its own transaction). "" = libpq's PG* variables."""
-        import psycopg
+        return connect(dsn)
 
-        kwargs: dict[str, Any] = {"autocommit": True}
-        if "connect_timeout" not in (dsn or "") and "PGCONNECT_TIMEOUT" not in os.environ:
-            kwargs["connect_timeout"] = 10
-        try:
-            return psycopg.connect(dsn or "", **kwargs)
-        except psycopg.Error as exc:
-            # psycopg's message names host and port but never the password
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConnectionFailed(
-                f"cannot connect to PostgreSQL: {first}",
-                hint="pass --dsn 'host=... port=... dbname=... user=...' (or a postgresql:// URL), set "
-                     "DATABASE_URL, or set libpq's PGHOST/PGPORT/PGDATABASE/PGUSER; is the server running?",
-            ) from None
-
-    def lock(self, conn: Any, schema: str | None = None, wait_seconds: float = 0.0) -> None:
+    def lock(self, conn: Any, schema: str | None, wait_seconds: float) -> None:
         """Take the per-database install lock, or fail naming the session that holds it.
 
         Session-level (not transaction-level) so it spans the one-transaction-per-step install.
@@ -397,54 +365,30 @@ class PostgresTarget(Target):
                     return "changed", f"{name.split(':', 1)[1]} was changed outside sqlambda (its definition differs from what was installed)"
         return "ok", ""
 
-    # -- execution ----------------------------------------------------------------------------
+    # -- executing one step (the pipeline drives these, in one transaction per step) -----------
 
-    def apply_step(self, conn: Any, step: Step, schema: str, spec_name: str, spec_checksum: str) -> list[str]:
-        """Run one step: its statements, its registry row and its log row in ONE transaction.
+    def transaction(self, conn: Any) -> AbstractContextManager:
+        return _transaction(conn)
 
-        Returns notes (e.g. "already gone" for a drop whose object had been removed by hand).
-        """
-        import psycopg
-        from psycopg import sql
-        from psycopg.types.json import Jsonb
-
-        if not step.changes:
+    def before_step(self, conn: Any, step: Step, schema: str) -> list[str]:
+        """A drop whose object was removed by hand is noted "already gone" (it still succeeds)."""
+        if step.action != "drop":
             return []
-        notes: list[str] = []
-        reg = sql.Identifier(schema)
-        probe = step.artifact.probe_dict if step.artifact is not None else {}
-        if step.action == "drop":
-            entry = next((e for e in self.registry_entries(conn, schema) if e.key == step.key), None)
-            probe = entry.probe if entry is not None else {}
-            if probe and self.status(conn, step.kind, {k: v for k, v in probe.items() if k != "role"}, None)[0] == "missing":
-                notes.append("already gone")
-        current = None
+        entry = next((e for e in self.registry_entries(conn, schema) if e.key == step.key), None)
+        probe = {k: v for k, v in (entry.probe if entry is not None else {}).items() if k != "role"}
+        if probe and self.status(conn, step.kind, probe, None)[0] == "missing":
+            return ["already gone"]
+        return []
+
+    def execute_statement(self, conn: Any, step: Step, statement: str) -> str | None:
+        """Run one statement; a PostgreSQL error becomes an InstallError naming the step and statement."""
+        import psycopg
+
         try:
-            with conn.transaction():
-                for current in step.statements:
-                    conn.execute(current)
-                current = None
-                if step.action == "drop":
-                    conn.execute(sql.SQL("DELETE FROM {}.installed WHERE key = %s").format(reg), (step.key,))
-                else:
-                    a = step.artifact
-                    conn.execute(sql.SQL(
-                        "INSERT INTO {}.installed (key, kind, checksum, drop_sql, ord, probe, fingerprint, tool_version, "
-                        "spec_name, spec_checksum, interface) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, checksum = EXCLUDED.checksum, "
-                        "drop_sql = EXCLUDED.drop_sql, ord = EXCLUDED.ord, probe = EXCLUDED.probe, "
-                        "fingerprint = EXCLUDED.fingerprint, tool_version = EXCLUDED.tool_version, "
-                        "spec_name = EXCLUDED.spec_name, spec_checksum = EXCLUDED.spec_checksum, "
-                        "interface = EXCLUDED.interface, installed_by = session_user, installed_at = now()").format(reg),
-                        (a.key, a.kind, a.checksum, list(a.drop), a.order, Jsonb(probe),
-                         Jsonb(self.fingerprints(conn, a.kind, probe)), __version__, spec_name, spec_checksum,
-                         a.interface or None))
-                self._log(conn, schema, step.action, step.key, step.checksum,
-                          {"spec": spec_name, "spec_checksum": spec_checksum, "previous_checksum": step.previous_checksum,
-                           **({"notes": notes} if notes else {})})
+            conn.execute(statement)
         except psycopg.Error as exc:
             message, sqlstate, detail, hint = _pg_error(exc)
-            where = "" if current is None else f"\n  statement: {current.strip().splitlines()[0][:200]}"
+            where = f"\n  statement: {statement.strip().splitlines()[0][:200]}"
             if sqlstate == "2BP01" and step.action == "recreate":
                 # PostgreSQL's own hint (DROP ... CASCADE) would silently drop the user's views
                 where += f"\n  {detail}" if detail else ""
@@ -453,11 +397,48 @@ class PostgresTarget(Target):
                         "step was applied)")
             raise InstallError(
                 f"{step.action} {step.key} failed: {message} [SQLSTATE {sqlstate}]{where}",
-                hint=hint or "nothing of this step was applied (its DDL and registry row rolled back together); "
-                             "steps before it stay installed, so fix the cause and run install again",
+                hint=hint or _STEP_ROLLED_BACK,
                 details={"sqlstate": sqlstate, "detail": detail, "step": step.key, "action": step.action},
             ) from None
-        return notes
+        return None
+
+    def record_step(self, conn: Any, schema: str, step: Step, spec_name: str, spec_checksum: str,
+                    notes: list[str]) -> None:
+        """The step's registry row (with the catalog fingerprints taken right after its DDL) and log
+        row, in the step's transaction."""
+        import psycopg
+        from psycopg import sql
+        from psycopg.types.json import Jsonb
+
+        reg = sql.Identifier(schema)
+        try:
+            if step.action == "drop":
+                conn.execute(sql.SQL("DELETE FROM {}.installed WHERE key = %s").format(reg), (step.key,))
+            else:
+                a = step.artifact
+                probe = a.probe_dict
+                conn.execute(sql.SQL(
+                    "INSERT INTO {}.installed (key, kind, checksum, drop_sql, ord, probe, fingerprint, tool_version, "
+                    "spec_name, spec_checksum, interface) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, checksum = EXCLUDED.checksum, "
+                    "drop_sql = EXCLUDED.drop_sql, ord = EXCLUDED.ord, probe = EXCLUDED.probe, "
+                    "fingerprint = EXCLUDED.fingerprint, tool_version = EXCLUDED.tool_version, "
+                    "spec_name = EXCLUDED.spec_name, spec_checksum = EXCLUDED.spec_checksum, "
+                    "interface = EXCLUDED.interface, installed_by = session_user, installed_at = now()").format(reg),
+                    (a.key, a.kind, a.checksum, list(a.drop), a.order, Jsonb(probe),
+                     Jsonb(self.fingerprints(conn, a.kind, probe)), __version__, spec_name, spec_checksum,
+                     a.interface or None))
+            self._log(conn, schema, step.action, step.key, step.checksum,
+                      {"spec": spec_name, "spec_checksum": spec_checksum, "previous_checksum": step.previous_checksum,
+                       **({"notes": notes} if notes else {})})
+        except psycopg.Error as exc:
+            message, sqlstate, detail, hint = _pg_error(exc)
+            raise InstallError(f"{step.action} {step.key} failed: {message} [SQLSTATE {sqlstate}]",
+                               hint=hint or _STEP_ROLLED_BACK,
+                               details={"sqlstate": sqlstate, "detail": detail, "step": step.key, "action": step.action}) from None
+
+    def record_failure(self, conn: Any, schema: str, step: Step, message: str) -> None:
+        """Never needed: with transactional DDL a failed step rolls back entirely, registry included."""
 
     def damaged(self, conn: Any, artifacts: Iterable[Artifact], schema: str) -> dict[str, str]:
         """Registered artifacts whose object is missing from the catalog or was changed by hand: key -> why."""
@@ -472,153 +453,40 @@ class PostgresTarget(Target):
                 out[a.key] = f"{state}: {detail}"
         return out
 
-    def verify(self, conn: Any, artifacts: Iterable[Artifact], schema: str) -> list[str]:
-        """Problems, one line each: not installed, outdated, missing in the catalog, changed by hand."""
-        artifacts = list(artifacts)
-        entries = {e.key: e for e in self.registry_entries(conn, schema)}
-        damaged = self.damaged(conn, artifacts, schema)
-        problems = []
-        for a in artifacts:
-            entry = entries.get(a.key)
-            if entry is None:
-                problems.append(f"{a.key}: not installed (run install)")
-                continue
-            if entry.checksum != a.checksum:
-                problems.append(f"{a.key}: installed version differs from the spec (run install)")
-            if a.key in damaged:
-                problems.append(f"{a.key}: {damaged[a.key]}")
-        return problems
+    # -- calling through the database, doctor, outbox -------------------------------------------
 
-    # -- calling through the database -----------------------------------------------------------
+    def wrapper_arguments(self, conn: Any, schema: str, name: str) -> list[str] | None:
+        return calls.wrapper_arguments(self, conn, schema, name)
 
-    def invoke(self, conn: Any, schema: str, name: str, json_text: str) -> Any:
-        """Call a spec function's typed wrapper (by name) or else ``awslambda_fn(name, json_text)``."""
-        import psycopg
-        from psycopg import sql
+    def call_wrapper(self, conn: Any, schema: str, name: str, args: dict) -> Any:
+        return calls.call_wrapper(self, conn, schema, name, args)
 
-        try:
-            doc = json.loads(json_text)
-        except ValueError as exc:
-            raise UsageError(f"the arguments are not valid JSON: {exc}", hint='e.g. \'{"order_id": 42}\'') from None
-        entries = self.registry_entries(conn, schema)
-        if not entries:
-            raise InstallError(f"sqlambda is not installed in this database (no registry in schema {schema})",
-                               hint="run `sqlambda install --dsn ...` first")
-        wrapper = next((e for e in entries if e.kind == "wrapper" and "regprocedure" in e.probe
-                        and e.key.split("(", 1)[0].rsplit(".", 1)[-1].lower() == name.lower()), None)
-        if wrapper is not None:
-            if not isinstance(doc, dict):
-                raise UsageError(f"{name} takes named arguments: pass a JSON object, not {type(doc).__name__}")
-            sig = wrapper.probe["regprocedure"]
-            row = conn.execute(
-                "SELECT p.proargnames, ARRAY(SELECT pg_catalog.format_type(t, NULL) FROM unnest(p.proargtypes) t), "
-                "n.nspname, p.proname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-                "WHERE p.oid = pg_catalog.to_regprocedure(%s)", (sig,)).fetchone()
-            if row is None:
-                raise InvokeError(f"the wrapper {sig} is registered but missing from the database",
-                                  hint="run `sqlambda verify`, then `sqlambda install` to restore it")
-            names, types, nsp, proname = list(row[0] or []), list(row[1]), row[2], row[3]
-            unknown = sorted(set(doc) - set(names))
-            if unknown:
-                raise UsageError(f"{name} has no argument {', '.join(unknown)}; its arguments are: {', '.join(names) or '(none)'}")
-            parts, params = [], []
-            for n, t in zip(names, types):
-                v = doc.get(n)
-                parts.append(sql.SQL("{} => %s::{}").format(sql.Identifier(n), sql.SQL(t)))
-                params.append(None if v is None else (v if isinstance(v, str) else json.dumps(v)))
-            query = sql.SQL("SELECT {}.{}({})").format(sql.Identifier(nsp), sql.Identifier(proname), sql.SQL(", ").join(parts))
-        else:
-            generic = next((e for e in entries if e.key.startswith("function ") and e.key.endswith(".awslambda_fn(text,text)")), None)
-            if generic is None:
-                raise InstallError("awslambda_fn is not installed in this database", hint="run `sqlambda install --dsn ...`")
-            gschema = generic.key[len("function "):].rsplit(".", 1)[0]
-            query = sql.SQL("SELECT {}.awslambda_fn(%s, %s)").format(sql.Identifier(gschema))
-            params = [name, json_text]
-        try:
-            with conn.transaction():
-                value = conn.execute(query, params).fetchone()[0]
-        except psycopg.Error as exc:
-            message, sqlstate, detail, hint = _pg_error(exc)
-            raise InvokeError(f"{message} [SQLSTATE {sqlstate}]", hint=hint,
-                              details={"sqlstate": sqlstate, "detail": detail}) from None
-        if isinstance(value, str) and wrapper is None:
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value
-        return _jsonable(value)
+    def call_generic(self, conn: Any, schema: str, lambda_name: str, json_text: str) -> Any:
+        return calls.call_generic(self, conn, schema, lambda_name, json_text)
 
-    def probe_lambda(self, conn: Any, schema: str, lambda_name: str, qualifier: str | None) -> int:
-        """``verify --probe``: a DryRun through ``<schema>.invoke`` (name, endpoint, credentials; nothing runs)."""
-        import psycopg
-        from psycopg import sql
+    def probe_lambda(self, conn: Any, schema: str, lambda_name: str, qualifier: str | None) -> None:
+        calls.probe_lambda(conn, schema, lambda_name, qualifier)
 
-        try:
-            with conn.transaction():
-                return conn.execute(sql.SQL("SELECT status_code FROM {}.invoke(%s, '{{}}'::jsonb, 'DryRun', 'None', %s)")
-                                    .format(sql.Identifier(schema)), (lambda_name, qualifier)).fetchone()[0]
-        except psycopg.Error as exc:
-            message, sqlstate, detail, hint = _pg_error(exc)
-            raise InvokeError(f"{message} [SQLSTATE {sqlstate}]", hint=hint, details={"sqlstate": sqlstate}) from None
+    def doctor(self, conn: Any, endpoint_url: str | None, loaded: Any) -> list[dict]:
+        from sqlambda.targets.postgres.doctor import doctor
 
-    # -- doctor -------------------------------------------------------------------------------
+        return doctor(self, conn, endpoint_url, loaded)
 
-    def _installed_spec_settings(self, conn: Any) -> dict:
-        """The spec's aws values the installed functions carry (from ``<schema>.settings()``), so a
-        doctor run without the spec checks what the calls really use; {} when nothing is installed."""
-        from psycopg import sql
+    def outbox(self) -> OutboxBackend:
+        from sqlambda.targets.postgres.drain import PostgresOutbox
 
-        found = self.find_registries(conn)
-        if len(found) != 1 or not conn.execute("SELECT pg_catalog.to_regprocedure(format('%%I.settings()', %s::text)) IS NOT NULL",
-                                                (found[0],)).fetchone()[0]:
-            return {}
-        import psycopg
+        return PostgresOutbox()
 
-        try:
-            with conn.transaction(force_rollback=True):
-                rows = conn.execute(sql.SQL("SELECT name, spec_value FROM {}.settings()").format(sql.Identifier(found[0]))).fetchall()
-        except psycopg.Error:
-            return {}  # e.g. a DBA's invalid ALTER DATABASE value: the doctor's own settings check reports it
-        out: dict = {}
-        for name, value in rows:
-            if name in ("connect_timeout_ms", "request_timeout_ms", "max_attempts"):
-                out[name] = int(value)
-            else:
-                out[name] = value or None
-        return out
 
-    def doctor(self, conn: Any, endpoint_url: str | None, loaded: Any = None) -> list[dict]:
-        """Checks run in and by the server; nothing is left behind (one transaction, rolled back)."""
-        import psycopg
-        from psycopg import sql
+@contextmanager
+def _transaction(conn: Any) -> Iterator[None]:
+    """``conn.transaction()``, with a failing COMMIT reported like a failing statement."""
+    import psycopg
 
-        from sqlambda.targets.postgres.render import build_context, make_bundle
-
-        checks: list[dict] = []
-        row = conn.execute("SELECT version(), (SELECT default_version FROM pg_catalog.pg_available_extensions "
-                           "WHERE name = 'plpython3u'), (SELECT extversion FROM pg_catalog.pg_extension "
-                           "WHERE extname = 'plpython3u')").fetchone()
-        server = row[0].split(",")[0]
-        if row[1] is None:
-            checks.append({"name": "plpython3u available", "ok": False, "detail": f"{server}: plpython3u is not available",
-                           "hint": "install it on the server (Debian/Ubuntu: apt-get install postgresql-plpython3-<major>)"})
-            return checks
-        checks.append({"name": "plpython3u available", "ok": True, "hint": None,
-                       "detail": f"{server}; plpython3u {row[1]} " + ("installed in this database" if row[2] else "available (install creates it)")})
-        defaults = build_context(loaded)["aws_defaults"]
-        if loaded is None:
-            defaults.update(self._installed_spec_settings(conn))
-        bundle = make_bundle(["sqlambda_doctor"], defaults)
-        body = templates.render(self.name, "doctor.sql.j2", bundle=bundle)
-        try:
-            with conn.transaction(force_rollback=True):
-                conn.execute("CREATE EXTENSION IF NOT EXISTS plpython3u")
-                conn.execute(body)
-                result = conn.execute(sql.SQL("SELECT pg_temp.sqlambda_doctor(%s)"), (endpoint_url,)).fetchone()[0]
-        except psycopg.Error as exc:
-            message, sqlstate, _, _ = _pg_error(exc)
-            checks.append({"name": "python in server", "ok": False, "detail": f"{message} [SQLSTATE {sqlstate}]",
-                           "hint": "doctor runs a temporary PL/Python function: connect as a superuser"})
-            return checks
-        checks.extend(json.loads(result))
-        return checks
+    try:
+        with conn.transaction():
+            yield
+    except psycopg.Error as exc:
+        message, sqlstate, detail, hint = _pg_error(exc)
+        raise InstallError(f"the step failed at COMMIT: {message} [SQLSTATE {sqlstate}]", hint=hint or _STEP_ROLLED_BACK,
+                           details={"sqlstate": sqlstate, "detail": detail}) from None

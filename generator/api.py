@@ -1,10 +1,11 @@
-"""The library API behind the installer commands: render, plan, install, verify, uninstall, invoke, doctor.
+"""The library API: one plain function per command (render, plan, install, verify, uninstall, invoke,
+doctor, drain, outbox status, retry-dead), usable without the CLI.
 
-Owns the target-neutral flow of each command: load the spec (or none: the core only), render,
-connect, lock, read the registry, plan with :func:`sqlambda.plan.make_plan`, execute step by step
-and report results as frozen dataclasses (each with ``to_dict()`` for ``--json``). Every database
-specific goes through a :class:`~sqlambda.targets.base.Target` method, so the Oracle target reuses
-this module with ``target="oracle"``.
+Owns: loading the spec (or none: the core only), opening one session (connection and, for commands
+that change things, the install lock) per command, stringing the stages of
+:mod:`sqlambda.pipeline` together, the argument checks ``invoke`` makes for every target, and the
+results as frozen dataclasses (each with ``to_dict()`` for ``--json``). Every database specific goes
+through a hook of :class:`~sqlambda.targets.base.Target`, so one function serves every target.
 
 Must not: print, parse command-line options, or hold SQL. Failures are ``sqlambda.errors``
 exceptions with clear messages; the spec is loaded and rendered BEFORE connecting, so a bad spec
@@ -17,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlambda.errors import DoctorFailed, SqlambdaError, UsageError, VerifyFailed
-from sqlambda.plan import Plan, Step, make_plan, reapply
+from sqlambda import pipeline
+from sqlambda.errors import ConnectionFailed, DoctorFailed, InstallError, SqlambdaError, UsageError, VerifyFailed
+from sqlambda.plan import Plan, Step, make_plan
 from sqlambda.targets import get_target
 from sqlambda.targets.base import Target
 
 NO_SPEC_NAME = "(no spec)"
-
-SpecArg = "str | Path | Any | None"
 
 
 # -- spec loading ---------------------------------------------------------------------------------
@@ -51,10 +51,6 @@ def spec_identity(loaded: Any) -> tuple[str, str]:
     return str(loaded.path), loaded.checksum
 
 
-def _unsupported(target: Target, what: str) -> UsageError:
-    return UsageError(f"{what} is not supported for target {target.name} yet")
-
-
 class _Session:
     """One connection (and optionally the install lock) for the length of a command."""
 
@@ -68,10 +64,7 @@ class _Session:
         self.conn = self.target.connect(self.dsn)
         if self.want_lock:
             try:
-                try:
-                    self.target.lock(self.conn, self.schema, wait_seconds=self.lock_wait)
-                except TypeError:  # a target whose lock() takes no wait
-                    self.target.lock(self.conn, self.schema)
+                self.target.lock(self.conn, self.schema, self.lock_wait)
             except BaseException:
                 self.conn.close()
                 raise
@@ -93,10 +86,7 @@ def _schema_for_spec_or_registry(target: Target, conn: Any, loaded: Any) -> str 
     """The registry schema: the spec's, else the single registry found in the database, else the default."""
     if loaded is not None:
         return target.registry_schema(loaded)
-    try:
-        found = target.find_registries(conn)
-    except NotImplementedError:
-        return target.registry_schema(None)
+    found = target.find_registries(conn)
     if len(found) > 1:
         raise UsageError(f"this database holds several sqlambda registries ({', '.join(found)})",
                          hint="pass the spec so its postgres.schema says which one")
@@ -110,27 +100,16 @@ def render_to_dir(spec: Any, target: str, out_dir: str | Path) -> list[Path]:
     loaded = load(spec)
     artifacts = t.render(loaded)
     name, checksum = spec_identity(loaded)
+    files = t.script_files(artifacts, loaded, name, checksum)
     try:
-        try:
-            return list(t.write_scripts(artifacts, Path(out_dir), name, checksum, loaded=loaded))
-        except TypeError:  # targets whose write_scripts does not take the loaded spec
-            return list(t.write_scripts(artifacts, Path(out_dir), name, checksum))
-    except NotImplementedError:
-        raise _unsupported(t, "render -o") from None
+        return pipeline.write_files(files, Path(out_dir))
     except OSError as exc:
         raise UsageError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
 
 
 # -- plan / install -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AppliedStep:
-    action: str
-    key: str
-    kind: str
-    notes: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {"action": self.action, "key": self.key, "kind": self.kind, "notes": list(self.notes)}
+#: one executed step (what it did, its notes): the pipeline's record of it
+AppliedStep = pipeline.Executed
 
 
 @dataclass(frozen=True)
@@ -155,27 +134,8 @@ class InstallResult:
 
 
 def plan(spec: Any, dsn: str, target: str = "postgres") -> Plan:
-    """What ``install`` would do, read-only (no lock, no DDL)."""
-    t = get_target(target)
-    loaded = load(spec)
-    artifacts = t.render(loaded)
-    with _Session(t, dsn) as conn:
-        schema = t.registry_schema(loaded)
-        return make_plan(t.name, artifacts, t.read_registry(conn, schema))
-
-
-def _with_repairs(t: Target, conn: Any, p: Plan, schema: str | None) -> Plan:
-    """Turn ``unchanged`` steps whose object is missing or hand-edited into steps that re-create it."""
-    try:
-        damaged = t.damaged(conn, [s.artifact for s in p.steps if s.action == "unchanged" and s.artifact], schema)
-    except (NotImplementedError, AttributeError):
-        raise UsageError(f"install --repair is not supported for target {t.name} yet") from None
-    steps = []
-    for s in p.steps:
-        if s.key in damaged and s.artifact is not None:
-            s = reapply(s, f"repair ({damaged[s.key]})")
-        steps.append(s)
-    return Plan(p.target, tuple(steps))
+    """What ``install`` would do: the same path as ``install --dry-run`` (no lock, no DDL)."""
+    return install(spec, dsn, target, dry_run=True).plan
 
 
 def install(spec: Any, dsn: str, target: str = "postgres", *, dry_run: bool = False, lock_wait: float = 0.0,
@@ -194,21 +154,16 @@ def install(spec: Any, dsn: str, target: str = "postgres", *, dry_run: bool = Fa
     with _Session(t, dsn, lock=not dry_run, schema=schema, lock_wait=lock_wait) as conn:
         p = make_plan(t.name, artifacts, t.read_registry(conn, schema))
         if repair:
-            p = _with_repairs(t, conn, p, schema)
-        if dry_run or p.is_noop:
-            return InstallResult(t.name, name, checksum, schema, p, dry_run)
+            p = pipeline.with_repairs(t, conn, p, schema)
+        if dry_run:
+            pipeline.DisplayExecutor().run(p)
+            return InstallResult(t.name, name, checksum, schema, p, True)
+        if p.is_noop:
+            return InstallResult(t.name, name, checksum, schema, p, False)
         t.prechecks(conn, [s.artifact for s in p.changes if s.artifact is not None])
-        try:
-            created = bool(t.ensure_registry(conn, schema, loaded))
-        except NotImplementedError:
-            raise _unsupported(t, "install") from None
-        applied = []
-        for step in p.changes:
-            if progress:
-                progress(step)
-            notes = t.apply_step(conn, step, schema, name, checksum)
-            applied.append(AppliedStep(step.action, step.key, step.kind, tuple(notes or ())))
-        return InstallResult(t.name, name, checksum, schema, p, False, tuple(applied), created)
+        created = bool(t.ensure_registry(conn, schema, loaded))
+        applied = pipeline.ApplyExecutor(t, conn, schema, name, checksum, progress).run(p)
+        return InstallResult(t.name, name, checksum, schema, p, False, applied, created)
 
 
 # -- verify ---------------------------------------------------------------------------------------------
@@ -263,10 +218,7 @@ def verify(spec: Any, dsn: str, target: str = "postgres", *, probe: bool = False
     name, _ = spec_identity(loaded)
     with _Session(t, dsn) as conn:
         schema = t.registry_schema(loaded)
-        try:
-            problems = tuple(t.verify(conn, artifacts, schema))
-        except NotImplementedError:
-            raise _unsupported(t, "verify") from None
+        problems = tuple(pipeline.verify_problems(t, conn, artifacts, schema))
         probes: list[ProbeResult] = []
         if probe and loaded is not None:
             for fn in loaded.spec.functions:
@@ -275,8 +227,6 @@ def verify(spec: Any, dsn: str, target: str = "postgres", *, probe: bool = False
                     probes.append(ProbeResult(fn.name, fn.lambda_, True, "DryRun accepted"))
                 except SqlambdaError as exc:
                     probes.append(ProbeResult(fn.name, fn.lambda_, False, exc.message))
-                except (NotImplementedError, AttributeError):
-                    raise _unsupported(t, "verify --probe") from None
     report = VerifyReport(t.name, name, len(artifacts), problems, tuple(probes))
     return report.check() if strict else report
 
@@ -319,22 +269,12 @@ def uninstall(dsn: str, target: str = "postgres", *, spec: Any = None, lock_wait
         schema = _schema_for_spec_or_registry(t, probe_conn, loaded)
     with _Session(t, dsn, lock=True, schema=schema, lock_wait=lock_wait) as conn:
         installed = t.read_registry(conn, schema)
-        try:
-            exists = bool(installed) or bool(getattr(t, "registry_exists", lambda c, s: False)(conn, schema))
-        except NotImplementedError:
-            exists = bool(installed)
-        if not exists:
+        if not installed and not t.registry_exists(conn, schema):
             return UninstallResult(t.name, schema, (), False)
         p = make_plan(t.name, [], installed, remove_all=True)
-        removed = []
-        for step in p.changes:
-            notes = t.apply_step(conn, step, schema, *spec_identity(loaded))
-            removed.append(AppliedStep(step.action, step.key, step.kind, tuple(notes or ())))
-        try:
-            t.drop_registry(conn, schema)
-        except NotImplementedError:
-            raise _unsupported(t, "uninstall") from None
-        return UninstallResult(t.name, schema, tuple(removed), True)
+        removed = pipeline.ApplyExecutor(t, conn, schema, *spec_identity(loaded)).run(p)
+        t.drop_registry(conn, schema)
+        return UninstallResult(t.name, schema, removed, True)
 
 
 # -- invoke ---------------------------------------------------------------------------------------------
@@ -348,15 +288,35 @@ class InvokeResult:
 
 
 def invoke(dsn: str, name: str, json_text: str, target: str = "postgres", *, spec: Any = None) -> InvokeResult:
-    """Call through the database: a spec function's typed wrapper by name, otherwise ``awslambda_fn``."""
+    """Call through the database: a spec function's typed wrapper by name, otherwise ``awslambda_fn``.
+
+    The JSON is checked before anything is called (and before connecting): a wrapper takes a
+    JSON object of its argument names; any other name is a Lambda called with the JSON as is.
+    """
+    import json
+
+    try:
+        doc = json.loads(json_text)
+    except ValueError as exc:
+        raise UsageError(f"the arguments are not valid JSON: {exc}", hint='e.g. \'{"order_id": 42}\'') from None
     t = get_target(target)
     loaded = load(spec)
     with _Session(t, dsn) as conn:
         schema = _schema_for_spec_or_registry(t, conn, loaded)
-        try:
-            return InvokeResult(name, t.invoke(conn, schema, name, json_text))
-        except NotImplementedError:
-            raise _unsupported(t, "invoke") from None
+        if not t.read_registry(conn, schema):
+            raise InstallError(f"sqlambda is not installed here (no registry{' in schema ' + schema if schema else ''})",
+                               hint=f"run `sqlambda install --target {t.name} --dsn ...` first")
+        names = t.wrapper_arguments(conn, schema, name)
+        if names is None:
+            return InvokeResult(name, t.call_generic(conn, schema, name, json_text))
+        if not isinstance(doc, dict):
+            raise UsageError(f"{name} takes named arguments: pass a JSON object, not {type(doc).__name__}")
+        known = {n.lower(): n for n in names}
+        unknown = sorted(k for k in doc if k.lower() not in known)
+        if unknown:
+            raise UsageError(f"{name} has no argument {', '.join(unknown)}; its arguments are: {', '.join(names) or '(none)'}")
+        args = {known[k.lower()]: v for k, v in doc.items()}
+        return InvokeResult(name, t.call_wrapper(conn, schema, name, args))
 
 
 # -- doctor ---------------------------------------------------------------------------------------------
@@ -397,20 +357,36 @@ def doctor(dsn: str, endpoint_url: str | None = None, target: str = "postgres", 
 
     A connection failure is itself a failed check (the report is still returned or raised whole).
     """
-    from sqlambda.errors import ConnectionFailed
-
     t = get_target(target)
     loaded = load(spec)
     checks: list[Check] = []
     try:
         with _Session(t, dsn) as conn:
             checks.append(Check("database connection", True, "connected"))
-            try:
-                raw = t.doctor(conn, endpoint_url, loaded)
-            except NotImplementedError:
-                raise _unsupported(t, "doctor") from None
+            raw = t.doctor(conn, endpoint_url, loaded)
             checks += [Check(c["name"], bool(c["ok"]), c.get("detail") or "", c.get("hint")) for c in raw]
     except ConnectionFailed as exc:
         checks.append(Check("database connection", False, exc.message, exc.hint))
     report = DoctorReport(t.name, tuple(checks))
     return report.check() if strict else report
+
+
+# -- the outbox -------------------------------------------------------------------------------------
+def drain(dsn: str, target: str = "postgres", *, schema: str | None = None, follow: bool = False, workers: int = 1,
+          endpoint_url: str | None = None, request_timeout_ms: int = 30000, stop: Any = None,
+          on_batch: Callable[[str, int], None] | None = None, claim_limit: int | None = None) -> Any:
+    """Deliver queued change events (``follow``: keep going until ``stop`` is set); the run's DrainStats."""
+    return get_target(target).outbox().drain(
+        dsn, schema=schema, follow=follow, workers=workers, endpoint_url=endpoint_url,
+        request_timeout_ms=request_timeout_ms, stop=stop, on_batch=on_batch, claim_limit=claim_limit)
+
+
+def outbox_status(dsn: str, target: str = "postgres", *, schema: str | None = None) -> Any:
+    """Depth and age of the oldest queued event, in total and per trigger (an OutboxStatus)."""
+    return get_target(target).outbox().status(dsn, schema)
+
+
+def retry_dead(dsn: str, target: str = "postgres", *, schema: str | None = None, trigger: str | None = None,
+               ids: list[int] | None = None) -> int:
+    """Move dead letters (all, one trigger's, or given chunk ids) back into the queue; how many events."""
+    return get_target(target).outbox().retry_dead(dsn, schema, trigger=trigger, ids=ids)

@@ -1,6 +1,6 @@
 """CLI: render, plan, install, verify, uninstall, invoke and doctor (the installer commands).
 
-Only parses options, calls :mod:`sqlambda.commands` and prints the result: rich tables for people,
+Only parses options, calls :mod:`sqlambda.api` and prints the result: rich tables for people,
 ``--json`` for scripts. Every command takes ``--target`` (default postgres) and, when it needs a
 database, ``--dsn`` (else ``DATABASE_URL``, else libpq's PG* variables). Exit codes come from
 :mod:`sqlambda.errors` (see README, "Exit codes").
@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from sqlambda import commands
+from sqlambda import api
 from sqlambda.cli.common import console, dsn_option, emit, json_option
 from sqlambda.errors import UsageError
 from sqlambda.targets import TARGETS
@@ -44,7 +44,7 @@ def _counts(plan) -> str:
 @json_option
 def render_cmd(spec, target, out_dir, as_json):
     """Write reviewable SQL files for SPEC (no spec: the core only). Offline."""
-    paths = commands.render_to_dir(spec, target, out_dir)
+    paths = api.render_to_dir(spec, target, out_dir)
     emit({"files": [str(p) for p in paths]}, as_json,
          lambda: [console.print(f"wrote {p}", highlight=False) for p in paths])
 
@@ -56,7 +56,7 @@ def render_cmd(spec, target, out_dir, as_json):
 @json_option
 def plan_cmd(spec, target, dsn, as_json):
     """Show what install would create, replace or drop. Changes nothing."""
-    p = commands.plan(spec, dsn, target)
+    p = api.plan(spec, dsn, target)
 
     def human():
         console.print(_plan_table(p, f"plan ({p.target})"))
@@ -77,7 +77,7 @@ def plan_cmd(spec, target, dsn, as_json):
 def install_cmd(spec, target, dsn, dry_run, repair, lock_timeout, as_json):
     """Install SPEC (no spec: the core functions only). Idempotent."""
     progress = None if as_json else (lambda step: console.print(f"  {step.action} {step.key}", style=_STYLE.get(step.action), highlight=False))
-    result = commands.install(spec, dsn, target, dry_run=dry_run, repair=repair, lock_wait=lock_timeout,
+    result = api.install(spec, dsn, target, dry_run=dry_run, repair=repair, lock_wait=lock_timeout,
                               progress=progress)
 
     def human():
@@ -108,7 +108,7 @@ def install_cmd(spec, target, dsn, dry_run, repair, lock_timeout, as_json):
 @json_option
 def verify_cmd(spec, target, dsn, probe, as_json):
     """Check that installed objects exist, match the spec and were not edited by hand."""
-    report = commands.verify(spec, dsn, target, probe=probe, strict=False)
+    report = api.verify(spec, dsn, target, probe=probe, strict=False)
     if not as_json:
         for line in report.problems:
             console.print(f"[red]✗[/] {line}", highlight=False)
@@ -134,7 +134,7 @@ def uninstall_cmd(target, dsn, spec, yes, lock_timeout, as_json):
         if as_json:
             raise UsageError("uninstall with --json needs --yes")
         click.confirm("Remove every object sqlambda installed in this database?", abort=True)
-    result = commands.uninstall(dsn, target, spec=spec, lock_wait=lock_timeout)
+    result = api.uninstall(dsn, target, spec=spec, lock_wait=lock_timeout)
     emit(result.to_dict(), as_json, lambda: console.print(result.message, highlight=False))
 
 
@@ -146,7 +146,7 @@ def uninstall_cmd(target, dsn, spec, yes, lock_timeout, as_json):
 @json_option
 def invoke_cmd(name, json_args, target, dsn, as_json):
     """Call NAME through the database: a spec function's wrapper, else awslambda_fn(NAME, JSON)."""
-    result = commands.invoke(dsn, name, json_args, target)
+    result = api.invoke(dsn, name, json_args, target)
     emit(result.to_dict(), as_json, lambda: console.print_json(data=result.result) if not isinstance(result.result, str)
          else console.print(result.result, markup=False, highlight=False))
 
@@ -159,7 +159,7 @@ def invoke_cmd(name, json_args, target, dsn, as_json):
 @json_option
 def doctor_cmd(target, dsn, endpoint_url, spec, as_json):
     """Check the server: plpython3u, boto3 inside it, endpoint reachable from it, credentials."""
-    report = commands.doctor(dsn, endpoint_url, target, spec=spec, strict=False)
+    report = api.doctor(dsn, endpoint_url, target, spec=spec, strict=False)
     if not as_json:
         table = Table(title=f"doctor ({report.target})", title_justify="left")
         for col in ("", "check", "detail", "fix"):

@@ -40,15 +40,16 @@ sqlambda.endpoint_url`` (read from the catalog, like the functions in the databa
 from __future__ import annotations
 
 import logging
-import os
-import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Callable
 
 from sqlambda import resources
+from sqlambda.delivery.model import DrainStats, Failure, OutboxStatus, Route, TriggerStatus, backoff_seconds
+from sqlambda.delivery.sink import LambdaSink, Sink
 from sqlambda.errors import ConnectionFailed, OutboxError, UsageError
+from sqlambda.targets.postgres.connection import connect as pg_connect
 
 DEFAULT_SCHEMA = "sqlambda"
 #: how often an idle follower looks for events whose backoff ended (NOTIFY wakes it for new ones)
@@ -56,10 +57,6 @@ POLL_SECONDS = 1.0
 #: the least time between two polls that found nothing: a flood of NOTIFYs (any role may send one)
 #: costs at most this many empty polls per second per worker
 MIN_POLL_SECONDS = 0.05
-#: SQLSTATEs of failures that can never succeed by retrying: no such function (404), payload too
-#: large (413), invalid request (400)
-PERMANENT = frozenset(("42883", "54000", "22023", "22P02"))
-
 log = logging.getLogger("sqlambda.drain")
 
 
@@ -67,109 +64,9 @@ log = logging.getLogger("sqlambda.drain")
 runtime_module = resources.plpython_module
 
 
-# -- data ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Route:
-    """Where one trigger's events go (a row of ``<schema>.outbox_route``)."""
-
-    trigger_name: str
-    table_name: str
-    lambda_name: str
-    qualifier: str | None
-    mode: str
-    max_rows: int
-    max_bytes: int
-    max_attempts: int
-    base_delay_ms: int
-    max_delay_ms: int
-    region: str
-    endpoint_url: str | None
-    max_age_s: int = 86_400
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a batch was not delivered: ``kind`` is transient, function or permanent (see module doc)."""
-
-    kind: str
-    text: str
-
-
-@dataclass
-class DrainStats:
-    """What a drain run did. ``delivered`` counts events; a redelivered event counts again."""
-
-    delivered: int = 0
-    batches: int = 0
-    failed_batches: int = 0
-    failed_events: int = 0
-    dead: int = 0
-    last_error: str | None = None
-    #: claims made (each a short transaction); a NOTIFY, which any role may send, costs at most one
-    polls: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **counts: Any) -> None:
-        with self._lock:
-            for k, v in counts.items():
-                if k == "last_error":
-                    self.last_error = v
-                else:
-                    setattr(self, k, getattr(self, k) + v)
-
-    @property
-    def ok(self) -> bool:
-        """False when the run dead-lettered anything, or had events to send and delivered none."""
-        return self.dead == 0 and not (self.delivered == 0 and self.failed_events > 0)
-
-    def to_dict(self) -> dict:
-        out = {k: getattr(self, k) for k in ("delivered", "batches", "failed_batches", "failed_events", "dead", "last_error", "polls")}
-        out["ok"] = self.ok
-        return out
-
-
-@dataclass(frozen=True)
-class TriggerStatus:
-    trigger: str
-    table: str | None
-    lambda_name: str | None
-    queued: int
-    ready: int
-    waiting_retry: int
-    in_flight: int
-    dead: int
-    oldest_age_seconds: float | None
-
-
-@dataclass(frozen=True)
-class OutboxStatus:
-    """The two numbers operators alert on (``depth``, ``oldest_age_seconds``) and their breakdown."""
-
-    schema: str
-    depth: int
-    in_flight: int
-    waiting_retry: int
-    dead: int
-    oldest_age_seconds: float | None
-    triggers: tuple[TriggerStatus, ...]
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["triggers"] = [asdict(t) for t in self.triggers]
-        return d
-
-
 # -- connections -------------------------------------------------------------------------------------
 def connect(dsn: str, autocommit: bool = False) -> Any:
-    import psycopg
-
-    try:
-        return psycopg.connect(dsn, autocommit=autocommit, application_name="sqlambda-drain")
-    except psycopg.OperationalError as exc:
-        raise ConnectionFailed(
-            f"cannot connect to the database: {str(exc).strip()}",
-            hint="pass --dsn, or set DATABASE_URL or libpq's PG* variables",
-        ) from None
+    return pg_connect(dsn, autocommit=autocommit, application_name="sqlambda-drain")
 
 
 def _check_schema(conn: Any, schema: str) -> None:
@@ -210,57 +107,6 @@ def load_routes(conn: Any, schema: str) -> dict[str, Route]:
             core.DEFAULTS.update(saved)
         routes[route.trigger_name] = replace(route, region=cfg["region"], endpoint_url=cfg["endpoint_url"])
     return routes
-
-
-# -- sending ------------------------------------------------------------------------------------------
-class Sender:
-    """Sends one batch through sqlambda_core (one boto3 client per settings, shared by the workers)."""
-
-    def __init__(self, endpoint_url: str | None = None, request_timeout_ms: int = 30000,
-                 connect_timeout_ms: int = 2000, max_attempts: int = 3) -> None:
-        self.core = runtime_module("sqlambda_core")
-        # precedence: explicit option, then AWS_ENDPOINT_URL, then the route (DBA override, else spec)
-        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
-        self.request_timeout_ms = request_timeout_ms
-        self.connect_timeout_ms = connect_timeout_ms
-        self.max_attempts = max_attempts
-        self.gd: dict = {}
-        self._lock = threading.Lock()
-
-    def cfg(self, route: Route) -> dict:
-        return {
-            "region": route.region,
-            "endpoint_url": self.endpoint_url or route.endpoint_url,
-            "connect_timeout_ms": self.connect_timeout_ms,
-            "request_timeout_ms": self.request_timeout_ms,
-            "max_attempts": self.max_attempts,
-        }
-
-    def send(self, route: Route, payload: str) -> Failure | None:
-        """None on success, else the Failure (errorType and message, as the database reports it)."""
-        core = self.core
-        trig = runtime_module("sqlambda_triggers")
-        cfg = self.cfg(route)
-        with self._lock:  # create the shared client once, not once per thread
-            core.client(self.gd, cfg, route.region)
-        try:
-            result = core.invoke_raw(None, self.gd, route.lambda_name, payload, trig.invocation_type(route.mode),
-                                     "None", route.qualifier, cfg=cfg, raise_function_error=False)
-        except core.LambdaFailure as failure:
-            kind = "permanent" if failure.sqlstate in PERMANENT else "transient"
-            if failure.sqlstate == "LA006" and not failure.retryable:
-                kind = "permanent"  # an unexpected 4xx: retrying the same request cannot succeed
-            return Failure(kind, f"[{failure.sqlstate}] {failure.message}")
-        if result.get("function_error"):
-            f = core.function_error(route.lambda_name, result["function_error"], result.get("payload") or "")
-            return Failure("function", f"[{f.sqlstate}] {f.message}")
-        return None
-
-
-def backoff_seconds(route: Route, attempts: int) -> float:
-    """Exponential backoff with "equal jitter": half the delay fixed, half random, capped."""
-    delay = min(route.max_delay_ms, route.base_delay_ms * (2 ** min(max(0, attempts - 1), 40))) / 1000.0
-    return delay / 2 + random.uniform(0, delay / 2)
 
 
 # -- one worker ----------------------------------------------------------------------------------------
@@ -312,17 +158,17 @@ def idempotency_key(trigger: str, txid: str, chunk_id: int, base: int, k: int) -
     return f"{trigger}:{txid}:{chunk_id}.{base + k}"
 
 
-class Worker:
+class DrainWorker:
     """One connection, one claim-send-commit loop. Several run in threads for ``--workers N``."""
 
-    def __init__(self, dsn: str, schema: str, sender: Sender, stats: DrainStats, claim_limit: int | None = None,
+    def __init__(self, dsn: str, schema: str, sink: Sink, stats: DrainStats, claim_limit: int | None = None,
                  on_batch: Callable[[str, int], None] | None = None, cutoff: Any = None) -> None:
         self.conn = connect(dsn)
         #: with --once, events whose retry falls after the run started wait for the next run, so one
         #: run never burns through an event's attempts against an endpoint that is down
         self.cutoff = cutoff
         self.schema = schema
-        self.sender = sender
+        self.sink = sink
         self.stats = stats
         self.claim_limit = claim_limit
         self.on_batch = on_batch
@@ -348,7 +194,7 @@ class Worker:
             return self.claim_limit
         return max(1, max((r.max_rows for r in self.routes.values()), default=500))
 
-    def step(self) -> int:
+    def run_once(self) -> int:
         """One transaction: claim, settle what cannot be sent, send ONE batch, record, commit.
 
         Returns how many events were claimed (0: none ready).
@@ -413,7 +259,7 @@ class Worker:
                 rest.setdefault((cid, base), []).append((cid, base, k, new, old))
         self._cache = {key: (settled[key], evs) for key, evs in rest.items()}
 
-    def _plan(self, trigger: str, route: Route, events: list) -> list[tuple]:
+    def _actions(self, trigger: str, route: Route, events: list) -> list[tuple]:
         """The trigger's events ``(chunk row, k, new, old)`` as ordered actions: ("send", payload,
         tags) or ("bury", tag, error), where a tag is ``(chunk id, base, k, attempts)``.
 
@@ -467,7 +313,7 @@ class Worker:
             self._fail(None, tags, Failure("transient", f"no route for trigger {trigger!r} in {self.schema}.outbox_route "
                                                         "(reinstall the spec)"), chunk_of)
             return
-        for action, body, extra in self._plan(trigger, route, events):
+        for action, body, extra in self._actions(trigger, route, events):
             if action == "bury":
                 cid, base, k, _attempts = body
                 self.conn.execute(self._q["bury_one"], {"id": cid, "base": base, "k": k, "error": extra})
@@ -477,7 +323,7 @@ class Worker:
                 continue
             attempt = max(t[3] for t in extra) + 1
             started = time.monotonic()
-            failure = self.sender.send(route, body)
+            failure = self.sink.send(route, body)
             latency_ms = (time.monotonic() - started) * 1000.0
             if failure is None:
                 self._progress(extra)
@@ -552,7 +398,7 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
             log.warning("waiting for the database: %s", str(getattr(exc, "message", exc)).splitlines()[0])
             if stop.wait(1.0):
                 return DrainStats()
-    sender = Sender(endpoint_url, request_timeout_ms=request_timeout_ms)
+    sink = LambdaSink(endpoint_url, request_timeout_ms=request_timeout_ms)
     stats = DrainStats()
     wake = threading.Event()
     errors: list[BaseException] = []
@@ -580,14 +426,14 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
             while not stop.is_set():
                 if w is None:
                     try:
-                        w = Worker(dsn, schema, sender, stats, claim_limit, on_batch, cutoff)
+                        w = DrainWorker(dsn, schema, sink, stats, claim_limit, on_batch, cutoff)
                     except (ConnectionFailed, psycopg.OperationalError):
                         if not follow:
                             raise
                         stop.wait(1.0)
                         continue
                 try:
-                    claimed = w.step()
+                    claimed = w.run_once()
                 except Exception as exc:  # noqa: BLE001
                     if follow and isinstance(exc, psycopg.OperationalError):
                         w.close()
@@ -706,3 +552,19 @@ def retry_dead(dsn: str, schema: str = DEFAULT_SCHEMA, *, trigger: str | None = 
             if n:
                 conn.execute("SELECT pg_catalog.pg_notify(%s, 'retry-dead')", (f"{schema}.outbox",))
     return n
+
+
+class PostgresOutbox:
+    """The PostgreSQL outbox behind ``sqlambda drain`` and ``sqlambda outbox`` (an OutboxBackend)."""
+
+    def drain(self, dsn: str, *, schema: str | None, follow: bool, workers: int, endpoint_url: str | None,
+              request_timeout_ms: int, stop: Any, on_batch: Callable[[str, int], None] | None = None,
+              claim_limit: int | None = None) -> DrainStats:
+        return drain(dsn, schema=schema or DEFAULT_SCHEMA, follow=follow, workers=workers, endpoint_url=endpoint_url,
+                     request_timeout_ms=request_timeout_ms, stop=stop, on_batch=on_batch, claim_limit=claim_limit)
+
+    def status(self, dsn: str, schema: str | None) -> OutboxStatus:
+        return status(dsn, schema or DEFAULT_SCHEMA)
+
+    def retry_dead(self, dsn: str, schema: str | None, *, trigger: str | None, ids: list[int] | None) -> int:
+        return retry_dead(dsn, schema or DEFAULT_SCHEMA, trigger=trigger, ids=ids)

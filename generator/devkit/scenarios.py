@@ -8,7 +8,7 @@ names all come from :class:`Names`, whose defaults match ``generator/examples/sc
 the Lambdas' ``lambda.json``. ``sqlambda demo`` and ``tests/e2e`` both use it, so the demo shows
 exactly what the tests prove.
 
-Must not: hold bridge SQL (the spec is installed with ``commands.install``; the scenario SQL a user
+Must not: hold bridge SQL (the spec is installed with ``api.install``; the scenario SQL a user
 would write lives in the sample files), or talk to AWS other than through boto3 with the given
 endpoint (so everything here runs unchanged against real AWS).
 """
@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any, Iterable
 
 from sqlambda import resources
-from sqlambda.deploy import _client as client, _manifest, deploy_lambdas
+from sqlambda.devkit.deploy import _client as client, _manifest, deploy_lambdas
 from sqlambda.errors import UsageError
 
 #: the Lambdas the scenarios call, in scenario order

@@ -26,7 +26,8 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.table import Table
 
-from sqlambda import commands, resources, scenarios
+from sqlambda import api, resources
+from sqlambda.devkit import scenarios
 from sqlambda.errors import InvokeError, SqlambdaError
 
 #: database, roles and credentials of the throwaway setup (test credentials of the local stack)
@@ -129,7 +130,7 @@ class Step:
 
 
 def _start_cluster(ctx: DemoContext) -> None:
-    from sqlambda.pgcluster import Cluster
+    from sqlambda.targets.postgres.cluster import Cluster
 
     # PL/Python sees the postmaster's environment: the local stack's test credentials go there
     ctx.cluster = Cluster(extra_env=dict(DEMO_ENV))
@@ -153,7 +154,7 @@ def _start_stack(ctx: DemoContext) -> None:
 
 
 def _deploy(ctx: DemoContext) -> None:
-    from sqlambda.deploy import deploy_lambdas
+    from sqlambda.devkit.deploy import deploy_lambdas
 
     deploy_lambdas(["echo"], endpoint_url=ctx.stack.endpoint_url)
     ctx.console.print("  deployed lambdas/echo as 'echo'", highlight=False)
@@ -167,9 +168,9 @@ def _install(ctx: DemoContext) -> None:
         for role in DEMO_ROLES:
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
     _set_endpoint(ctx.dsn, DEMO_DB, ctx.stack.endpoint_url)
-    result = commands.install(ctx.spec, ctx.dsn)
+    result = api.install(ctx.spec, ctx.dsn)
     ctx.console.print(f"  installed {len(result.applied)} objects from {result.spec_name}", highlight=False)
-    report = commands.verify(ctx.spec, ctx.dsn)
+    report = api.verify(ctx.spec, ctx.dsn)
     ctx.console.print(f"  verify: {report.checked} objects match", highlight=False)
 
 
@@ -222,7 +223,7 @@ def _prepare_scenarios(ctx: DemoContext) -> None:
     ctx.scenario_dsn = ctx.cluster.create_database(SCENARIO_DB)
     _set_endpoint(ctx.scenario_dsn, SCENARIO_DB, ctx.stack.endpoint_url)
     scenarios.create_sample_objects(ctx.scenario_dsn)
-    result = commands.install(scenario_spec(), ctx.scenario_dsn)
+    result = api.install(scenario_spec(), ctx.scenario_dsn)
     ctx.console.print(f"  database {SCENARIO_DB}: sample tables, then {len(result.applied)} objects from "
                       f"{result.spec_name}", highlight=False)
 
@@ -254,7 +255,7 @@ def _cloudwatch(ctx: DemoContext) -> None:
 def _firehose(ctx: DemoContext) -> None:
     import psycopg
 
-    from sqlambda import outbox
+    from sqlambda.targets.postgres import drain as outbox
 
     with psycopg.connect(ctx.scenario_dsn) as conn:
         conn.execute("INSERT INTO orders (id, customer_id, status, total) "
@@ -334,11 +335,11 @@ STEPS: list[Step] = [
 
 
 def default_spec() -> Any:
-    return commands.load(resources.examples() / "demo.yaml")
+    return api.load(resources.examples() / "demo.yaml")
 
 
 def scenario_spec() -> Any:
-    return commands.load(resources.examples() / "scenarios.yaml")
+    return api.load(resources.examples() / "scenarios.yaml")
 
 
 def run(console: Console, *, spec: Any = None, keep: bool = False, steps: list[Step] | None = None) -> DemoOutcome:
@@ -347,7 +348,7 @@ def run(console: Console, *, spec: Any = None, keep: bool = False, steps: list[S
 
     ``keep`` leaves the cluster and the stack running until Ctrl-C, printing how to reach them.
     """
-    ctx = DemoContext(console=console, spec=commands.load(spec) if spec is not None else default_spec())
+    ctx = DemoContext(console=console, spec=api.load(spec) if spec is not None else default_spec())
     started = time.monotonic()
     try:
         for i, step in enumerate(steps or STEPS, 1):

@@ -1,0 +1,112 @@
+"""What every target's drainer shares: routes, failures, run statistics, queue status, backoff.
+
+Must not: talk to a database or to AWS (targets claim and record; sinks send).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: SQLSTATEs of failures that can never succeed by retrying: no such function (404), payload too
+#: large (413), invalid request (400)
+PERMANENT = frozenset(("42883", "54000", "22023", "22P02"))
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one trigger's events go (a row of ``<schema>.outbox_route``)."""
+
+    trigger_name: str
+    table_name: str
+    lambda_name: str
+    qualifier: str | None
+    mode: str
+    max_rows: int
+    max_bytes: int
+    max_attempts: int
+    base_delay_ms: int
+    max_delay_ms: int
+    region: str
+    endpoint_url: str | None
+    max_age_s: int = 86_400
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a batch was not delivered: ``kind`` is transient, function or permanent (see module doc)."""
+
+    kind: str
+    text: str
+
+
+@dataclass
+class DrainStats:
+    """What a drain run did. ``delivered`` counts events; a redelivered event counts again."""
+
+    delivered: int = 0
+    batches: int = 0
+    failed_batches: int = 0
+    failed_events: int = 0
+    dead: int = 0
+    last_error: str | None = None
+    #: claims made (each a short transaction); a NOTIFY, which any role may send, costs at most one
+    polls: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: Any) -> None:
+        with self._lock:
+            for k, v in counts.items():
+                if k == "last_error":
+                    self.last_error = v
+                else:
+                    setattr(self, k, getattr(self, k) + v)
+
+    @property
+    def ok(self) -> bool:
+        """False when the run dead-lettered anything, or had events to send and delivered none."""
+        return self.dead == 0 and not (self.delivered == 0 and self.failed_events > 0)
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in ("delivered", "batches", "failed_batches", "failed_events", "dead", "last_error", "polls")}
+        out["ok"] = self.ok
+        return out
+
+
+@dataclass(frozen=True)
+class TriggerStatus:
+    trigger: str
+    table: str | None
+    lambda_name: str | None
+    queued: int
+    ready: int
+    waiting_retry: int
+    in_flight: int
+    dead: int
+    oldest_age_seconds: float | None
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """The two numbers operators alert on (``depth``, ``oldest_age_seconds``) and their breakdown."""
+
+    schema: str
+    depth: int
+    in_flight: int
+    waiting_retry: int
+    dead: int
+    oldest_age_seconds: float | None
+    triggers: tuple[TriggerStatus, ...]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["triggers"] = [asdict(t) for t in self.triggers]
+        return d
+
+
+def backoff_seconds(route: Route, attempts: int) -> float:
+    """Exponential backoff with "equal jitter": half the delay fixed, half random, capped."""
+    delay = min(route.max_delay_ms, route.base_delay_ms * (2 ** min(max(0, attempts - 1), 40))) / 1000.0
+    return delay / 2 + random.uniform(0, delay / 2)
