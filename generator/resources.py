@@ -44,6 +44,11 @@ def repo_root() -> Path:
 def plpython_module(name: str) -> Any:
     """``plpython/<name>.py`` loaded as a plain module: the same file the database runs, so rules
     written there once (batch cutting, error classification, the endpoint rule) hold outside too."""
+    import sys
+
+    if name != "sqlambda_core":
+        # the modules import the core by its bare name, as the database's loader provides it
+        sys.modules.setdefault("sqlambda_core", plpython_module("sqlambda_core"))
     path = folder("plpython") / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"sqlambda._plpython_{name}", path)
     module = importlib.util.module_from_spec(spec)

@@ -6,8 +6,10 @@ images), how records are cut into batches by rows AND bytes, and ``fire()``, the
 immediate trigger, which reads the statement's transition tables and makes one Lambda call per
 batch through ``sqlambda_core``.
 
-The outbox drainer (``sqlambda.outbox``, outside the database) loads this same file, so both paths
-send byte-identical envelopes and cut batches the same way.
+The drainer outside the database loads this same file, so both paths send byte-identical envelopes
+and cut batches the same way. The envelope's fields are defined here, once (``SOURCE``,
+``ENVELOPE_FIELDS``, ``RECORD_FIELDS``): the JSON Schema shipped with the package and the Oracle
+target's PL/SQL are rendered from these names (``sqlambda.delivery.envelope``).
 
 Must not: ``import plpy`` (it is passed in), build SQL (the queries arrive rendered from
 ``sql/postgres/triggers/``), or hold a batch larger than its limits: a single record that cannot fit
@@ -19,9 +21,17 @@ from __future__ import annotations
 import json
 import uuid
 
-SYNC_LIMIT = 6 * 1024 * 1024
-ASYNC_LIMIT = 1024 * 1024
+import sqlambda_core as core
+
+SYNC_LIMIT = core.SYNC_LIMIT
+ASYNC_LIMIT = core.ASYNC_LIMIT
 OPERATIONS = ("insert", "update", "delete")
+
+#: the change-event envelope, in order: one batch of one table's changes of one operation
+SOURCE = "sqlambda"
+ENVELOPE_FIELDS = ("source", "trigger", "table", "operation", "records")
+#: one change event (a record of ``records``), in order
+RECORD_FIELDS = ("idempotency_key", "txid", "ts", "new", "old")
 
 
 class OversizeRecord(Exception):
@@ -49,7 +59,7 @@ def envelope(trigger, table, operation):
     The envelope is assembled as text, not with json.dumps of a dict, because the row images
     arrive from PostgreSQL as JSON text already and re-parsing 100,000 rows would dominate.
     """
-    head = {"source": "sqlambda", "trigger": trigger, "table": table, "operation": operation}
+    head = dict(zip(ENVELOPE_FIELDS, (SOURCE, trigger, table, operation)))
     text = json.dumps(head, separators=(",", ":"))
     return text[:-1] + ',"records":[', "]}"
 
@@ -137,8 +147,6 @@ def fire(plpy, GD, TD, route):
     ``old`` row images as JSON text in statement order. A failed call raises (the statement
     aborts); an async call already accepted stays sent even if the transaction rolls back.
     """
-    import sqlambda_core as core
-
     # settings first, before the row images are built: building them may run the writer's own
     # code (a cast to json of a user type), which must not be able to change where we send
     cfg = core.settings(plpy, GD)

@@ -331,6 +331,33 @@ class Spec(_Strict):
                 return f
         raise KeyError(name)
 
+    def route(self, trigger: Trigger) -> "Route":
+        """Where a trigger's events go, decided here once for every target.
+
+        A trigger naming a spec function calls that function's Lambda and qualifier, with the
+        trigger's ``mode`` when the spec sets one, else the function's; a trigger naming a Lambda
+        calls it with the trigger's mode (default async). Batches and retries are the trigger's.
+        """
+        if trigger.function is not None:
+            fn = self.function(trigger.function)
+            mode = trigger.mode if "mode" in trigger.model_fields_set else fn.mode
+            lambda_name, qualifier = fn.lambda_, fn.qualifier
+        else:
+            lambda_name, qualifier, mode = trigger.lambda_, None, trigger.mode
+        return Route(sink="lambda", lambda_name=lambda_name, qualifier=qualifier, mode=mode,
+                     batch=trigger.batch, retry=trigger.retry)
+
+
+class Route(_Strict):
+    """A trigger's delivery, as :meth:`Spec.route` decides it (the one place every target reads it from)."""
+
+    sink: Literal["lambda"]
+    lambda_name: str
+    qualifier: Optional[str]
+    mode: Literal["sync", "async"]
+    batch: Batch
+    retry: Retry
+
 
 def cross_reference_problems(spec: Spec) -> list[tuple[tuple, str]]:
     """Problems between entries (duplicate names, unknown references), each with its location."""

@@ -86,3 +86,45 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
         values = [backoff_seconds(route, attempt) for _ in range(200)]
         assert all(full / 2 <= v <= full for v in values)
         assert len(set(values)) > 100  # jitter: drainers that failed together do not retry together
+
+
+def test_the_shipped_json_schema_is_the_one_definition():
+    from sqlambda.delivery import envelope
+
+    assert envelope.SCHEMA_FILE.read_text() == envelope.schema_text(), \
+        "regenerate generator/delivery/change_event.schema.json from sqlambda.delivery.envelope"
+    schema = envelope.json_schema()
+    assert schema["required"] == list(trig.ENVELOPE_FIELDS)
+    assert schema["$defs"]["record"]["required"] == list(trig.RECORD_FIELDS)
+
+
+def test_batches_built_here_match_the_schema():
+    import jsonschema
+
+    from sqlambda.delivery import envelope
+
+    prefix, suffix = trig.envelope("orders_out", "public.orders", "update")
+    rec = trig.record("orders_out:7:1.1", 7, "2024-01-01T00:00:00Z", '{"id": 2}', '{"id": 1}')
+    jsonschema.validate(json.loads(prefix + rec + suffix), envelope.json_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**json.loads(prefix + rec + suffix), "operation": "merge"}, envelope.json_schema())
+
+
+def test_oracle_builds_the_same_envelope_from_the_same_names():
+    import types
+
+    from sqlambda.spec.model import Spec
+    from sqlambda.targets.oracle.render import render
+
+    spec = Spec.model_validate({"project": "e", "triggers": [
+        {"name": "o_out", "table": "orders", "columns": ["id"], "lambda": "echo", "delivery": "outbox"},
+        {"name": "o_now", "table": "orders", "columns": ["id"], "lambda": "echo", "delivery": "immediate"}]})
+    text = "\n".join(s for a in render(types.SimpleNamespace(spec=spec, path="e", checksum="0" * 64)).artifacts
+                     for s in a.statements)
+    puts = [f"v_env.put('{f}'" for f in trig.ENVELOPE_FIELDS]
+    for block in (text.split("FUNCTION drain_batch")[1], text.split("PROCEDURE send")[1]):
+        positions = [block.index(p) for p in puts]
+        assert positions == sorted(positions), "envelope fields out of the defined order"
+    assert "v_env.put('source', 'sqlambda')" in text
+    for field in ("txid", "ts", "new", "old"):
+        assert f"KEY '{field}' VALUE" in text

@@ -616,3 +616,22 @@ def test_a_following_drainer_survives_a_postgresql_restart(local_stack, recorder
     t.join(20)
     assert not errors, errors
     assert result and result[0].delivered == 20
+
+
+def test_every_batch_delivered_matches_the_shipped_json_schema(db, recorder):
+    """The one envelope definition, checked on what really arrived: both trigger kinds, all three operations."""
+    import jsonschema
+
+    from sqlambda.delivery import envelope
+
+    sql(db, "INSERT INTO basic SELECT g, 'n', g * 1.5, jsonb_build_object('k', g) FROM generate_series(1, 30) g",
+        "UPDATE basic SET note = 'u' WHERE id <= 10", "DELETE FROM basic WHERE id > 25",
+        "INSERT INTO now_sync SELECT g, 'x' FROM generate_series(1, 12) g", "UPDATE now_sync SET note = 'y'",
+        "DELETE FROM now_sync WHERE id = 1")
+    assert drain_all(db).delivered == 45
+    batches = recorder.batches()
+    assert {b["trigger"] for b in batches} == {"t_basic", "t_now"}
+    assert {b["operation"] for b in batches} == {"insert", "update", "delete"}
+    schema = envelope.json_schema()
+    for b in batches:
+        jsonschema.validate(b, schema)

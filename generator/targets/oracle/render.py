@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlambda import resources
+from sqlambda.delivery import envelope
 from sqlambda.artifacts import Artifact, check_unique
 from sqlambda.errors import RenderError
 from sqlambda.spec.model import Function, Spec, Trigger
@@ -159,7 +160,9 @@ def lambda_name(fn_or_lambda: str, qualifier: str | None) -> str:
 
 def envelope_bytes(table_name: str, trigger: str) -> int:
     """Bytes of a batch's envelope without its records, for the byte limit (longest operation name)."""
-    env = {"table": table_name, "operation": "delete", "trigger": trigger, "records": []}
+    source, fields, _ = envelope.fields()
+    values = {"source": source, "trigger": trigger, "table": table_name, "operation": "delete", "records": []}
+    env = {f: values[f] for f in fields}
     return len(json.dumps(env, separators=(",", ":"), ensure_ascii=False).encode()) + 16
 
 
@@ -410,10 +413,8 @@ def _wrapper(f: Function, names: Names) -> list[Artifact]:
 
 
 def _trigger_target(spec: Spec, t: Trigger) -> str:
-    if t.function is not None:
-        f = spec.function(t.function)
-        return lambda_name(f.lambda_, f.qualifier)
-    return t.lambda_
+    route = spec.route(t)
+    return lambda_name(route.lambda_name, route.qualifier)
 
 
 def _triggers(spec: Spec, names: Names) -> list[Artifact]:
@@ -440,14 +441,15 @@ def _triggers(spec: Spec, names: Names) -> list[Artifact]:
             summary="outbox dead-letter table",
         ))
         drain_triggers = [
-            dict(name=t.name, table_name=t.table, lambda_name=_trigger_target(spec, t),
+            dict(name=t.name, table_name=t.table, lambda_name=_trigger_target(spec, t), mode=spec.route(t).mode,
                  max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes,
                  envelope_bytes=envelope_bytes(t.table, t.name), max_attempts=t.retry.max_attempts,
                  base_delay_ms=t.retry.base_delay_ms, max_delay_ms=t.retry.max_delay_ms)
             for t in outbox
         ]
         arts.append(_package(OUTBOX_PKG, names, 65, _statements(
-            "outbox_package.sql.j2", pkg=pkg, queue=queue, dead=dead, rt=rt, triggers=drain_triggers),
+            "outbox_package.sql.j2", pkg=pkg, queue=queue, dead=dead, rt=rt, triggers=drain_triggers,
+            **envelope.oracle_context()),
             "outbox drainer (FOR UPDATE SKIP LOCKED, retries, dead-letter)"))
         if spec.oracle.scheduler_drain:
             job_ctx = dict(owner_sql=names.owner_sql, job_bare=DRAIN_JOB,
@@ -466,7 +468,7 @@ def _triggers(spec: Spec, names: Names) -> list[Artifact]:
         ctx = dict(
             trigger=trig, name=t.name, table=names.table(t.table), table_name=t.table,
             events_sql=" OR ".join(e.upper() for e in t.events), columns=cols, rt=rt,
-            lambda_name=_trigger_target(spec, t), mode=t.mode, queue=queue,
+            lambda_name=_trigger_target(spec, t), mode=spec.route(t).mode, queue=queue, **envelope.oracle_context(),
             max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes,
             envelope_bytes=envelope_bytes(t.table, t.name),
         )

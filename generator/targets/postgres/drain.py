@@ -58,6 +58,7 @@ POLL_SECONDS = 1.0
 #: costs at most this many empty polls per second per worker
 MIN_POLL_SECONDS = 0.05
 log = logging.getLogger("sqlambda.drain")
+log.addHandler(logging.NullHandler())  # a library logs only where its user configured logging
 
 
 #: the shared PL/Python modules, loaded as plain modules (the same files the database runs)

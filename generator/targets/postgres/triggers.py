@@ -52,19 +52,6 @@ def split_table(table: str) -> tuple[str, str]:
     return (schema or "public"), name
 
 
-def resolve(spec: Spec, trigger: Trigger) -> dict:
-    """Where a trigger's events go: lambda, qualifier and call mode.
-
-    A trigger naming a spec function calls that function's Lambda (and qualifier); its ``mode``
-    is the trigger's if the spec sets one, else the function's.
-    """
-    if trigger.function is not None:
-        fn = spec.function(trigger.function)
-        mode = trigger.mode if "mode" in trigger.model_fields_set else fn.mode
-        return {"lambda": fn.lambda_, "qualifier": fn.qualifier, "mode": mode}
-    return {"lambda": trigger.lambda_, "qualifier": None, "mode": trigger.mode}
-
-
 def _check_name(name: str, where: str) -> str:
     if len(name.encode()) > MAX_IDENT:
         raise RenderError(
@@ -120,7 +107,8 @@ def _trigger(ctx: dict, i: int, t: Trigger) -> list[Artifact]:
     where = f"triggers[{i}]"
     tschema, tname = split_table(t.table)
     table = f"{tschema}.{tname}"
-    route = resolve(spec, t)
+    r = spec.route(t)
+    route = {"lambda": r.lambda_name, "qualifier": r.qualifier, "mode": r.mode}
     out: list[Artifact] = []
     common = dict(schema=schema, trigger=t.name, table=table, columns=list(t.columns) if t.columns else None)
     if t.delivery == "outbox":

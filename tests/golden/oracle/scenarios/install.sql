@@ -2378,7 +2378,7 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
   TYPE t_docs IS TABLE OF CLOB INDEX BY PLS_INTEGER;
 
   -- One batch; returns events delivered (0: nothing due), or -1 when the batch failed.
-  FUNCTION drain_batch(p_trigger VARCHAR2, p_table VARCHAR2, p_fn VARCHAR2,
+  FUNCTION drain_batch(p_trigger VARCHAR2, p_table VARCHAR2, p_fn VARCHAR2, p_async BOOLEAN,
                        p_max_rows PLS_INTEGER, p_max_bytes NUMBER,
                        p_max_attempts PLS_INTEGER, p_base_ms NUMBER, p_max_ms NUMBER) RETURN NUMBER IS
     CURSOR c_due IS
@@ -2399,6 +2399,7 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
     v_record  JSON_OBJECT_T;
     v_env     JSON_OBJECT_T := JSON_OBJECT_T();
     v_result  CLOB;
+    v_status  NUMBER;
     v_error   VARCHAR2(4000);
   BEGIN
     OPEN c_due;
@@ -2418,12 +2419,18 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
       v_n := v_n + 1;
       v_bytes := v_bytes + v_size;
     END LOOP;
+    v_env.put('source', 'sqlambda');
+    v_env.put('trigger', p_trigger);
     v_env.put('table', p_table);
     v_env.put('operation', v_ops(1));
-    v_env.put('trigger', p_trigger);
     v_env.put('records', v_batch);
     BEGIN
-      v_result := "SQLAMBDA_RT".invoke_sync_clob(p_fn, v_env.to_clob());
+      -- the route's mode, as on every target: sync sees the function's error, async only Lambda's 202
+      IF p_async THEN
+        v_status := "SQLAMBDA_RT".invoke_async_clob(p_fn, v_env.to_clob());
+      ELSE
+        v_result := "SQLAMBDA_RT".invoke_sync_clob(p_fn, v_env.to_clob());
+      END IF;
     EXCEPTION
       WHEN OTHERS THEN
         v_error := SUBSTR(SQLERRM, 1, 4000);
@@ -2457,7 +2464,8 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
   BEGIN
     FOR b IN 1 .. p_max_batches LOOP
       v_sent := drain_batch('orders_to_warehouse', 'public.orders', 'firehose_to_redshift',
-                            500, 1048576 - 107,
+                            FALSE,
+                            500, 1048576 - 127,
                             8, 200, 60000);
       -- Stop this trigger when nothing is due or a batch failed (its rows now wait for backoff).
       EXIT WHEN v_sent <= 0;
@@ -2511,11 +2519,16 @@ COMPOUND TRIGGER
   TYPE t_docs IS TABLE OF CLOB INDEX BY PLS_INTEGER;
   g_ops  t_ops;
   g_docs t_docs;
+  -- the transaction's id and the statement's time (UTC), the same for every row of the statement
+  g_txid VARCHAR2(64);
+  g_ts   VARCHAR2(40);
 
   BEFORE STATEMENT IS
   BEGIN
     g_ops.DELETE;
     g_docs.DELETE;
+    g_txid := DBMS_TRANSACTION.LOCAL_TRANSACTION_ID(TRUE);
+    g_ts := TO_CHAR(SYS_EXTRACT_UTC(SYSTIMESTAMP), 'YYYY-MM-DD"T"HH24:MI:SS.FF6"Z"');
   END BEFORE STATEMENT;
 
   AFTER EACH ROW IS
@@ -2525,6 +2538,8 @@ COMPOUND TRIGGER
     IF INSERTING THEN
       v_op := 'insert';
       SELECT JSON_OBJECT(
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE JSON_OBJECT(KEY 'id' VALUE :NEW."ID", KEY 'customer_id' VALUE :NEW."CUSTOMER_ID", KEY 'status' VALUE :NEW."STATUS", KEY 'total' VALUE :NEW."TOTAL", KEY 'updated_at' VALUE :NEW."UPDATED_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON,
                          KEY 'old' VALUE NULL
                          NULL ON NULL RETURNING CLOB)
@@ -2532,6 +2547,8 @@ COMPOUND TRIGGER
     ELSIF UPDATING THEN
       v_op := 'update';
       SELECT JSON_OBJECT(
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE JSON_OBJECT(KEY 'id' VALUE :NEW."ID", KEY 'customer_id' VALUE :NEW."CUSTOMER_ID", KEY 'status' VALUE :NEW."STATUS", KEY 'total' VALUE :NEW."TOTAL", KEY 'updated_at' VALUE :NEW."UPDATED_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON,
                          KEY 'old' VALUE JSON_OBJECT(KEY 'id' VALUE :OLD."ID", KEY 'customer_id' VALUE :OLD."CUSTOMER_ID", KEY 'status' VALUE :OLD."STATUS", KEY 'total' VALUE :OLD."TOTAL", KEY 'updated_at' VALUE :OLD."UPDATED_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON
                          NULL ON NULL RETURNING CLOB)
@@ -2539,6 +2556,8 @@ COMPOUND TRIGGER
     ELSE
       v_op := 'delete';
       SELECT JSON_OBJECT(
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE NULL,
                          KEY 'old' VALUE JSON_OBJECT(KEY 'id' VALUE :OLD."ID", KEY 'customer_id' VALUE :OLD."CUSTOMER_ID", KEY 'status' VALUE :OLD."STATUS", KEY 'total' VALUE :OLD."TOTAL", KEY 'updated_at' VALUE :OLD."UPDATED_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON
                          NULL ON NULL RETURNING CLOB)
@@ -2582,19 +2601,23 @@ FOR INSERT ON "TEMPERATURE_READINGS"
 COMPOUND TRIGGER
   c_max_rows  CONSTANT PLS_INTEGER := 500;
   -- max_bytes minus the envelope around the records array.
-  c_max_bytes CONSTANT NUMBER := 262144 - 124;
+  c_max_bytes CONSTANT NUMBER := 262144 - 144;
   TYPE t_event IS RECORD (op VARCHAR2(6), doc CLOB, bytes NUMBER);
   TYPE t_events IS TABLE OF t_event INDEX BY PLS_INTEGER;
   g_events t_events;
+  -- the transaction's id and the statement's time (UTC), the same for every row of the statement
+  g_txid VARCHAR2(64);
+  g_ts   VARCHAR2(40);
 
   PROCEDURE send(p_op VARCHAR2, p_records JSON_ARRAY_T) IS
     v_env     JSON_OBJECT_T := JSON_OBJECT_T();
     v_payload CLOB;
     v_result  CLOB;
   BEGIN
+    v_env.put('source', 'sqlambda');
+    v_env.put('trigger', 'readings_to_cloudwatch');
     v_env.put('table', 'public.temperature_readings');
     v_env.put('operation', p_op);
-    v_env.put('trigger', 'readings_to_cloudwatch');
     v_env.put('records', p_records);
     v_payload := v_env.to_clob();
     -- sync: a Lambda error raises here and aborts the triggering statement.
@@ -2604,6 +2627,8 @@ COMPOUND TRIGGER
   BEFORE STATEMENT IS
   BEGIN
     g_events.DELETE;
+    g_txid := DBMS_TRANSACTION.LOCAL_TRANSACTION_ID(TRUE);
+    g_ts := TO_CHAR(SYS_EXTRACT_UTC(SYSTIMESTAMP), 'YYYY-MM-DD"T"HH24:MI:SS.FF6"Z"');
   END BEFORE STATEMENT;
 
   AFTER EACH ROW IS
@@ -2615,6 +2640,8 @@ COMPOUND TRIGGER
       v_op := 'insert';
       SELECT JSON_OBJECT(
                          KEY 'idempotency_key' VALUE RAWTOHEX(SYS_GUID()),
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE JSON_OBJECT(KEY 'reading_time' VALUE :NEW."READING_TIME", KEY 'reading_value' VALUE :NEW."READING_VALUE" NULL ON NULL RETURNING CLOB) FORMAT JSON,
                          KEY 'old' VALUE NULL
                          NULL ON NULL RETURNING CLOB)
@@ -2623,6 +2650,8 @@ COMPOUND TRIGGER
       v_op := 'update';
       SELECT JSON_OBJECT(
                          KEY 'idempotency_key' VALUE RAWTOHEX(SYS_GUID()),
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE JSON_OBJECT(KEY 'reading_time' VALUE :NEW."READING_TIME", KEY 'reading_value' VALUE :NEW."READING_VALUE" NULL ON NULL RETURNING CLOB) FORMAT JSON,
                          KEY 'old' VALUE JSON_OBJECT(KEY 'reading_time' VALUE :OLD."READING_TIME", KEY 'reading_value' VALUE :OLD."READING_VALUE" NULL ON NULL RETURNING CLOB) FORMAT JSON
                          NULL ON NULL RETURNING CLOB)
@@ -2631,6 +2660,8 @@ COMPOUND TRIGGER
       v_op := 'delete';
       SELECT JSON_OBJECT(
                          KEY 'idempotency_key' VALUE RAWTOHEX(SYS_GUID()),
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE NULL,
                          KEY 'old' VALUE JSON_OBJECT(KEY 'reading_time' VALUE :OLD."READING_TIME", KEY 'reading_value' VALUE :OLD."READING_VALUE" NULL ON NULL RETURNING CLOB) FORMAT JSON
                          NULL ON NULL RETURNING CLOB)

@@ -2367,7 +2367,7 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
   TYPE t_docs IS TABLE OF CLOB INDEX BY PLS_INTEGER;
 
   -- One batch; returns events delivered (0: nothing due), or -1 when the batch failed.
-  FUNCTION drain_batch(p_trigger VARCHAR2, p_table VARCHAR2, p_fn VARCHAR2,
+  FUNCTION drain_batch(p_trigger VARCHAR2, p_table VARCHAR2, p_fn VARCHAR2, p_async BOOLEAN,
                        p_max_rows PLS_INTEGER, p_max_bytes NUMBER,
                        p_max_attempts PLS_INTEGER, p_base_ms NUMBER, p_max_ms NUMBER) RETURN NUMBER IS
     CURSOR c_due IS
@@ -2388,6 +2388,7 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
     v_record  JSON_OBJECT_T;
     v_env     JSON_OBJECT_T := JSON_OBJECT_T();
     v_result  CLOB;
+    v_status  NUMBER;
     v_error   VARCHAR2(4000);
   BEGIN
     OPEN c_due;
@@ -2407,12 +2408,18 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
       v_n := v_n + 1;
       v_bytes := v_bytes + v_size;
     END LOOP;
+    v_env.put('source', 'sqlambda');
+    v_env.put('trigger', p_trigger);
     v_env.put('table', p_table);
     v_env.put('operation', v_ops(1));
-    v_env.put('trigger', p_trigger);
     v_env.put('records', v_batch);
     BEGIN
-      v_result := "SQLAMBDA_RT".invoke_sync_clob(p_fn, v_env.to_clob());
+      -- the route's mode, as on every target: sync sees the function's error, async only Lambda's 202
+      IF p_async THEN
+        v_status := "SQLAMBDA_RT".invoke_async_clob(p_fn, v_env.to_clob());
+      ELSE
+        v_result := "SQLAMBDA_RT".invoke_sync_clob(p_fn, v_env.to_clob());
+      END IF;
     EXCEPTION
       WHEN OTHERS THEN
         v_error := SUBSTR(SQLERRM, 1, 4000);
@@ -2446,7 +2453,8 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
   BEGIN
     FOR b IN 1 .. p_max_batches LOOP
       v_sent := drain_batch('orders_out', 'public.orders', 'echo',
-                            500, 262144 - 98,
+                            TRUE,
+                            500, 262144 - 118,
                             8, 200, 60000);
       -- Stop this trigger when nothing is due or a batch failed (its rows now wait for backoff).
       EXIT WHEN v_sent <= 0;
@@ -2500,11 +2508,16 @@ COMPOUND TRIGGER
   TYPE t_docs IS TABLE OF CLOB INDEX BY PLS_INTEGER;
   g_ops  t_ops;
   g_docs t_docs;
+  -- the transaction's id and the statement's time (UTC), the same for every row of the statement
+  g_txid VARCHAR2(64);
+  g_ts   VARCHAR2(40);
 
   BEFORE STATEMENT IS
   BEGIN
     g_ops.DELETE;
     g_docs.DELETE;
+    g_txid := DBMS_TRANSACTION.LOCAL_TRANSACTION_ID(TRUE);
+    g_ts := TO_CHAR(SYS_EXTRACT_UTC(SYSTIMESTAMP), 'YYYY-MM-DD"T"HH24:MI:SS.FF6"Z"');
   END BEFORE STATEMENT;
 
   AFTER EACH ROW IS
@@ -2514,6 +2527,8 @@ COMPOUND TRIGGER
     IF INSERTING THEN
       v_op := 'insert';
       SELECT JSON_OBJECT(
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE JSON_OBJECT(KEY 'id' VALUE :NEW."ID", KEY 'customer_id' VALUE :NEW."CUSTOMER_ID", KEY 'status' VALUE :NEW."STATUS", KEY 'total' VALUE :NEW."TOTAL" NULL ON NULL RETURNING CLOB) FORMAT JSON,
                          KEY 'old' VALUE NULL
                          NULL ON NULL RETURNING CLOB)
@@ -2521,6 +2536,8 @@ COMPOUND TRIGGER
     ELSIF UPDATING THEN
       v_op := 'update';
       SELECT JSON_OBJECT(
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE JSON_OBJECT(KEY 'id' VALUE :NEW."ID", KEY 'customer_id' VALUE :NEW."CUSTOMER_ID", KEY 'status' VALUE :NEW."STATUS", KEY 'total' VALUE :NEW."TOTAL" NULL ON NULL RETURNING CLOB) FORMAT JSON,
                          KEY 'old' VALUE JSON_OBJECT(KEY 'id' VALUE :OLD."ID", KEY 'customer_id' VALUE :OLD."CUSTOMER_ID", KEY 'status' VALUE :OLD."STATUS", KEY 'total' VALUE :OLD."TOTAL" NULL ON NULL RETURNING CLOB) FORMAT JSON
                          NULL ON NULL RETURNING CLOB)
@@ -2528,6 +2545,8 @@ COMPOUND TRIGGER
     ELSE
       v_op := 'delete';
       SELECT JSON_OBJECT(
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE NULL,
                          KEY 'old' VALUE JSON_OBJECT(KEY 'id' VALUE :OLD."ID", KEY 'customer_id' VALUE :OLD."CUSTOMER_ID", KEY 'status' VALUE :OLD."STATUS", KEY 'total' VALUE :OLD."TOTAL" NULL ON NULL RETURNING CLOB) FORMAT JSON
                          NULL ON NULL RETURNING CLOB)
@@ -2571,19 +2590,23 @@ FOR INSERT ON "BILLING"."PAYMENTS"
 COMPOUND TRIGGER
   c_max_rows  CONSTANT PLS_INTEGER := 200;
   -- max_bytes minus the envelope around the records array.
-  c_max_bytes CONSTANT NUMBER := 131072 - 104;
+  c_max_bytes CONSTANT NUMBER := 131072 - 124;
   TYPE t_event IS RECORD (op VARCHAR2(6), doc CLOB, bytes NUMBER);
   TYPE t_events IS TABLE OF t_event INDEX BY PLS_INTEGER;
   g_events t_events;
+  -- the transaction's id and the statement's time (UTC), the same for every row of the statement
+  g_txid VARCHAR2(64);
+  g_ts   VARCHAR2(40);
 
   PROCEDURE send(p_op VARCHAR2, p_records JSON_ARRAY_T) IS
     v_env     JSON_OBJECT_T := JSON_OBJECT_T();
     v_payload CLOB;
     v_result  CLOB;
   BEGIN
+    v_env.put('source', 'sqlambda');
+    v_env.put('trigger', 'payments_sync');
     v_env.put('table', 'billing.payments');
     v_env.put('operation', p_op);
-    v_env.put('trigger', 'payments_sync');
     v_env.put('records', p_records);
     v_payload := v_env.to_clob();
     -- sync: a Lambda error raises here and aborts the triggering statement.
@@ -2593,6 +2616,8 @@ COMPOUND TRIGGER
   BEFORE STATEMENT IS
   BEGIN
     g_events.DELETE;
+    g_txid := DBMS_TRANSACTION.LOCAL_TRANSACTION_ID(TRUE);
+    g_ts := TO_CHAR(SYS_EXTRACT_UTC(SYSTIMESTAMP), 'YYYY-MM-DD"T"HH24:MI:SS.FF6"Z"');
   END BEFORE STATEMENT;
 
   AFTER EACH ROW IS
@@ -2604,6 +2629,8 @@ COMPOUND TRIGGER
       v_op := 'insert';
       SELECT JSON_OBJECT(
                          KEY 'idempotency_key' VALUE RAWTOHEX(SYS_GUID()),
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE JSON_OBJECT(KEY 'id' VALUE :NEW."ID", KEY 'amount' VALUE :NEW."AMOUNT", KEY 'currency' VALUE :NEW."CURRENCY", KEY 'paid_at' VALUE :NEW."PAID_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON,
                          KEY 'old' VALUE NULL
                          NULL ON NULL RETURNING CLOB)
@@ -2612,6 +2639,8 @@ COMPOUND TRIGGER
       v_op := 'update';
       SELECT JSON_OBJECT(
                          KEY 'idempotency_key' VALUE RAWTOHEX(SYS_GUID()),
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE JSON_OBJECT(KEY 'id' VALUE :NEW."ID", KEY 'amount' VALUE :NEW."AMOUNT", KEY 'currency' VALUE :NEW."CURRENCY", KEY 'paid_at' VALUE :NEW."PAID_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON,
                          KEY 'old' VALUE JSON_OBJECT(KEY 'id' VALUE :OLD."ID", KEY 'amount' VALUE :OLD."AMOUNT", KEY 'currency' VALUE :OLD."CURRENCY", KEY 'paid_at' VALUE :OLD."PAID_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON
                          NULL ON NULL RETURNING CLOB)
@@ -2620,6 +2649,8 @@ COMPOUND TRIGGER
       v_op := 'delete';
       SELECT JSON_OBJECT(
                          KEY 'idempotency_key' VALUE RAWTOHEX(SYS_GUID()),
+                         KEY 'txid' VALUE g_txid,
+                         KEY 'ts' VALUE g_ts,
                          KEY 'new' VALUE NULL,
                          KEY 'old' VALUE JSON_OBJECT(KEY 'id' VALUE :OLD."ID", KEY 'amount' VALUE :OLD."AMOUNT", KEY 'currency' VALUE :OLD."CURRENCY", KEY 'paid_at' VALUE :OLD."PAID_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON
                          NULL ON NULL RETURNING CLOB)
