@@ -22,10 +22,10 @@ from collections import Counter
 import psycopg
 
 from sqlambda import api, resources
-from sqlambda.targets.postgres import drain as outbox
 from sqlambda.local import LocalStack
-from sqlambda.targets.postgres.cluster import Cluster
 from sqlambda.spec.model import Spec
+from sqlambda.targets.postgres import drain as outbox
+from sqlambda.targets.postgres.cluster import Cluster
 
 sys.path.insert(0, str(resources.repo_root() / "tests"))
 from fixtures_local import deploy_recorder  # noqa: E402 - the recording Lambda of the tests

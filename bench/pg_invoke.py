@@ -98,8 +98,8 @@ def run(calls: int, naive_calls: int, sessions: int, rounds: int) -> dict:
 
     from sqlambda.devkit.deploy import deploy_lambdas
     from sqlambda.local import LocalStack
-    from sqlambda.targets.postgres.cluster import Cluster
     from sqlambda.spec.model import Spec
+    from sqlambda.targets.postgres.cluster import Cluster
     from sqlambda.targets.postgres.render import render_postgres
 
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -89,11 +89,11 @@ def _rounds(dsn: str, tables: tuple[str, ...], repeat: int, timed: Callable[[psy
 
 def run(rows: int, per_row_rows: int, workers: int, repeat: int = 5) -> dict:
     from sqlambda import api
-    from sqlambda.targets.postgres import drain as outbox
     from sqlambda.devkit.deploy import deploy_source
     from sqlambda.local import LocalStack
-    from sqlambda.targets.postgres.cluster import Cluster
     from sqlambda.spec.model import Spec
+    from sqlambda.targets.postgres import drain as outbox
+    from sqlambda.targets.postgres.cluster import Cluster
 
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
     os.environ.update(env)

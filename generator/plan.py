@@ -1,8 +1,9 @@
 """The planner: compare rendered artifacts with what the registry says is installed.
 
-``plan`` and ``install`` share this one function; only the executor differs (``DisplayOnly`` prints
-the plan, the target's executor runs it). The planner is pure: no database, no templates. Its input
-is the artifact list and a snapshot of registry rows; its output is a frozen :class:`Plan`.
+``plan`` and ``install`` share this one function; only the executor differs
+(:class:`sqlambda.pipeline.DisplayExecutor` runs nothing, :class:`sqlambda.pipeline.ApplyExecutor`
+runs each step through the target's hooks). The planner is pure: no database, no templates. Its
+input is the artifact list and a snapshot of registry rows; its output is a frozen :class:`Plan`.
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ import re
 import time
 from urllib.parse import urlsplit
 
+#: Lambda's payload quotas (RequestResponse 6 MB; Event 1 MB since 2025, 256 KB before): the one
+#: definition, which the spec loader, the Oracle renderer and the local stack load from here
 SYNC_LIMIT = 6 * 1024 * 1024
 ASYNC_LIMIT = 1024 * 1024
 #: how much of a payload goes into an error's DETAIL

@@ -6,8 +6,8 @@ import os
 import tempfile
 
 import pytest
-
 from recorder import SOURCE, Recorder
+
 from sqlambda.devkit.deploy import deploy_lambdas
 from sqlambda.local import LocalStack
 

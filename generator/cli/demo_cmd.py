@@ -6,8 +6,8 @@ import json
 
 import click
 
-from sqlambda.devkit import demo
 from sqlambda.cli.common import console, json_option
+from sqlambda.devkit import demo
 
 
 @click.command("demo")

@@ -14,7 +14,7 @@ def register(cli: click.Group) -> None:
     @lambdas.command("deploy")
     @click.argument("names", nargs=-1)
     @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None, help="Default: $AWS_ENDPOINT_URL, else real AWS.")
-    @click.option("--role-arn", default=None, help=f"Execution role (default: find or create a role by name).")
+    @click.option("--role-arn", default=None, help="Execution role (default: find or create a role by name).")
     @click.option("--name", "alias", default=None, help="Publish a version and point this alias at it.")
     @click.option("--region", default=None)
     @json_option

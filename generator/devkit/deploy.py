@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 from sqlambda import resources
-from sqlambda.errors import DeployError, InvokeError, UsageError
+from sqlambda.errors import DeployError, UsageError
 
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", "tests"}
@@ -188,13 +188,3 @@ def deploy_source(function_name: str, source: str, *, endpoint_url: str | None, 
                   handler=handler, runtime="python3.11", timeout=timeout, memory=memory, environment=environment or {},
                   reserved_concurrency=reserved_concurrency)
     return row["arn"]
-
-
-def invoke_json(function_name: str, payload: dict, *, endpoint_url: str | None, region: str | None = None) -> dict:
-    """Small helper for scripts: invoke synchronously and return the decoded JSON result."""
-    lam = _client("lambda", endpoint_url, region)
-    resp = lam.invoke(FunctionName=function_name, Payload=json.dumps(payload).encode())
-    body = json.loads(resp["Payload"].read() or b"null")
-    if resp.get("FunctionError"):
-        raise InvokeError(f"lambda {function_name} failed: {body.get('errorType')}: {body.get('errorMessage')}")
-    return body

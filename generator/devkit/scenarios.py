@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -25,7 +24,8 @@ from types import ModuleType
 from typing import Any, Iterable
 
 from sqlambda import resources
-from sqlambda.devkit.deploy import _client as client, _manifest, deploy_lambdas
+from sqlambda.devkit.deploy import _client as client
+from sqlambda.devkit.deploy import _manifest, deploy_lambdas
 from sqlambda.errors import UsageError
 
 #: the Lambdas the scenarios call, in scenario order
@@ -165,14 +165,3 @@ def put_records(endpoint_url: str | None, records: Iterable[dict], names: Names 
     kinesis = client("kinesis", endpoint_url, region)
     return [kinesis.put_record(StreamName=names.kinesis_stream, PartitionKey=partition_key,
                                Data=json.dumps(r).encode())["SequenceNumber"] for r in records]
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds passed; its last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)

@@ -23,9 +23,11 @@ from urllib.parse import parse_qs, unquote
 
 from sqlambda.local.faults import FaultTable
 from sqlambda.local.runtime import FunctionConfig, Outcome, Pool, unpack_code
+from sqlambda.resources import plpython_module
 
-SYNC_LIMIT = 6 * 1024 * 1024  # 6 MB request payload, RequestResponse
-ASYNC_LIMIT = 1024 * 1024  # 1 MB request payload, Event (raised from 256 KB in 2025)
+# Lambda's payload quotas, defined once (plpython/sqlambda_core.py): RequestResponse 6 MB, Event 1 MB
+SYNC_LIMIT = plpython_module("sqlambda_core").SYNC_LIMIT
+ASYNC_LIMIT = plpython_module("sqlambda_core").ASYNC_LIMIT
 TAIL_BYTES = 4096
 DEFAULT_ACCOUNT = "123456789012"
 INVOKE_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")

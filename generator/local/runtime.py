@@ -16,7 +16,6 @@ import ctypes
 import hashlib
 import io
 import json
-import os
 import queue
 import signal
 import subprocess

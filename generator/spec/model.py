@@ -29,9 +29,11 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from sqlambda.resources import plpython_module
 
 # An unquoted SQL identifier we accept from a spec: letters, digits, underscore, starting with a
 # letter or underscore, at most 63 bytes (PostgreSQL's NAMEDATALEN-1; Oracle 12.2+ allows 128 but
@@ -62,8 +64,9 @@ ScalarReturn = Literal[
     "boolean", "date", "timestamp", "timestamptz", "uuid",
 ]
 
-_SYNC_LIMIT = 6 * 1024 * 1024
-_ASYNC_LIMIT = 1024 * 1024  # Lambda async (Event) payload quota since 2025: 1 MB (was 256 KB)
+_core = plpython_module("sqlambda_core")
+_SYNC_LIMIT = _core.SYNC_LIMIT  # Lambda's payload quotas, defined once in plpython/sqlambda_core.py
+_ASYNC_LIMIT = _core.ASYNC_LIMIT
 
 
 class _Strict(BaseModel):
@@ -98,9 +101,7 @@ class AwsSettings(_Strict):
     @classmethod
     def _endpoint(cls, v):
         # the rule the runtime applies to a DBA's ALTER DATABASE value too: written once, in plpython/
-        from sqlambda.resources import plpython_module
-
-        problem = None if v is None else plpython_module("sqlambda_core").endpoint_problem(v)
+        problem = None if v is None else _core.endpoint_problem(v)
         if problem:
             raise ValueError(f"not an endpoint ({problem}); expected http(s)://host[:port]")
         return v

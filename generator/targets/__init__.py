@@ -1,28 +1,28 @@
-"""The explicit table of targets. Adding a database adds one entry here, nothing else."""
+"""The explicit table of targets: one line per database, nothing discovered.
+
+Adding a database adds a ``targets/<name>/`` package (a :class:`~sqlambda.targets.base.Target`),
+its templates in ``sql/<name>/``, one line here and one packaging entry in pyproject.toml; no other
+module names a target. The class is imported when the target is used, so a database driver that
+is not installed (python-oracledb is an extra) costs nothing until then.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 from sqlambda.errors import UsageError
 from sqlambda.targets.base import Target
 
-
-def _postgres() -> Target:
-    from sqlambda.targets.postgres import PostgresTarget
-
-    return PostgresTarget()
-
-
-def _oracle() -> Target:
-    from sqlambda.targets.oracle import OracleTarget
-
-    return OracleTarget()
-
-
-TARGETS = {"postgres": _postgres, "oracle": _oracle}
+#: --target name -> "module:Class" of its Target
+TARGETS: dict[str, str] = {
+    "postgres": "sqlambda.targets.postgres:PostgresTarget",
+    "oracle": "sqlambda.targets.oracle:OracleTarget",
+}
 
 
 def get_target(name: str) -> Target:
     try:
-        return TARGETS[name]()
+        module, cls = TARGETS[name].split(":")
     except KeyError:
         raise UsageError(f"unknown target {name!r}; choose one of: {', '.join(sorted(TARGETS))}") from None
+    return getattr(importlib.import_module(module), cls)()

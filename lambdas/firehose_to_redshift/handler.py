@@ -8,7 +8,6 @@ import functools
 import os
 
 import boto3
-
 from firehose_core import Config, forward
 
 

@@ -7,7 +7,6 @@ everything else is in ``kinesis_core`` so it can be tested without Lambda.
 import functools
 
 import boto3
-
 from kinesis_core import read
 
 

@@ -16,8 +16,8 @@ import pytest
 from psycopg import sql
 
 from sqlambda import api, resources
-from sqlambda.targets.postgres import drain as outbox
 from sqlambda.devkit import scenarios
+from sqlambda.targets.postgres import drain as outbox
 
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 

@@ -4,9 +4,8 @@ Importing ``lambda_helpers`` puts the Lambda folders on sys.path before the test
 their cores.
 """
 
-import pytest
-
 import lambda_helpers  # noqa: F401  (side effect: the Lambda folders on sys.path)
+import pytest
 
 
 @pytest.fixture

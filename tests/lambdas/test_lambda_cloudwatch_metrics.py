@@ -6,11 +6,10 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import botocore.config
 import botocore.session
+import metrics_core as mc
 import pytest
 from botocore.serialize import create_serializer
 from botocore.utils import percent_encode_sequence
-
-import metrics_core as mc
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -5,9 +5,8 @@ giving up after N attempts, and the delivery stream configuration."""
 import json
 
 import boto3
-import pytest
-
 import firehose_core as fc
+import pytest
 import setup_stream
 
 BUCKET = "staging"

@@ -6,9 +6,8 @@ import json
 from datetime import datetime
 
 import boto3
-import pytest
-
 import kinesis_core as kc
+import pytest
 
 
 def make_stream(name="readings", shards=1):

@@ -11,14 +11,13 @@ import time
 import urllib.request
 import uuid
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from sqlambda import resources
 from sqlambda.devkit.deploy import build_zip, deploy_lambdas, deploy_source
 from sqlambda.local import LocalStack
-from sqlambda import resources
 
 
 @pytest.fixture(scope="module")

@@ -248,8 +248,8 @@ def test_connect_rejects_a_malformed_dsn_without_echoing_it():
 
 
 def test_verify_reports_missing_invalid_changed_and_ungranted():
-    from sqlambda.targets.oracle import render as R
     from sqlambda.spec.model import Spec
+    from sqlambda.targets.oracle import render as R
 
     spec = Spec.model_validate({"project": "p", "oracle": {"schema": "app"},
                                 "functions": [{"name": "f", "lambda": "echo", "roles": ["r"]}]})

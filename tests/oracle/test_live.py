@@ -18,6 +18,7 @@ local stack fixture's own URL is used, which works when Oracle runs on this mach
 from __future__ import annotations
 
 import os
+
 import pytest
 
 from sqlambda.errors import InstallError

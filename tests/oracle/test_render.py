@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from oracle_specs import make_spec
 
 from sqlambda.errors import RenderError
 from sqlambda.spec.model import Spec
 from sqlambda.targets import get_target
 from sqlambda.targets.oracle import render as R
 from sqlambda.targets.oracle.script import created_object
-
-from conftest import make_spec  # noqa: E402 - tests/oracle/conftest.py
 
 
 def _all_sql(arts) -> str:

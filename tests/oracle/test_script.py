@@ -12,13 +12,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from oracle_specs import make_spec
 
 from sqlambda.errors import RenderError
-from sqlambda.targets.oracle import render as R
 from sqlambda.pipeline import write_files
+from sqlambda.targets.oracle import render as R
 from sqlambda.targets.oracle.script import created_object, install_script, is_block, uninstall_script
-
-from conftest import make_spec  # noqa: E402
 
 _BLOCK_START = re.compile(
     r"^\s*(DECLARE|BEGIN|CREATE\s+(OR\s+REPLACE\s+)?(AND\s+COMPILE\s+)?(FUNCTION|PROCEDURE|PACKAGE|TRIGGER|TYPE|JAVA))\b", re.I

@@ -13,15 +13,14 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import psycopg
 import pytest
+from outbox_helpers import make_loaded, queue_counts
 
-from conftest import make_loaded, queue_counts
 from sqlambda import api
-from sqlambda.targets.postgres import drain as outbox
 from sqlambda.errors import InstallError
+from sqlambda.targets.postgres import drain as outbox
 
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+from outbox_helpers import make_loaded
 
-from conftest import make_loaded
 from sqlambda.errors import RenderError
 from sqlambda.targets.postgres.render import render_files, render_postgres
 

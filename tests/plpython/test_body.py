@@ -11,8 +11,8 @@ import textwrap
 import types
 
 import pytest
+from fake_plpy import FakePlpy
 
-from conftest import FakePlpy
 from sqlambda.spec.model import Spec
 from sqlambda.targets.postgres.render import render_postgres
 

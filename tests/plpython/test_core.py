@@ -5,10 +5,9 @@ import json
 import socket
 
 import pytest
-from botocore import exceptions as bx
-
 import sqlambda_core as core
-from conftest import FakePlpy
+from botocore import exceptions as bx
+from fake_plpy import FakePlpy
 
 
 def _closed_port() -> int:

@@ -4,7 +4,6 @@ import json
 from decimal import Decimal
 
 import pytest
-
 import sqlambda_core as core
 import sqlambda_functions as fx
 
@@ -152,7 +151,7 @@ def test_rds_invoke_argument_resolution(monkeypatch, args, expected):
 
 
 def test_rds_invoke_region_conflict(monkeypatch):
-    from conftest import FakePlpy
+    from fake_plpy import FakePlpy
 
     plpy = FakePlpy()
     monkeypatch.setattr(core, "invoke_raw", _Recorder())

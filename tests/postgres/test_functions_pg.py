@@ -8,7 +8,6 @@ generic functions, invoke(), typed wrappers, RDS compatibility, and every invoca
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import subprocess
@@ -18,6 +17,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from pg_helpers import dba_settings
 from psycopg import sql
 
 from sqlambda.spec.model import Spec
@@ -330,22 +330,6 @@ def test_lambda_error_unhandled(conn):
     assert d.sqlstate == "LA001"
     assert d.message_primary == "lambda rt_boom failed: ValueError: bad order 7"
     assert json.loads(d.message_detail)["errorType"] == "ValueError"
-
-
-@contextlib.contextmanager
-def dba_settings(dsn: str, **values):
-    """What a DBA does: ALTER DATABASE ... SET sqlambda.<name> (new sessions see it), undone afterwards."""
-    dbname = dsn.split("dbname=")[1].split()[0]
-    with psycopg.connect(dsn, autocommit=True) as c:
-        for name, value in values.items():
-            c.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(
-                sql.Identifier(dbname), sql.Identifier(f"sqlambda.{name}"), sql.Literal(str(value))))
-    try:
-        yield
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as c:
-            for name in values:
-                c.execute(sql.SQL("ALTER DATABASE {} RESET {}").format(sql.Identifier(dbname), sql.Identifier(f"sqlambda.{name}")))
 
 
 def test_endpoint_down(db):

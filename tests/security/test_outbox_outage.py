@@ -17,13 +17,12 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from collections import Counter
 
-import psycopg
 import pytest
-
 from fixtures_local import deploy_recorder
+from pg_helpers import loaded_spec, q
+
 from sqlambda import api
 from sqlambda.targets.postgres import drain as outbox
 from sqlambda.targets.postgres.cluster import Cluster
@@ -31,18 +30,6 @@ from sqlambda.targets.postgres.cluster import Cluster
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 
 SQLAMBDA = os.path.join(os.path.dirname(sys.executable), "sqlambda")
-
-
-def loaded(spec: dict):
-    from sqlambda.spec.model import Spec
-
-    return types.SimpleNamespace(spec=Spec.model_validate(spec), path="tests/security", checksum="7" * 64)
-
-
-def q(dsn: str, query: str, params=()):
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cur = conn.execute(query, params or None)
-        return cur.fetchall() if cur.description else []
 
 
 def counts(dsn: str) -> tuple[int, int]:
@@ -54,7 +41,7 @@ def install(cluster, name: str, endpoint: str, triggers: list[dict]) -> str:
     dsn = cluster.create_database(name)
     for t in triggers:
         q(dsn, f"CREATE TABLE {t['table']} (id int PRIMARY KEY, note text)")
-    api.install(loaded({"project": name, "aws": {"endpoint_url": endpoint}, "triggers": triggers}), dsn)
+    api.install(loaded_spec({"project": name, "aws": {"endpoint_url": endpoint}, "triggers": triggers}), dsn)
     return dsn
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import types
 
 import psycopg
 import pytest
+from listener import Listener
+from pg_helpers import dba_settings, dbname, loaded_spec
 from psycopg import sql
 
-from listener import Listener
 from sqlambda import api
 from sqlambda.targets.postgres import drain as outbox
 
@@ -28,12 +28,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 
 MALLORY = "mallory"
 SETTINGS = ("endpoint_url", "region")
-
-
-def loaded(spec: dict):
-    from sqlambda.spec.model import Spec
-
-    return types.SimpleNamespace(spec=Spec.model_validate(spec), path="tests/security", checksum="5" * 64)
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +65,12 @@ def db(pg_cluster, local_stack, echo_function, recorder):
              "retry": {"base_delay_ms": 1, "max_delay_ms": 5}},
         ],
     }
-    api.install(loaded(spec), dsn)
+    api.install(loaded_spec(spec), dsn)
     return dsn
 
 
 def mallory_dsn(dsn: str) -> str:
     return dsn.replace("user=postgres", f"user={MALLORY}")
-
-
-def _dbname(dsn: str) -> str:
-    return dsn.split("dbname=")[1].split()[0]
 
 
 # -- the ways a session can set a setting ----------------------------------------------------------------
@@ -106,7 +96,7 @@ def session(db: str, vector: str, url: str, monkeypatch):
     elif vector in ("alter_role", "alter_role_in_database"):
         # mallory cannot do this herself on PostgreSQL 15 (permission denied to set parameter); a DBA
         # who did it for her role (or granted her SET on the parameter) still does not move our endpoint
-        where = sql.SQL(" IN DATABASE {}").format(sql.Identifier(_dbname(db))) if vector.endswith("database") else sql.SQL("")
+        where = sql.SQL(" IN DATABASE {}").format(sql.Identifier(dbname(db))) if vector.endswith("database") else sql.SQL("")
         with psycopg.connect(db, autocommit=True) as c:
             for k, v in values.items():
                 c.execute(sql.SQL("ALTER ROLE {}{} SET {} = {}").format(
@@ -271,21 +261,6 @@ def test_the_listener_would_have_seen_a_redirect(db, ctx, listener):
             conn.execute("INSERT INTO s_now VALUES (1, 'x')")
     got = listener.take()
     assert len(got) == 2 and all(r["headers"].get("Authorization", "").startswith("AWS4-HMAC-SHA256") for r in got)
-
-
-@contextlib.contextmanager
-def dba_settings(db: str, **values):
-    name = _dbname(db)
-    with psycopg.connect(db, autocommit=True) as c:
-        for k, v in values.items():
-            c.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(sql.Identifier(name), sql.Identifier(f"sqlambda.{k}"),
-                                                                    sql.Literal(str(v))))
-    try:
-        yield
-    finally:
-        with psycopg.connect(db, autocommit=True) as c:
-            for k in values:
-                c.execute(sql.SQL("ALTER DATABASE {} RESET {}").format(sql.Identifier(name), sql.Identifier(f"sqlambda.{k}")))
 
 
 def test_the_drainer_follows_the_dba_and_never_the_writer(db, ctx, listener):

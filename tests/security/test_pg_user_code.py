@@ -18,6 +18,7 @@ import types
 
 import psycopg
 import pytest
+from pg_helpers import loaded_spec, q
 
 from sqlambda import api
 from sqlambda.targets.postgres import drain as outbox
@@ -25,18 +26,6 @@ from sqlambda.targets.postgres import drain as outbox
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 
 MALLORY = "mallory_uc"
-
-
-def loaded(spec: dict):
-    from sqlambda.spec.model import Spec
-
-    return types.SimpleNamespace(spec=Spec.model_validate(spec), path="tests/security", checksum="6" * 64)
-
-
-def q(dsn: str, query: str, params=()):
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cur = conn.execute(query, params or None)
-        return cur.fetchall() if cur.description else []
 
 
 # What mallory's planted code does when it runs: note who it runs as, then try to escalate. Each
@@ -92,7 +81,7 @@ def env(pg_cluster, local_stack, echo_function, recorder):
             {"name": "dba_out", "table": "dba_out", "lambda": recorder.name, "mode": "sync", "delivery": "outbox"},
         ],
     }
-    api.install(loaded(spec), dsn)
+    api.install(loaded_spec(spec), dsn)
     return types.SimpleNamespace(dsn=dsn, mdsn=mdsn, recorder=recorder)
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+from sqlambda.delivery.model import DrainStats, OutboxStatus, TriggerStatus
 from sqlambda.errors import OutboxError, UsageError
 from sqlambda.targets.oracle import render as oracle_render
-from sqlambda.delivery.model import DrainStats, OutboxStatus, TriggerStatus
 
 #: seconds between drain runs with --follow (the scheduler job runs every SCHEDULER_INTERVAL_SECONDS)
 FOLLOW_SECONDS = 1.0

@@ -26,17 +26,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlambda import resources
-from sqlambda.delivery import envelope
 from sqlambda.artifacts import Artifact, check_unique
+from sqlambda.delivery import envelope
 from sqlambda.errors import RenderError
 from sqlambda.spec.model import Function, Spec, Trigger
-from sqlambda.templates import render as render_template
 from sqlambda.templates import oracle_literal, split_statements
+from sqlambda.templates import render as render_template
 
 TARGET = "oracle"
 IMDS_HOST_PORT = "169.254.169.254:80"
-SYNC_LIMIT = 6 * 1024 * 1024
-ASYNC_LIMIT = 1024 * 1024
+SYNC_LIMIT = resources.plpython_module("sqlambda_core").SYNC_LIMIT
+ASYNC_LIMIT = resources.plpython_module("sqlambda_core").ASYNC_LIMIT
 SCHEDULER_INTERVAL_SECONDS = 10
 
 # Fixed object names. Upper case because Oracle folds unquoted names to upper case: quoting the

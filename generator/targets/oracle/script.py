@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from sqlambda.artifacts import Artifact
 from sqlambda.errors import RenderError
-from sqlambda.templates import header, render as render_template
+from sqlambda.templates import header
+from sqlambda.templates import render as render_template
 
 _NAME = r'(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_$#]*)'
 _CREATE = re.compile(

@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
-
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 from sqlambda import __version__
 from sqlambda.artifacts import Artifact

@@ -1,13 +1,14 @@
-"""The outbox drainer and its administration: ``drain``, ``status``, ``retry_dead`` (library API).
+"""The PostgreSQL outbox backend (:class:`PostgresOutbox`): ``drain``, ``status``, ``retry_dead``.
 
-Owns: delivering committed change events from ``<schema>.outbox`` to Lambda, outside the database.
+Owns: delivering committed change events from ``<schema>.outbox`` through a delivery
+:class:`~sqlambda.delivery.sink.Sink` (today the Lambda sink), outside the database.
 The queue holds chunks (one row per up to 1,000 consecutive events of one statement, see
 ``sql/postgres/outbox/queue.sql.j2``). A worker repeats one short transaction: lock the oldest ready
 chunks, about one batch's worth, with ``<schema>.outbox_claim`` (``FOR UPDATE SKIP LOCKED``), read
 their undelivered events, cut ONE batch (per trigger, per run of one operation, by the route's
 max_rows AND max_bytes, the same code the immediate trigger uses: ``plpython/sqlambda_triggers.py``),
-send it with ``plpython/sqlambda_core.py``'s invoke (so errors are classified exactly as in the
-database), record how far each chunk got, and commit. Progress is committed per delivered batch, so
+send it through the sink (the Lambda sink uses ``plpython/sqlambda_core.py``'s invoke, so errors are
+classified exactly as in the database), record how far each chunk got, and commit. Progress is committed per delivered batch, so
 a drainer killed at any moment redelivers at most the batch it had in flight.
 
 Why the row locks are held during the HTTP call: two drainers can then never send the same event
@@ -30,7 +31,7 @@ which any role can send, only wakes a drainer for one poll: its payload is ignor
 a wake are spaced (``MIN_POLL_SECONDS``).
 
 Must not: print (it logs one INFO line per batch to the ``sqlambda.drain`` logger), parse
-command-line options (``cli/outbox_cmd.py`` does), or hold DDL (templates in
+command-line options (``cli/outbox_cmd.py`` calls it through ``sqlambda.api``), or hold DDL (templates in
 ``sql/postgres/outbox/``). Routes (Lambda, mode, limits) come from ``<schema>.outbox_route``, which
 install writes from the spec, so draining needs only a DSN. Where requests go: ``--endpoint-url``,
 else the drain process's ``AWS_ENDPOINT_URL``, else a DBA's ``ALTER DATABASE ... SET
@@ -49,6 +50,7 @@ from sqlambda import resources
 from sqlambda.delivery.model import DrainStats, Failure, OutboxStatus, Route, TriggerStatus, backoff_seconds
 from sqlambda.delivery.sink import LambdaSink, Sink
 from sqlambda.errors import ConnectionFailed, OutboxError, UsageError
+from sqlambda.targets.postgres import triggers
 from sqlambda.targets.postgres.connection import connect as pg_connect
 
 DEFAULT_SCHEMA = "sqlambda"
@@ -403,7 +405,7 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
     stats = DrainStats()
     wake = threading.Event()
     errors: list[BaseException] = []
-    channel = f"{schema}.outbox"
+    channel = triggers.channel(schema)
 
     def listen() -> None:
         from psycopg import sql
@@ -551,7 +553,7 @@ def retry_dead(dsn: str, schema: str = DEFAULT_SCHEMA, *, trigger: str | None = 
                 {"trigger": trigger, "ids": ids})
             n = int(cur.fetchone()[0])
             if n:
-                conn.execute("SELECT pg_catalog.pg_notify(%s, 'retry-dead')", (f"{schema}.outbox",))
+                conn.execute("SELECT pg_catalog.pg_notify(%s, 'retry-dead')", (triggers.channel(schema),))
     return n
 
 

@@ -1,4 +1,4 @@
-"""Helpers for the trigger and outbox tests: a loaded spec from a dict, and queue counts. The recording
+"""Helpers for the trigger and outbox tests (a module of its own name, not conftest): a loaded spec from a dict, and queue counts. The recording
 Lambdas (``recorder``, ``flaky``) are session fixtures in tests/fixtures_local.py."""
 
 from __future__ import annotations
