@@ -39,6 +39,15 @@ def pg_bindir() -> Path:
     )
 
 
+def _runuser() -> str:
+    """runuser lives in /usr/sbin, which a plain user's PATH (or env -i) may not hold."""
+    for c in (shutil.which("runuser"), "/usr/sbin/runuser", "/sbin/runuser"):
+        if c and os.access(c, os.X_OK):
+            return c
+    raise EnvironmentProblem("running as root, but runuser (util-linux) was not found to start PostgreSQL as 'postgres'",
+                             hint="install util-linux, or run as a user other than root")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -76,7 +85,7 @@ class Cluster:
     def _run(self, args: list[str], **kw) -> subprocess.CompletedProcess:
         cmd = [str(self._bindir / args[0]), *args[1:]]
         if self._as_postgres:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+            cmd = [_runuser(), "-u", "postgres", "--", *cmd]
         env = {**os.environ, **self.extra_env}
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, **kw)
         if res.returncode != 0:
@@ -120,11 +129,28 @@ class Cluster:
         self.start()
 
     def destroy(self) -> None:
+        """Stop (immediate) and remove the cluster; also when ``pg_ctl stop`` fails, e.g. because the
+        start it follows was interrupted: the postmaster named in postmaster.pid gets SIGQUIT."""
         try:
             self.stop("immediate")
+        except EnvironmentProblem:
+            self._quit_postmaster()
         finally:
             if self._owned_base and self.base is not None:
                 shutil.rmtree(self.base, ignore_errors=True)
+
+    def _quit_postmaster(self, timeout: float = 30) -> None:
+        import signal
+        import time
+
+        try:
+            pid = int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+            os.kill(pid, signal.SIGQUIT)
+        except (OSError, ValueError):
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.05)
 
     def create_database(self, name: str) -> str:
         import psycopg
