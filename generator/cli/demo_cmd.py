@@ -6,7 +6,7 @@ import json
 
 import click
 
-from sqlambda.cli.common import console, json_option
+from sqlambda.cli.common import console, json_option, make_console
 from sqlambda.devkit import demo
 
 
@@ -18,9 +18,7 @@ from sqlambda.devkit import demo
 def demo_cmd(spec, keep, as_json):
     """Start PostgreSQL and a local AWS stack, install a spec, call Lambda from SQL, run the three scenarios, clean up."""
     if as_json:
-        from rich.console import Console
-
-        outcome = demo.run(Console(stderr=True), spec=spec, keep=keep)
+        outcome = demo.run(make_console(stderr=True), spec=spec, keep=keep)
         click.echo(json.dumps(outcome.to_dict(), indent=2))
     else:
         demo.run(console, spec=spec, keep=keep)

@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from sqlambda import api
-from sqlambda.cli.common import console, dsn_option, emit, json_option
+from sqlambda.cli.common import console, dsn_option, emit, json_option, mark, styled
 from sqlambda.errors import UsageError
 from sqlambda.targets import TARGETS
 
@@ -29,7 +29,7 @@ def _plan_table(plan, title: str) -> Table:
         table.add_column(col)
     for s in plan.steps:
         style = _STYLE.get(s.action, "")
-        table.add_row(f"[{style}]{s.action}[/]", s.kind, s.key, s.summary, style=None)
+        table.add_row(styled((s.action, style)), s.kind, s.key, s.summary)
     return table
 
 
@@ -46,7 +46,7 @@ def render_cmd(spec, target, out_dir, as_json):
     """Write reviewable SQL files for SPEC (no spec: the core only). Offline."""
     paths = api.render_to_dir(spec, target, out_dir)
     emit({"files": [str(p) for p in paths]}, as_json,
-         lambda: [console.print(f"wrote {p}", highlight=False) for p in paths])
+         lambda: [console.print(f"wrote {p}") for p in paths])
 
 
 @click.command("plan")
@@ -60,7 +60,7 @@ def plan_cmd(spec, target, dsn, as_json):
 
     def human():
         console.print(_plan_table(p, f"plan ({p.target})"))
-        console.print(f"plan: {_counts(p)}" + (" — nothing to do" if p.is_noop else ""), highlight=False)
+        console.print(f"plan: {_counts(p)}" + (" — nothing to do" if p.is_noop else ""))
 
     emit(p.to_dict(), as_json, human)
 
@@ -76,7 +76,7 @@ def plan_cmd(spec, target, dsn, as_json):
 @json_option
 def install_cmd(spec, target, dsn, dry_run, repair, lock_timeout, as_json):
     """Install SPEC (no spec: the core functions only). Idempotent."""
-    progress = None if as_json else (lambda step: console.print(f"  {step.action} {step.key}", style=_STYLE.get(step.action), highlight=False))
+    progress = None if as_json else (lambda step: console.print(f"  {step.action} {step.key}", style=_STYLE.get(step.action)))
     result = api.install(spec, dsn, target, dry_run=dry_run, repair=repair, lock_wait=lock_timeout,
                               progress=progress)
 
@@ -85,17 +85,17 @@ def install_cmd(spec, target, dsn, dry_run, repair, lock_timeout, as_json):
         if dry_run:
             console.print(_plan_table(p, f"install --dry-run ({p.target})"))
             for s in p.changes:
-                console.print(f"-- {s.action} {s.key}", style="bold", highlight=False)
+                console.print(f"-- {s.action} {s.key}", style="bold")
                 for st in s.statements:
-                    console.print(st + ";", markup=False, highlight=False)
-            console.print(f"dry run: {_counts(p)}; nothing was changed", highlight=False)
+                    console.print(st + ";")
+            console.print(f"dry run: {_counts(p)}; nothing was changed")
         elif p.is_noop:
-            console.print(f"up to date: {_counts(p)}; nothing to do", highlight=False)
+            console.print(f"up to date: {_counts(p)}; nothing to do")
         else:
             gone = [a for a in result.applied if a.notes]
             for a in gone:
-                console.print(f"  note: {a.key}: {', '.join(a.notes)}", highlight=False)
-            console.print(f"[green]installed[/]: {_counts(p)} (registry in schema {result.schema})", highlight=False)
+                console.print(f"  note: {a.key}: {', '.join(a.notes)}")
+            console.print(styled(("installed", "green"), f": {_counts(p)} (registry in schema {result.schema})"))
 
     emit(result.to_dict(), as_json, human)
 
@@ -111,13 +111,12 @@ def verify_cmd(spec, target, dsn, probe, as_json):
     report = api.verify(spec, dsn, target, probe=probe, strict=False)
     if not as_json:
         for line in report.problems:
-            console.print(f"[red]✗[/] {line}", highlight=False)
+            console.print(styled(mark(False), " ", line))
         for p in report.probes:
-            mark = "[green]✓[/]" if p.ok else "[red]✗[/]"
-            console.print(f"{mark} probe {p.function} -> {p.lambda_}: {p.detail}", highlight=False)
+            console.print(styled(mark(p.ok), f" probe {p.function} -> {p.lambda_}: {p.detail}"))
     report.check()
     emit(report.to_dict(), as_json,
-         lambda: console.print(f"[green]verify ok[/]: {report.checked} objects match ({report.spec_name})", highlight=False))
+         lambda: console.print(styled(("verify ok", "green"), f": {report.checked} objects match ({report.spec_name})")))
 
 
 @click.command("uninstall")
@@ -135,7 +134,7 @@ def uninstall_cmd(target, dsn, spec, yes, lock_timeout, as_json):
             raise UsageError("uninstall with --json needs --yes")
         click.confirm("Remove every object sqlambda installed in this database?", abort=True)
     result = api.uninstall(dsn, target, spec=spec, lock_wait=lock_timeout)
-    emit(result.to_dict(), as_json, lambda: console.print(result.message, highlight=False))
+    emit(result.to_dict(), as_json, lambda: console.print(result.message))
 
 
 @click.command("invoke")
@@ -148,7 +147,7 @@ def invoke_cmd(name, json_args, target, dsn, as_json):
     """Call NAME through the database: a spec function's wrapper, else awslambda_fn(NAME, JSON)."""
     result = api.invoke(dsn, name, json_args, target)
     emit(result.to_dict(), as_json, lambda: console.print_json(data=result.result) if not isinstance(result.result, str)
-         else console.print(result.result, markup=False, highlight=False))
+         else console.print(result.result))
 
 
 @click.command("doctor")
@@ -165,10 +164,10 @@ def doctor_cmd(target, dsn, endpoint_url, spec, as_json):
         for col in ("", "check", "detail", "fix"):
             table.add_column(col)
         for c in report.checks:
-            table.add_row("[green]✓[/]" if c.ok else "[red]✗[/]", c.name, c.detail, c.hint or "")
+            table.add_row(mark(c.ok), c.name, c.detail, c.hint or "")
         console.print(table)
     report.check()
-    emit(report.to_dict(), as_json, lambda: console.print("[green]doctor: all checks passed[/]"))
+    emit(report.to_dict(), as_json, lambda: console.print("doctor: all checks passed", style="green"))
 
 
 def register(cli: click.Group) -> None:

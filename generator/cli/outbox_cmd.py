@@ -17,7 +17,7 @@ import click
 from rich.table import Table
 
 from sqlambda import api
-from sqlambda.cli.common import console, dsn_option, emit, err_console, json_option
+from sqlambda.cli.common import console, dsn_option, emit, err_console, json_option, styled
 from sqlambda.delivery.model import DrainStats
 from sqlambda.errors import OutboxError
 from sqlambda.targets import TARGETS
@@ -56,20 +56,18 @@ def drain_cmd(target: str, dsn: str, schema: str | None, mode: str, workers: int
     _log_to_stderr(log_level or ("info" if mode == "follow" else "warning"))
     stop = threading.Event()
     if mode == "follow":
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: stop.set())
         if not as_json:
-            err_console.print(f"draining the {target} outbox with {workers} worker(s); Ctrl-C to stop",
-                              markup=False, highlight=False)
+            err_console.print(f"draining the {target} outbox with {workers} worker(s); Ctrl-C to stop")
     stats = api.drain(dsn, target, schema=schema, follow=mode == "follow", workers=workers,
                       endpoint_url=endpoint_url, request_timeout_ms=request_timeout_ms, stop=stop)
 
     def human() -> None:
-        console.print(f"delivered [bold]{stats.delivered}[/] event(s) in {stats.batches} batch(es); "
-                      f"{stats.failed_events} failed in {stats.failed_batches} batch(es), {stats.dead} dead-lettered",
-                      highlight=False)
+        console.print(styled("delivered ", (str(stats.delivered), "bold"), f" event(s) in {stats.batches} batch(es); "
+                             f"{stats.failed_events} failed in {stats.failed_batches} batch(es), {stats.dead} dead-lettered"))
         if stats.last_error:
-            console.print(f"[yellow]last error:[/] {stats.last_error}", highlight=False)
+            console.print(styled(("last error:", "yellow"), " ", stats.last_error))
 
     if not stats.ok and as_json:
         raise OutboxError(_failed(stats), details=stats.to_dict())
@@ -121,8 +119,8 @@ def status_cmd(target: str, dsn: str, schema: str | None, alert_depth: int | Non
 
     def human() -> None:
         age = "-" if st.oldest_age_seconds is None else f"{st.oldest_age_seconds:.1f}s"
-        console.print(f"[bold]{st.schema}.outbox[/]: depth [bold]{st.depth}[/], oldest [bold]{age}[/], "
-                      f"in flight {st.in_flight}, waiting retry {st.waiting_retry}, dead {st.dead}", highlight=False)
+        console.print(styled((f"{st.schema}.outbox", "bold"), ": depth ", (str(st.depth), "bold"), ", oldest ", (age, "bold"),
+                             f", in flight {st.in_flight}, waiting retry {st.waiting_retry}, dead {st.dead}"))
         table = Table("trigger", "table", "lambda", "queued", "ready", "waiting", "in flight", "dead", "oldest (s)")
         for t in st.triggers:
             table.add_row(t.trigger, t.table or "?", t.lambda_name or "?", str(t.queued), str(t.ready),
@@ -130,7 +128,7 @@ def status_cmd(target: str, dsn: str, schema: str | None, alert_depth: int | Non
                           "-" if t.oldest_age_seconds is None else f"{t.oldest_age_seconds:.1f}")
         console.print(table)
         for a in alerts:
-            console.print(f"[bold red]alert:[/] {a}", highlight=False)
+            console.print(styled(("alert:", "bold red"), " ", a))
 
     if alerts and as_json:
         # one JSON document per run: the status goes into the error's details
@@ -152,5 +150,5 @@ def retry_dead_cmd(target: str, dsn: str, schema: str | None, trigger: str | Non
     """Move dead-lettered events back into the queue (same id and idempotency key, attempts reset)."""
     n = api.retry_dead(dsn, target, schema=schema, trigger=trigger, ids=list(ids) or None)
     emit({"requeued": n}, as_json,
-         lambda: console.print(f"requeued [bold]{n}[/] dead-lettered event(s); run `sqlambda drain` to deliver them",
-                               highlight=False))
+         lambda: console.print(styled("requeued ", (str(n), "bold"),
+                                      " dead-lettered event(s); run `sqlambda drain` to deliver them")))

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from sqlambda import api, resources
 from sqlambda.devkit import scenarios
@@ -137,7 +138,7 @@ def _start_cluster(ctx: DemoContext) -> None:
     ctx.cleanups.append(ctx.cluster.destroy)
     ctx.cluster.start()
     ctx.dsn = ctx.cluster.create_database(DEMO_DB)
-    ctx.console.print(f"  PostgreSQL on {ctx.cluster.host}:{ctx.cluster.port}, database {DEMO_DB}", highlight=False)
+    ctx.console.print(f"  PostgreSQL on {ctx.cluster.host}:{ctx.cluster.port}, database {DEMO_DB}", highlight=False, markup=False)
 
 
 def _start_stack(ctx: DemoContext) -> None:
@@ -150,14 +151,14 @@ def _start_stack(ctx: DemoContext) -> None:
     # ones already in the environment are kept (the stack accepts any).
     for key, value in DEMO_ENV.items():
         os.environ.setdefault(key, value)
-    ctx.console.print(f"  local AWS stack at {ctx.stack.endpoint_url}", highlight=False)
+    ctx.console.print(f"  local AWS stack at {ctx.stack.endpoint_url}", highlight=False, markup=False)
 
 
 def _deploy(ctx: DemoContext) -> None:
     from sqlambda.devkit.deploy import deploy_lambdas
 
     deploy_lambdas(["echo"], endpoint_url=ctx.stack.endpoint_url)
-    ctx.console.print("  deployed lambdas/echo as 'echo'", highlight=False)
+    ctx.console.print("  deployed lambdas/echo as 'echo'", highlight=False, markup=False)
 
 
 def _install(ctx: DemoContext) -> None:
@@ -169,9 +170,9 @@ def _install(ctx: DemoContext) -> None:
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
     _set_endpoint(ctx.dsn, DEMO_DB, ctx.stack.endpoint_url)
     result = api.install(ctx.spec, ctx.dsn)
-    ctx.console.print(f"  installed {len(result.applied)} objects from {result.spec_name}", highlight=False)
+    ctx.console.print(f"  installed {len(result.applied)} objects from {result.spec_name}", highlight=False, markup=False)
     report = api.verify(ctx.spec, ctx.dsn)
-    ctx.console.print(f"  verify: {report.checked} objects match", highlight=False)
+    ctx.console.print(f"  verify: {report.checked} objects match", highlight=False, markup=False)
 
 
 def run_call(dsn: str, call: Call) -> CallResult:
@@ -194,6 +195,10 @@ def run_call(dsn: str, call: Call) -> CallResult:
         return CallResult(call, call.error and call.expect in shown, shown)
 
 
+def _mark(ok: bool) -> Text:
+    return Text("✓", style="green") if ok else Text("✗", style="red")
+
+
 def _calls(ctx: DemoContext) -> None:
     table = Table(title="SQL calls through the bridge", title_justify="left", show_lines=True)
     for col in ("", "what", "SQL", "result"):
@@ -202,7 +207,7 @@ def _calls(ctx: DemoContext) -> None:
         r = run_call(ctx.dsn, call)
         ctx.results.append(r)
         sql_text = (f"SET ROLE {call.role}; " if call.role else "") + call.sql
-        table.add_row("[green]✓[/]" if r.ok else "[red]✗[/]", call.label, sql_text, r.shown)
+        table.add_row(_mark(r.ok), Text(call.label), Text(sql_text), Text(r.shown))
     ctx.console.print(table)
 
 
@@ -219,13 +224,13 @@ def _set_endpoint(dsn: str, database: str, endpoint_url: str) -> None:
 def _prepare_scenarios(ctx: DemoContext) -> None:
     made = scenarios.prepare_aws(ctx.stack.endpoint_url)
     ctx.console.print(f"  deployed {', '.join(made['lambdas'])}; bucket {made['bucket']}, delivery stream "
-                      f"{made['delivery_stream'].rsplit('/', 1)[-1]}, Kinesis stream {made['kinesis_stream']}", highlight=False)
+                      f"{made['delivery_stream'].rsplit('/', 1)[-1]}, Kinesis stream {made['kinesis_stream']}", highlight=False, markup=False)
     ctx.scenario_dsn = ctx.cluster.create_database(SCENARIO_DB)
     _set_endpoint(ctx.scenario_dsn, SCENARIO_DB, ctx.stack.endpoint_url)
     scenarios.create_sample_objects(ctx.scenario_dsn)
     result = api.install(scenario_spec(), ctx.scenario_dsn)
     ctx.console.print(f"  database {SCENARIO_DB}: sample tables, then {len(result.applied)} objects from "
-                      f"{result.spec_name}", highlight=False)
+                      f"{result.spec_name}", highlight=False, markup=False)
 
 
 def _readings(n: int) -> list[tuple[datetime, float]]:
@@ -249,7 +254,7 @@ def _cloudwatch(ctx: DemoContext) -> None:
         "CloudWatch metrics", f"{len(readings)} readings inserted (1 statement)",
         f"{len(seen)} datapoints, {matching} equal to their reading", matching == len(readings) == len(seen)))
     ctx.console.print(f"  {len(readings)} readings -> {len(seen)} datapoints of "
-                      f"{scenarios.Names().namespace}/{scenarios.Names().metric}", highlight=False)
+                      f"{scenarios.Names().namespace}/{scenarios.Names().metric}", highlight=False, markup=False)
 
 
 def _firehose(ctx: DemoContext) -> None:
@@ -282,7 +287,7 @@ def _firehose(ctx: DemoContext) -> None:
         f"{len(rows)} JSON lines in s3://{scenarios.Names().bucket}/{scenarios.Names().prefix} "
         f"({ops['insert']} insert, {ops['update']} update, {ops['delete']} delete)", ok,
         f"drain: {stats.to_dict()}"))
-    ctx.console.print(f"  {queued} queued -> drained -> {len(rows)} lines staged for Redshift COPY", highlight=False)
+    ctx.console.print(f"  {queued} queued -> drained -> {len(rows)} lines staged for Redshift COPY", highlight=False, markup=False)
 
 
 def _kinesis(ctx: DemoContext) -> None:
@@ -308,7 +313,7 @@ def _kinesis(ctx: DemoContext) -> None:
         "Kinesis reads", f"{len(put)} records put on {stream} (150, then 20 more)",
         f"{len(got)} rows read from SQL in 3 resumed runs, {'in order, none skipped or repeated' if ok else 'MISMATCH'}",
         ok))
-    ctx.console.print(f"  {len(put)} records put -> {len(got)} read by process_sensor_readings()", highlight=False)
+    ctx.console.print(f"  {len(put)} records put -> {len(got)} read by process_sensor_readings()", highlight=False, markup=False)
 
 
 def _summary(ctx: DemoContext) -> None:
@@ -316,7 +321,7 @@ def _summary(ctx: DemoContext) -> None:
     for col in ("", "scenario", "SQL side", "AWS side"):
         table.add_column(col, overflow="fold")
     for r in ctx.scenarios:
-        table.add_row("[green]✓[/]" if r.ok else "[red]✗[/]", r.scenario, r.sent, r.seen)
+        table.add_row(_mark(r.ok), Text(r.scenario), Text(r.sent), Text(r.seen))
     ctx.console.print(table)
 
 
@@ -352,7 +357,7 @@ def run(console: Console, *, spec: Any = None, keep: bool = False, steps: list[S
     started = time.monotonic()
     try:
         for i, step in enumerate(steps or STEPS, 1):
-            console.print(f"[bold][{i}/{len(steps or STEPS)}] {step.title}[/]")
+            console.print(f"[{i}/{len(steps or STEPS)}] {step.title}", style="bold", markup=False, highlight=False)
             try:
                 step.run(ctx)
             except SqlambdaError:
@@ -363,11 +368,11 @@ def run(console: Console, *, spec: Any = None, keep: bool = False, steps: list[S
         bad = [r for r in ctx.scenarios if not r.ok]
         console.print(f"{len(ctx.results) - len(failed)}/{len(ctx.results)} calls and "
                       f"{len(ctx.scenarios) - len(bad)}/{len(ctx.scenarios)} scenarios as expected "
-                      f"in {time.monotonic() - started:.1f}s", highlight=False)
+                      f"in {time.monotonic() - started:.1f}s", highlight=False, markup=False)
         if keep:
-            console.print(f"kept running: DSN [bold]{ctx.dsn}[/]  endpoint [bold]{ctx.stack.endpoint_url}[/]", highlight=False)
+            console.print(Text.assemble("kept running: DSN ", (ctx.dsn, "bold"), "  endpoint ", (ctx.stack.endpoint_url, "bold")))
             console.print("try: psql \"" + ctx.dsn + "\" -c \"SELECT awslambda_fn('echo', '{}')\"", markup=False, highlight=False)
-            console.print("press Ctrl-C to stop and clean up")
+            console.print("press Ctrl-C to stop and clean up", markup=False)
             try:
                 while True:
                     time.sleep(3600)
