@@ -17,10 +17,42 @@ import sys
 import threading
 import urllib.request
 
-from sqlambda.errors import LocalStackError
+from sqlambda.errors import EnvironmentProblem, LocalStackError, SqlambdaError, UsageError
 from sqlambda.local.faults import ADMIN_TOKEN_HEADER, FaultClient, is_loopback
 
-__all__ = ["LocalStack", "FaultClient"]
+__all__ = ["LocalStack", "FaultClient", "require_extra"]
+
+#: what the stack itself imports: the ``local`` extra (moto's server brings werkzeug)
+_EXTRA_MODULES = ("werkzeug.serving", "moto.moto_server.werkzeug_app", "awslambdaric")
+
+
+def require_extra() -> None:
+    """Raise EnvironmentProblem (exit 10) naming the extra to install when the stack cannot run here."""
+    import importlib
+
+    for module in _EXTRA_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise EnvironmentProblem(
+                f"the local AWS stack needs the 'local' extra: {module.split('.')[0]} cannot be imported ({exc})",
+                hint="pip install 'sqlambda[local]' (from a checkout: .ci/dev setup installs it)") from None
+
+
+def child_failure(code: int | None, output: str, fallback: str) -> SqlambdaError:
+    """The error a stack process that failed at start reported (its ``error:`` and ``hint:`` lines,
+    never a traceback), as the same exception class its exit code stands for."""
+    message = hint = None
+    for line in output.splitlines():
+        if line.startswith("error: ") and message is None:
+            message = line.removeprefix("error: ").strip()
+        elif line.startswith("hint: ") and hint is None:
+            hint = line.removeprefix("hint: ").strip()
+    if message is None:
+        tail = output.strip()[-2000:]
+        message = f"{fallback}: {tail}" if tail else fallback
+    cls = {EnvironmentProblem.exit_code: EnvironmentProblem, UsageError.exit_code: UsageError}.get(code, LocalStackError)
+    return cls(message, hint=hint)
 
 
 class LocalStack:
@@ -50,11 +82,10 @@ class LocalStack:
         reader.start()
         reader.join(timeout)
         if not line or not line[0].startswith("http"):
-            err = ""
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read()[-2000:]
+            code = self.proc.poll()
+            err = self.proc.stderr.read() if code is not None else ""
             self.stop()
-            raise LocalStackError(f"the local stack did not start: {err.strip() or 'no endpoint URL printed'}")
+            raise child_failure(code, err, "the local stack did not start")
         self.endpoint_url = line[0].strip()
         if self.allow_remote and not is_loopback(self.host):
             self.admin_token = self.proc.stdout.readline().strip().split("admin-token: ", 1)[-1]

@@ -4,7 +4,7 @@ Owns: the WSGI front that routes ``POST /2015-03-31/functions/*/invocations`` to
 :class:`~sqlambda.local.invoke.InvokeService`, ``/_sqlambda/*`` to the admin API (faults, stats,
 pids, health) and everything else to moto's in-process server app (Lambda control plane,
 CloudWatch, CloudWatch Logs, Kinesis, Firehose, S3, IAM, STS, ...); starting it on a free port,
-printing the endpoint URL as the first line on stdout, and stopping every worker on SIGINT/SIGTERM.
+printing the endpoint URL as the first line on stdout, and stopping every worker on SIGINT/SIGTERM/SIGHUP.
 
 It is a development tool: whoever reaches the port can create a function and run code as the
 stack's user. So it binds to loopback unless told otherwise with ``allow_remote`` (and then warns
@@ -16,6 +16,7 @@ Deleting a function stops its warm workers.
 
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 import os
@@ -23,6 +24,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -32,7 +34,7 @@ from urllib.parse import parse_qs, unquote
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from sqlambda.errors import UsageError
+from sqlambda.errors import LocalStackError, UsageError
 from sqlambda.local.faults import ADMIN_TOKEN_HEADER, FaultTable, is_loopback
 from sqlambda.local.invoke import INVOKE_RE, InvokeService, _Dropped
 
@@ -200,12 +202,13 @@ class Front:
 
 
 def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, out=None,
-          allow_remote: bool = False) -> None:
-    """Run the stack until SIGINT/SIGTERM. The first stdout line is the endpoint URL.
+          allow_remote: bool = False, as_json: bool = False) -> None:
+    """Run the stack until SIGINT, SIGTERM or SIGHUP. The first stdout line is the endpoint URL
+    (``as_json``: one line of JSON with ``endpoint_url``, ``pid`` and ``admin_token``).
 
     A host other than loopback needs ``allow_remote``; the stack then prints a warning on stderr and
     an admin token as the second stdout line (``admin-token: ...``), which remote admin calls send in
-    the ``X-Sqlambda-Admin-Token`` header.
+    the ``X-Sqlambda-Admin-Token`` header. A port that cannot be bound is a LocalStackError (exit 9).
     """
     out = out or sys.stdout
     token = None
@@ -218,47 +221,58 @@ def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, 
         print(f"WARNING: sqlambda local listens on {host}: anyone who can reach this port can create Lambda "
               f"functions and run code as user {_user()} on this machine. Admin endpoints need the token "
               "printed on stdout. Use it on trusted networks only.", file=sys.stderr, flush=True)
+    # the handlers go in first: a signal at any moment from here on ends in the cleanup below
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
     owned = state_dir is None
     state = Path(state_dir or tempfile.mkdtemp(prefix="sqlambda-local-"))
-    state.mkdir(parents=True, exist_ok=True)
-    # moto in server mode must not try Docker for Lambda, and handlers need credentials that
-    # moto accepts; real ones from the environment are passed through untouched.
-    os.environ.setdefault("MOTO_DOCKER_LAMBDA", "false")
-    faults = FaultTable()
-    placeholder = InvokeService.__new__(InvokeService)
-    front = Front(placeholder, faults, token)
-    server = make_server(host, port, front, threaded=True, request_handler=_QuietHandler)
-    url = f"http://{host}:{server.server_port}"
-    # what a handler sees: the stack's endpoint and its test credentials, never the stack process's
-    # own environment (its real AWS keys, say), which any handler could otherwise read
-    base_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "AWS_ENDPOINT_URL": url if is_loopback(host) else url.replace(f"//{host}:", "//127.0.0.1:"),
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-    }
-    invoke = InvokeService(state, url, faults, base_env)
-    front.invoke = invoke
-
-    stop = threading.Event()
-
-    def _stop(*_):
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    threading.Thread(target=server.serve_forever, daemon=True, name="front").start()
-    print(url, file=out, flush=True)
-    if token:
-        print(f"admin-token: {token}", file=out, flush=True)
+    server = invoke = None
     try:
+        state.mkdir(parents=True, exist_ok=True)
+        # moto in server mode must not try Docker for Lambda
+        os.environ.setdefault("MOTO_DOCKER_LAMBDA", "false")
+        faults = FaultTable()
+        placeholder = InvokeService.__new__(InvokeService)
+        front = Front(placeholder, faults, token)
+        # bound here, not by werkzeug, which prints its own message and exits 1 when the port is taken
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            listener = socket.create_server((host, port), family=family, backlog=128)
+        except OSError as exc:
+            why = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise LocalStackError(f"the local stack cannot listen on {host}:{port}: {why}",
+                                  hint="pick another --port, or --port 0 for a free one") from None
+        with listener:
+            server = make_server(host, listener.getsockname()[1], front, threaded=True, request_handler=_QuietHandler,
+                                 fd=listener.fileno())
+        url = f"http://{host}:{server.port}"
+        # what a handler sees: the stack's endpoint and its test credentials, never the stack process's
+        # own environment (its real AWS keys, say), which any handler could otherwise read
+        base_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "AWS_ENDPOINT_URL": url if is_loopback(host) else url.replace(f"//{host}:", "//127.0.0.1:"),
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        }
+        invoke = InvokeService(state, url, faults, base_env)
+        front.invoke = invoke
+        threading.Thread(target=server.serve_forever, daemon=True, name="front").start()
+        if as_json:
+            print(json.dumps({"endpoint_url": url, "pid": os.getpid(), "admin_token": token}), file=out, flush=True)
+        else:
+            print(url, file=out, flush=True)
+            if token:
+                print(f"admin-token: {token}", file=out, flush=True)
         stop.wait()
     finally:
-        server.shutdown()
-        invoke.shutdown()
+        if server is not None:
+            server.shutdown()
+        if invoke is not None:
+            invoke.shutdown()
         if owned:
             shutil.rmtree(state, ignore_errors=True)
 
