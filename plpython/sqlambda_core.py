@@ -20,6 +20,7 @@ LA004    endpoint unreachable (connection refused / reset / connect timeout) aft
 LA005    credentials missing or rejected, access denied
 LA006    any other Lambda service error (5xx after every attempt, unexpected 4xx)
 LA007    the result does not fit the declared return (path missing, wrong JSON type)
+LA008    the server's Python cannot import boto3 (nothing was sent)
 42883    the Lambda function (or version/alias) does not exist
 22P02    the arguments are not valid JSON
 22023    a parameter value is invalid (invocation_type, log_type, region, qualifier...)
@@ -100,6 +101,11 @@ HINT_ENDPOINT = (
 HINT_CREDENTIALS = (
     "the PostgreSQL server process resolves AWS credentials through the default chain (environment of the "
     "postmaster, ~postgres/.aws/credentials, instance role); check them and the lambda:InvokeFunction permission"
+)
+
+HINT_BOTO3 = (
+    "the PostgreSQL server's own Python needs boto3: install it for that Python (Debian/Ubuntu: "
+    "apt-get install python3-boto3), restart PostgreSQL, then check with `sqlambda doctor`"
 )
 
 
@@ -299,8 +305,12 @@ def client(GD, cfg, region=None):
         cache = GD["sqlambda.clients"] = {}
     c = cache.get(key)
     if c is None:
-        import boto3
-        from botocore.config import Config
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError as exc:
+            raise LambdaFailure("LA008", "boto3 cannot be imported inside PostgreSQL: %s" % exc, hint=HINT_BOTO3,
+                                kind="environment") from None
 
         session = GD.get("sqlambda.session")
         if session is None:

@@ -48,7 +48,7 @@ def doctor(plpy, GD, endpoint_url=None):
                              % (boto3.__version__, botocore.__version__, sys.version.split()[0])))
     except ImportError as exc:
         checks.append(_check("boto3 in server", False, "cannot import boto3 inside PostgreSQL: %s" % exc,
-                             "install boto3 for the server's Python (Debian: apt-get install python3-boto3)"))
+                             core.HINT_BOTO3))
         return json.dumps(checks)
 
     try:

@@ -297,6 +297,7 @@ class PostgresTarget(Target):
                 "installing sqlambda needs a superuser: plpython3u is an untrusted language",
                 hint="connect as a superuser (e.g. postgres) to install; callers need only the grants the spec names",
             )
+        _check_server_python(conn)
         # role -> the spec entries that name it (probe 'where'), so the message points into the spec
         roles: dict[str, set[str]] = {}
         for a in artifacts:
@@ -490,3 +491,20 @@ def _transaction(conn: Any) -> Iterator[None]:
         message, sqlstate, detail, hint = _pg_error(exc)
         raise InstallError(f"the step failed at COMMIT: {message} [SQLSTATE {sqlstate}]", hint=hint or _STEP_ROLLED_BACK,
                            details={"sqlstate": sqlstate, "detail": detail}) from None
+
+
+def _check_server_python(conn: Any) -> None:
+    """What doctor's "boto3 in server" check tests, before install creates anything: functions that
+    install fine and then fail on every call are worse than an install that refuses with the fix."""
+    import psycopg
+
+    from sqlambda.resources import plpython_module
+
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("CREATE EXTENSION IF NOT EXISTS plpython3u")
+            conn.execute("DO $sqlambda$\nimport boto3, botocore.config\n$sqlambda$ LANGUAGE plpython3u")
+    except psycopg.Error as exc:
+        first = (exc.diag.message_primary or str(exc)).strip()
+        raise EnvironmentProblem(f"the PostgreSQL server's Python cannot import boto3 ({first}); "
+                                 "every Lambda call would fail", hint=plpython_module("sqlambda_core").HINT_BOTO3) from None
