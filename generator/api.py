@@ -347,6 +347,9 @@ class DoctorReport:
         if self.ok:
             return self
         failed = [c for c in self.checks if not c.ok]
+        if failed[0].name == "database connection":
+            # the same exit code as every other command that cannot connect (5), the report as details
+            raise ConnectionFailed(failed[0].detail, hint=failed[0].hint, details=self.to_dict())
         raise DoctorFailed("doctor: " + "; ".join(f"{c.name}: {c.detail}" for c in failed),
                            hint=failed[0].hint, details=self.to_dict())
 

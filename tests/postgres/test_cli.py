@@ -1,7 +1,7 @@
 """The installer CLI as a user runs it: a subprocess, real exit codes, rich output and ``--json``.
 
-Covers the exit codes documented in the README (errors.py): 0 ok, 2 usage, 3 spec, 5 connection,
-6 install, 7 verify, 8 invoke, 11 doctor.
+Covers details of the exit codes documented in the README (every row has a case in tests/cli/test_exit_codes.py):
+0 ok, 2 usage, 3 spec, 5 connection, 6 install, 7 verify, 8 invoke, 11 doctor.
 """
 
 from __future__ import annotations
@@ -159,9 +159,9 @@ def test_doctor_fails_with_exit_11_when_the_endpoint_is_down(dsn):
     assert human.returncode == 11 and "endpoint reachable" in human.stdout and "error:" in human.stderr
 
 
-def test_doctor_connection_failure_is_a_failed_check():
+def test_doctor_connection_failure_is_a_failed_check_with_the_connection_exit_code():
     res = run("doctor", "--dsn", "host=127.0.0.1 port=1 dbname=x connect_timeout=2", "--json")
-    assert res.returncode == 11
+    assert res.returncode == 5 and json.loads(res.stdout)["error"] == "connection"
     checks = json.loads(res.stdout)["details"]["checks"]
     assert checks == [{"name": "database connection", "ok": False, "detail": checks[0]["detail"], "hint": checks[0]["hint"]}]
     assert "cannot connect" in checks[0]["detail"]
