@@ -1,4 +1,5 @@
-"""PostgreSQL fixtures: one throwaway cluster per test session, one fresh database per module."""
+"""PostgreSQL fixtures of this project's own tests, on top of sqlambda's pytest plugin: the
+plugin's session cluster under its historical name, one fresh database per module."""
 
 from __future__ import annotations
 
@@ -7,26 +8,12 @@ import re
 import psycopg
 import pytest
 
-from sqlambda.targets.postgres.cluster import Cluster
-
 
 @pytest.fixture(scope="session")
-def pg_cluster():
-    """A private PostgreSQL 15 cluster on 127.0.0.1 with plpython3u available.
-
-    PL/Python sees the postmaster's environment, so the server starts with the local stack's test
-    credentials (test/test, us-east-1): boto3 inside the server then resolves them like any process.
-    """
-    cluster = Cluster(extra_env={
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    })
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.destroy()
+def pg_cluster(sqlambda_postgres_cluster):
+    """The plugin's private PostgreSQL cluster on 127.0.0.1 with plpython3u; its server process has
+    the local stack's test credentials (test/test, us-east-1) in its environment."""
+    return sqlambda_postgres_cluster
 
 
 @pytest.fixture(scope="module")

@@ -159,22 +159,38 @@ def deploy_lambdas(names: list[str] | None = None, endpoint_url: str | None = No
         raise UsageError(f"no Lambda folder named {', '.join(unknown)} under lambdas/ (have: {', '.join(known)})")
     lam = _client("lambda", endpoint_url, region)
     role_arn = role_arn or ensure_role(endpoint_url, region)
-    rows = []
-    for name in names:
-        folder = resources.folder("lambdas") / name
-        m = _manifest(folder)
-        env = {**m["environment"], **(environment or {})}
-        row = _upsert(lam, name, build_zip(folder), role_arn=role_arn, handler=m["handler"], runtime=m["runtime"],
-                      timeout=timeout or int(m["timeout"]), memory=int(m["memory"]), environment=env)
-        if alias:
-            version = lam.publish_version(FunctionName=name)["Version"]
-            try:
-                lam.update_alias(FunctionName=name, Name=alias, FunctionVersion=version)
-            except lam.exceptions.ResourceNotFoundException:
-                lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
-            row["alias"] = f"{alias} -> {version}"
-        rows.append(row)
-    return rows
+    return [_deploy_folder(lam, name, resources.folder("lambdas") / name, role_arn=role_arn, alias=alias,
+                           environment=environment, timeout=timeout) for name in names]
+
+
+@_aws_errors
+def deploy_folder(folder: str | Path, name: str | None = None, *, endpoint_url: str | None = None,
+                  role_arn: str | None = None, alias: str | None = None, region: str | None = None,
+                  environment: dict | None = None, timeout: int | None = None) -> dict:
+    """Create or update a function from a folder of one's own, laid out like ``lambdas/<name>``
+    (``handler.py`` with ``handler(event, context)``, optional ``lambda.json``); named after the folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder")
+    lam = _client("lambda", endpoint_url, region)
+    return _deploy_folder(lam, name or folder.name, folder, role_arn=role_arn or ensure_role(endpoint_url, region),
+                          alias=alias, environment=environment, timeout=timeout)
+
+
+def _deploy_folder(lam, name: str, folder: Path, *, role_arn: str, alias: str | None, environment: dict | None,
+                   timeout: int | None) -> dict:
+    m = _manifest(folder)
+    env = {**m["environment"], **(environment or {})}
+    row = _upsert(lam, name, build_zip(folder), role_arn=role_arn, handler=m["handler"], runtime=m["runtime"],
+                  timeout=timeout or int(m["timeout"]), memory=int(m["memory"]), environment=env)
+    if alias:
+        version = lam.publish_version(FunctionName=name)["Version"]
+        try:
+            lam.update_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+        except lam.exceptions.ResourceNotFoundException:
+            lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+        row["alias"] = f"{alias} -> {version}"
+    return row
 
 
 @_aws_errors
