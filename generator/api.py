@@ -122,6 +122,9 @@ class InstallResult:
     dry_run: bool
     applied: tuple[AppliedStep, ...] = ()
     registry_created: bool = False
+    #: (key, what is wrong) of installed objects dropped or edited by hand that this run left as
+    #: they are (``repair`` re-creates them): what ``verify`` would flag
+    damaged: tuple[tuple[str, str], ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -130,7 +133,8 @@ class InstallResult:
     def to_dict(self) -> dict:
         return {"target": self.target, "spec": self.spec_name, "spec_checksum": self.spec_checksum,
                 "schema": self.schema, "dry_run": self.dry_run, "registry_created": self.registry_created,
-                "plan": self.plan.to_dict(), "applied": [a.to_dict() for a in self.applied]}
+                "plan": self.plan.to_dict(), "applied": [a.to_dict() for a in self.applied],
+                "damaged": [{"key": k, "problem": why} for k, why in self.damaged]}
 
 
 def plan(spec: Any, dsn: str, target: str = "postgres") -> Plan:
@@ -139,12 +143,14 @@ def plan(spec: Any, dsn: str, target: str = "postgres") -> Plan:
 
 
 def install(spec: Any, dsn: str, target: str = "postgres", *, dry_run: bool = False, lock_wait: float = 0.0,
-            repair: bool = False, progress: Callable[[Step], None] | None = None) -> InstallResult:
+            repair: bool = False, progress: Callable[[Step, int, int], None] | None = None) -> InstallResult:
     """Bring the database to the spec: plan under the install lock, then one transaction per step.
 
     Re-running with no change runs no DDL and writes nothing (not even a log row): the registry is
     only touched by steps that change something. ``repair`` also re-applies objects that were
-    dropped or edited by hand since they were installed (what ``verify`` reports as missing/changed).
+    dropped or edited by hand since they were installed (what ``verify`` reports as missing/changed);
+    without it, such objects are left alone and listed in ``damaged``. ``progress(step, n, total)``
+    is called before each step runs.
     """
     t = get_target(target)
     loaded = load(spec)
@@ -153,17 +159,22 @@ def install(spec: Any, dsn: str, target: str = "postgres", *, dry_run: bool = Fa
     schema = t.registry_schema(loaded)
     with _Session(t, dsn, lock=not dry_run, schema=schema, lock_wait=lock_wait) as conn:
         p = make_plan(t.name, artifacts, t.read_registry(conn, schema))
+        damaged: tuple[tuple[str, str], ...] = ()
         if repair:
             p = pipeline.with_repairs(t, conn, p, schema)
+        else:
+            # what verify would flag and only a repair fixes: reported, so install and verify agree
+            found = t.damaged(conn, [s.artifact for s in p.steps if s.action == "unchanged" and s.artifact], schema)
+            damaged = tuple(sorted(found.items()))
         if dry_run:
             pipeline.DisplayExecutor().run(p)
-            return InstallResult(t.name, name, checksum, schema, p, True)
+            return InstallResult(t.name, name, checksum, schema, p, True, damaged=damaged)
         if p.is_noop:
-            return InstallResult(t.name, name, checksum, schema, p, False)
+            return InstallResult(t.name, name, checksum, schema, p, False, damaged=damaged)
         t.prechecks(conn, [s.artifact for s in p.changes if s.artifact is not None])
         created = bool(t.ensure_registry(conn, schema, loaded))
         applied = pipeline.ApplyExecutor(t, conn, schema, name, checksum, progress).run(p)
-        return InstallResult(t.name, name, checksum, schema, p, False, applied, created)
+        return InstallResult(t.name, name, checksum, schema, p, False, applied, created, damaged)
 
 
 # -- verify ---------------------------------------------------------------------------------------------
@@ -194,15 +205,22 @@ class VerifyReport:
         return {"target": self.target, "spec": self.spec_name, "ok": self.ok, "checked": self.checked,
                 "problems": list(self.problems), "probes": [p.to_dict() for p in self.probes]}
 
+    #: what repairs the problems found: ``install`` for pending changes, ``install --repair`` for
+    #: objects dropped or edited by hand (it applies the pending changes too)
+    repair_command: str = "sqlambda install"
+
     def check(self) -> "VerifyReport":
         """Raise VerifyFailed (carrying this report for ``--json``) unless everything is fine."""
         if self.ok:
             return self
         lines = list(self.problems) + [f"probe {p.function} -> {p.lambda_}: {p.detail}" for p in self.probes if not p.ok]
+        hint = f"run `{self.repair_command}`" + (
+            " to re-create what was dropped or edited by hand and apply what is pending" if "--repair" in self.repair_command
+            else " to apply what is pending") + " (`sqlambda plan` shows it first)"
+        if not self.problems:
+            hint = "the objects are installed; a probe failed: see `sqlambda doctor` for the endpoint and credentials"
         raise VerifyFailed(f"verify found {len(lines)} problem{'s' if len(lines) != 1 else ''}:\n" +
-                           "\n".join("  " + x for x in lines),
-                           hint="run `sqlambda plan` to see what install would change, then `sqlambda install`",
-                           details=self.to_dict())
+                           "\n".join("  " + x for x in lines), hint=hint, details=self.to_dict())
 
 
 def verify(spec: Any, dsn: str, target: str = "postgres", *, probe: bool = False, strict: bool = True) -> VerifyReport:
@@ -218,7 +236,7 @@ def verify(spec: Any, dsn: str, target: str = "postgres", *, probe: bool = False
     name, _ = spec_identity(loaded)
     with _Session(t, dsn) as conn:
         schema = t.registry_schema(loaded)
-        problems = tuple(pipeline.verify_problems(t, conn, artifacts, schema))
+        problems, damaged = pipeline.verify_problems(t, conn, artifacts, schema, with_damaged=True)
         probes: list[ProbeResult] = []
         if probe and loaded is not None:
             for fn in loaded.spec.functions:
@@ -227,8 +245,128 @@ def verify(spec: Any, dsn: str, target: str = "postgres", *, probe: bool = False
                     probes.append(ProbeResult(fn.name, fn.lambda_, True, "DryRun accepted"))
                 except SqlambdaError as exc:
                     probes.append(ProbeResult(fn.name, fn.lambda_, False, exc.message))
-    report = VerifyReport(t.name, name, len(artifacts), problems, tuple(probes))
+    report = VerifyReport(t.name, name, len(artifacts), tuple(problems), tuple(probes),
+                          repair_command(t.name, loaded, repair=bool(damaged)))
     return report.check() if strict else report
+
+
+def repair_command(target: str, loaded: Any, *, repair: bool) -> str:
+    """The install command line that brings the database back to ``loaded`` (for hints)."""
+    parts = ["sqlambda install"] + (["--repair"] if repair else [])
+    if loaded is not None:
+        parts.append(str(loaded.path))
+    if target != "postgres":
+        parts.append(f"--target {target}")
+    return " ".join(parts)
+
+
+# -- status / history ------------------------------------------------------------------------------------
+def as_iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What is installed, from which spec and tool version, and (compared with a spec) what is pending."""
+
+    target: str
+    schema: str | None
+    installed: tuple[dict, ...]
+    #: the spec the comparison used (given, or the one the registry names when that file exists)
+    compared_with: str | None = None
+    #: plan counts against ``compared_with`` (create / replace / drop / unchanged)
+    pending: dict = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    note: str | None = None
+    hint: str | None = None
+    last_change: dict | None = None
+
+    @property
+    def is_installed(self) -> bool:
+        return bool(self.installed)
+
+    @property
+    def up_to_date(self) -> bool | None:
+        if self.compared_with is None:
+            return None
+        return not self.problems
+
+    def specs(self) -> list[dict]:
+        """The spec files (and tool versions) the installed objects came from, with counts."""
+        seen: dict[tuple, int] = {}
+        for row in self.installed:
+            k = (row["spec_name"], row["spec_checksum"], row["tool_version"])
+            seen[k] = seen.get(k, 0) + 1
+        return [{"spec": k[0], "spec_checksum": k[1], "tool_version": k[2], "objects": n} for k, n in seen.items()]
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "schema": self.schema, "installed": self.is_installed,
+                "objects": [{k: as_iso(v) for k, v in row.items()} for row in self.installed], "specs": self.specs(),
+                "compared_with": self.compared_with, "up_to_date": self.up_to_date, "pending": self.pending,
+                "problems": list(self.problems), "note": self.note, "hint": self.hint,
+                "last_change": {k: as_iso(v) for k, v in self.last_change.items()} if self.last_change else None}
+
+
+def status(dsn: str, target: str = "postgres", *, spec: Any = None) -> StatusReport:
+    """Like ``sqitch status`` / ``flyway info``: the registry's objects with their spec and tool
+    version, the last change, and, compared with ``spec`` (or the spec file the registry names, when
+    it still exists), what ``install`` would change and what ``verify`` would flag."""
+    t = get_target(target)
+    loaded = load(spec)
+    with _Session(t, dsn) as conn:
+        schema = _schema_for_spec_or_registry(t, conn, loaded)
+        rows = tuple(t.registry_details(conn, schema))
+        last = t.install_history(conn, schema, 1)
+        if not rows:
+            return StatusReport(t.name, schema, (), note="sqlambda is not installed here",
+                                hint=f"{repair_command(t.name, loaded, repair=False)} --dsn ...")
+        note = None
+        if loaded is None:
+            named = sorted({r["spec_name"] for r in rows if r["spec_name"] and r["spec_name"] != NO_SPEC_NAME})
+            existing = [n for n in named if Path(n).is_file()]
+            if len(named) == 1 and existing:
+                loaded = load(existing[0])
+                if loaded.checksum not in {r["spec_checksum"] for r in rows}:
+                    note = f"{existing[0]} changed since it was installed"
+            elif named:
+                note = (f"installed from {', '.join(named)}, not found from here: pass the spec to compare"
+                        if not existing else "installed from several specs: pass the one to compare")
+        if loaded is None and note is not None:
+            return StatusReport(t.name, schema, rows, note=note, last_change=last[0] if last else None)
+        artifacts = t.render(loaded)
+        p = make_plan(t.name, artifacts, t.read_registry(conn, schema))
+        problems, damaged = pipeline.verify_problems(t, conn, artifacts, schema, with_damaged=True)
+        stale = [s.key for s in p.steps if s.action == "drop"]
+        problems = list(problems) + [f"{k}: installed but no longer in the spec (install drops it)" for k in stale]
+        hint = f"run `{repair_command(t.name, loaded, repair=bool(damaged))}`" if problems else None
+    compared = str(loaded.path) if loaded is not None else "(core only)"
+    return StatusReport(t.name, schema, rows, compared, p.counts(), tuple(problems), note, hint,
+                        last[0] if last else None)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    at: Any
+    who: str
+    action: str
+    key: str | None
+    checksum: str | None
+    detail: Any
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "at": as_iso(self.at), "who": self.who, "action": self.action, "key": self.key,
+                "checksum": self.checksum, "detail": self.detail}
+
+
+def history(dsn: str, target: str = "postgres", *, spec: Any = None, limit: int = 100) -> tuple[HistoryEntry, ...]:
+    """The install log, newest first (``sqitch log``): every create, replace, repair, drop and failure."""
+    t = get_target(target)
+    loaded = load(spec)
+    with _Session(t, dsn) as conn:
+        schema = _schema_for_spec_or_registry(t, conn, loaded)
+        return tuple(HistoryEntry(r["id"], r["at"], r["who"], r["action"], r["key"], r["checksum"], r["detail"])
+                     for r in t.install_history(conn, schema, limit))
 
 
 # -- uninstall ------------------------------------------------------------------------------------------

@@ -82,15 +82,18 @@ class ApplyExecutor:
     """
 
     def __init__(self, target: Target, conn: Any, schema: str | None, spec_name: str, spec_checksum: str,
-                 progress: Callable[[Step], None] | None = None) -> None:
+                 progress: Callable[[Step, int, int], None] | None = None) -> None:
         self.target, self.conn, self.schema = target, conn, schema
         self.spec_name, self.spec_checksum = spec_name, spec_checksum
+        #: called before each step with (step, its number from 1, the number of steps)
         self.progress = progress
+        self._done, self._total = 0, 0
 
     def step(self, step: Step) -> Executed:
         t, conn = self.target, self.conn
+        self._done += 1
         if self.progress:
-            self.progress(step)
+            self.progress(step, self._done, max(self._total, self._done))
         notes = list(t.before_step(conn, step, self.schema))
         scope = t.transaction(conn) if t.transactional_ddl else nullcontext()
         try:
@@ -107,6 +110,7 @@ class ApplyExecutor:
         return Executed(step.action, step.key, step.kind, tuple(notes))
 
     def run(self, plan: Plan) -> tuple[Executed, ...]:
+        self._done, self._total = 0, len(plan.changes)
         return tuple(self.step(s) for s in plan.changes)
 
 
@@ -121,8 +125,11 @@ class DisplayExecutor:
 
 
 # -- verify -----------------------------------------------------------------------------------------
-def verify_problems(target: Target, conn: Any, artifacts: list[Artifact], schema: str | None) -> list[str]:
-    """One line per problem: not installed, outdated, missing from the catalog, invalid or changed by hand."""
+def verify_problems(target: Target, conn: Any, artifacts: list[Artifact], schema: str | None, *,
+                    with_damaged: bool = False) -> Any:
+    """One line per problem: not installed, outdated, missing from the catalog, invalid or changed by hand.
+
+    ``with_damaged``: (the lines, {key: what is wrong} of the objects only a repair fixes)."""
     installed = {r.key: r for r in target.read_registry(conn, schema)}
     damaged = target.damaged(conn, [a for a in artifacts if a.key in installed], schema)
     problems = []
@@ -135,4 +142,4 @@ def verify_problems(target: Target, conn: Any, artifacts: list[Artifact], schema
             problems.append(f"{a.key}: installed version differs from the spec (run install)")
         if a.key in damaged:
             problems.append(f"{a.key}: {damaged[a.key]}")
-    return problems
+    return (problems, damaged) if with_damaged else problems

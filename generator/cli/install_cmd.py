@@ -76,9 +76,13 @@ def plan_cmd(spec, target, dsn, as_json):
 @json_option
 def install_cmd(spec, target, dsn, dry_run, repair, lock_timeout, as_json):
     """Install SPEC (no spec: the core functions only). Idempotent."""
-    progress = None if as_json else (lambda step: console.print(f"  {step.action} {step.key}", style=_STYLE.get(step.action)))
+    progress = None if as_json else _Progress(console)
     result = api.install(spec, dsn, target, dry_run=dry_run, repair=repair, lock_wait=lock_timeout,
-                              progress=progress)
+                         progress=progress)
+    if result.damaged and not dry_run and not as_json and _interactive() and click.confirm(
+            f"{len(result.damaged)} installed object(s) were dropped or edited by hand (verify flags them):\n"
+            + "\n".join(f"  {k}: {why}" for k, why in result.damaged) + "\nRe-create them now?", default=False):
+        result = api.install(spec, dsn, target, repair=True, lock_wait=lock_timeout, progress=progress)
 
     def human():
         p = result.plan
@@ -96,8 +100,31 @@ def install_cmd(spec, target, dsn, dry_run, repair, lock_timeout, as_json):
             for a in gone:
                 console.print(f"  note: {a.key}: {', '.join(a.notes)}")
             console.print(styled(("installed", "green"), f": {_counts(p)} (registry in schema {result.schema})"))
+        if result.damaged:
+            console.print(styled(("note:", "yellow"), f" {len(result.damaged)} installed object(s) were dropped or edited "
+                                 "by hand and left as they are (verify flags them):"))
+            for key, why in result.damaged:
+                console.print(f"  {key}: {why}")
+            console.print(f"  to re-create them: {api.repair_command(p.target, api.load(spec), repair=True)}")
 
     emit(result.to_dict(), as_json, human)
+
+
+def _interactive() -> bool:
+    import sys
+
+    return sys.stdin.isatty() and console.is_terminal
+
+
+class _Progress:
+    """One line per step, ``[n/total] action object``: plain lines when piped (a log or a script reads
+    them), styled by action on a terminal."""
+
+    def __init__(self, con) -> None:
+        self.console = con
+
+    def __call__(self, step, n: int, total: int) -> None:
+        self.console.print(f"  [{n}/{total}] {step.action} {step.key}", style=_STYLE.get(step.action))
 
 
 @click.command("verify")
@@ -170,7 +197,71 @@ def doctor_cmd(target, dsn, endpoint_url, spec, as_json):
     emit(report.to_dict(), as_json, lambda: console.print("doctor: all checks passed", style="green"))
 
 
+@click.command("status")
+@spec_argument
+@target_option
+@dsn_option
+@json_option
+def status_cmd(spec, target, dsn, as_json):
+    """What is installed, from which spec and sqlambda version, and what install or a repair would change.
+
+    Without SPEC, compares with the spec file the registry names, when it is still there."""
+    st = api.status(dsn, target, spec=spec)
+
+    def human():
+        if not st.is_installed:
+            console.print(f"{st.note} ({st.target}{', schema ' + st.schema if st.schema else ''})")
+            return
+        for sp in st.specs():
+            console.print(styled(("installed", "green"), f": {sp['objects']} object(s) from {sp['spec']} "
+                                 f"(sha256 {sp['spec_checksum'][:12]}…) by sqlambda {sp['tool_version']}"
+                                 f"{', schema ' + st.schema if st.schema else ''}"))
+        if st.last_change:
+            lc = st.last_change
+            console.print(f"last change: {api.as_iso(lc['at'])} {lc['action']} {lc['key'] or ''} by {lc['who']}".rstrip())
+        if st.note:
+            console.print(styled(("note:", "yellow"), " ", st.note))
+        if st.compared_with is not None:
+            if st.up_to_date:
+                console.print(styled(("up to date", "green"), f" with {st.compared_with}"))
+            else:
+                console.print(styled(("not up to date", "yellow"), f" with {st.compared_with}: "
+                                     + ", ".join(f"{n} {a}" for a, n in st.pending.items() if n and a != "unchanged")))
+                for line in st.problems:
+                    console.print(styled(mark(False), " ", line))
+                console.print(styled(("hint:", "yellow"), " ", st.hint or ""))
+
+    emit(st.to_dict(), as_json, human)
+
+
+@click.command("history")
+@target_option
+@dsn_option
+@click.option("--spec", "spec", default=None, type=click.Path(dir_okay=False),
+              help="Only needed when the database holds several registries.")
+@click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(1, 100000), help="Newest entries to show.")
+@json_option
+def history_cmd(target, dsn, spec, limit, as_json):
+    """The install log, newest first: every create, replace, repair, drop and failure, when and by whom."""
+    entries = api.history(dsn, target, spec=spec, limit=limit)
+
+    def human():
+        if not entries:
+            console.print("no install history here (sqlambda is not installed)")
+            return
+        table = Table("id", "at", "who", "action", "object", "detail")
+        for e in entries:
+            detail = e.detail if isinstance(e.detail, str) or e.detail is None else \
+                ", ".join(f"{k}={v}" for k, v in e.detail.items())
+            table.add_row(str(e.id), str(api.as_iso(e.at)), e.who or "", styled((e.action, _STYLE.get(e.action, ""))),
+                          e.key or "", detail or "")
+        console.print(table)
+
+    emit([e.to_dict() for e in entries], as_json, human)
+
+
 def register(cli: click.Group) -> None:
     """Attach this module's commands to the top-level group."""
-    for command in (render_cmd, plan_cmd, install_cmd, verify_cmd, uninstall_cmd, invoke_cmd, doctor_cmd):
+    for command in (render_cmd, plan_cmd, install_cmd, verify_cmd, uninstall_cmd, invoke_cmd, doctor_cmd,
+                    status_cmd, history_cmd):
         cli.add_command(command)

@@ -103,6 +103,17 @@ class Target(ABC):
         """Installed artifacts; an empty list when the registry does not exist yet."""
 
     @abstractmethod
+    def registry_details(self, conn: Any, schema: str | None) -> list[dict]:
+        """Every installed artifact with its provenance, in install order: ``key``, ``kind``,
+        ``checksum``, ``tool_version``, ``spec_name``, ``spec_checksum``, ``installed_by``,
+        ``installed_at`` (a datetime); [] when there is no registry (``sqlambda status``)."""
+
+    @abstractmethod
+    def install_history(self, conn: Any, schema: str | None, limit: int) -> list[dict]:
+        """The install log, newest first, at most ``limit`` entries: ``id``, ``at`` (a datetime),
+        ``who``, ``action``, ``key``, ``checksum``, ``detail``; [] without a registry (``sqlambda history``)."""
+
+    @abstractmethod
     def ensure_registry(self, conn: Any, schema: str | None, loaded: Any) -> bool:
         """Create (or bring up to date) the registry before the first row is written; True when created."""
 

@@ -222,6 +222,31 @@ class OracleTarget(Target):
             rows.append(InstalledRow(key, kind, checksum, tuple(json.loads(_text(drops))), int(order)))
         return rows
 
+    def registry_details(self, conn: Any, schema: str | None) -> list[dict]:
+        installed, _ = self._registry_names(schema)
+        return self._dict_rows(conn, f"SELECT artifact_key, kind, checksum, tool_version, spec_name, spec_checksum, "
+                                     f"installed_by, installed_at FROM {installed} ORDER BY install_order, artifact_key",
+                               ("key", "kind", "checksum", "tool_version", "spec_name", "spec_checksum",
+                                "installed_by", "installed_at"))
+
+    def install_history(self, conn: Any, schema: str | None, limit: int) -> list[dict]:
+        _, log = self._registry_names(schema)
+        return self._dict_rows(conn, f"SELECT id, logged_at, db_user, action, artifact_key, checksum, detail FROM {log} "
+                                     "ORDER BY id DESC FETCH FIRST :n ROWS ONLY",
+                               ("id", "at", "who", "action", "key", "checksum", "detail"), n=int(limit))
+
+    @staticmethod
+    def _dict_rows(conn: Any, query: str, names: tuple[str, ...], **binds: Any) -> list[dict]:
+        """Rows as dicts; a registry table that does not exist (ORA-00942) is no rows."""
+        cur = conn.cursor()
+        try:
+            cur.execute(query, **binds)
+        except Exception as exc:
+            if ora_code(exc) == 942:
+                return []
+            raise InstallError(f"cannot read the registry: {exc}") from None
+        return [dict(zip(names, map(_text, row))) for row in cur.fetchall()]
+
     def record_step(self, conn: Any, schema: str | None, step: Step, spec_name: str, spec_checksum: str,
                     notes: list[str]) -> None:
         """The registry row (written and committed once every statement of the step succeeded)."""

@@ -266,6 +266,27 @@ class PostgresTarget(Target):
     def read_registry(self, conn: Any, schema: str) -> list[InstalledRow]:
         return [e.row() for e in self.registry_entries(conn, schema)]
 
+    def registry_details(self, conn: Any, schema: str) -> list[dict]:
+        if not self.registry_exists(conn, schema):
+            return []
+        from psycopg import sql
+        from psycopg.rows import dict_row
+
+        with conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql.SQL(
+                "SELECT key, kind, checksum, tool_version, spec_name, spec_checksum, installed_by, installed_at "
+                "FROM {}.installed ORDER BY ord, key").format(sql.Identifier(schema))).fetchall()
+
+    def install_history(self, conn: Any, schema: str, limit: int) -> list[dict]:
+        if not self.registry_exists(conn, schema):
+            return []
+        from psycopg import sql
+        from psycopg.rows import dict_row
+
+        with conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql.SQL("SELECT id, at, who, action, key, checksum, detail FROM {}.install_log "
+                                       "ORDER BY id DESC LIMIT %s").format(sql.Identifier(schema)), (limit,)).fetchall()
+
     def log_count(self, conn: Any, schema: str) -> int:
         from psycopg import sql
 
