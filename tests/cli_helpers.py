@@ -11,11 +11,12 @@ from pathlib import Path
 SQLAMBDA = os.path.join(os.path.dirname(sys.executable), "sqlambda")
 
 
-def run(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 120,
+        cwd: str | Path | None = None) -> subprocess.CompletedProcess:
     """``sqlambda ARGS``; the caller's DATABASE_URL / PG* never leak in; stdout and stderr are pipes."""
     base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
     return subprocess.run([SQLAMBDA, *args], capture_output=True, text=True, env={**base, **(env or {})},
-                          input=input, timeout=timeout)
+                          input=input, timeout=timeout, cwd=cwd)
 
 
 def hiding(folder: Path, *modules: str) -> dict:

@@ -116,6 +116,13 @@ def test_the_wheel_runs_on_every_supported_python_here(wheel, tmp_path):
                      ["iam-policy", _example(venv, "shop.yaml")]):
             res = subprocess.run([exe_s, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
             assert res.returncode == 0, (version, args, res.stderr)
+        # pip users have no checkout: init copies the examples, and the README's paths work from there
+        work = tmp_path / f"init{version}"
+        res = subprocess.run([exe_s, "init", str(work), "--examples"], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, (version, res.stderr)
+        for rel in ("sqlambda.yaml", "sqlambda-examples/generator/examples/scenarios.yaml",
+                    "sqlambda-examples/sql/postgres/samples/scenario_tables.sql", "sqlambda-examples/lambdas/echo/handler.py"):
+            assert (work / rel).is_file(), (version, rel)
         # without the `local` extra, the stack says which extra to install
         res = subprocess.run([exe_s, "local", "start"], capture_output=True, text=True, timeout=120)
         assert res.returncode == 10 and "sqlambda[local]" in res.stderr and "Traceback" not in res.stderr, res.stderr
