@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
 
 from sqlambda.resources import plpython_module
 
@@ -93,9 +93,9 @@ class AwsSettings(_Strict):
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$", description="AWS region")
     endpoint_url: Optional[str] = Field(None, description="override endpoint (local stack, VPC endpoint): http(s)://host[:port]")
     account_id: str = Field("123456789012", pattern=r"^\d{12}$", description="account used to build ARNs for plain function names")
-    connect_timeout_ms: int = Field(2000, ge=100, le=60000)
-    request_timeout_ms: int = Field(30000, ge=100, le=900000)
-    max_attempts: int = Field(3, ge=1, le=10)
+    connect_timeout_ms: StrictInt = Field(2000, ge=100, le=60000)
+    request_timeout_ms: StrictInt = Field(30000, ge=100, le=900000)
+    max_attempts: StrictInt = Field(3, ge=1, le=10)
 
     @field_validator("endpoint_url")
     @classmethod
@@ -111,7 +111,7 @@ class PostgresSettings(_Strict):
     schema_: Ident = Field("sqlambda", alias="schema", description="schema for registry, invoke(), queue tables")
     generic_schema: Ident = Field("public", description="schema of awslambda_fn / awslambda_fn_async (on the default search_path)")
     generic_roles: list[Ident] = Field(default_factory=list, description="roles allowed to call the generic functions")
-    rds_compat: bool = Field(False, description="also install aws_commons / aws_lambda like the RDS extension")
+    rds_compat: StrictBool = Field(False, description="also install aws_commons / aws_lambda like the RDS extension")
     owner: Ident = Field("sqlambda_owner", description="the NOLOGIN, non-superuser role that owns every object "
                          "sqlambda installs (created when missing)")
 
@@ -122,7 +122,7 @@ class OracleSettings(_Strict):
     credentials: Literal["environment", "imds", "provider"] = Field(
         "environment", description="where the Java class resolves AWS credentials"
     )
-    scheduler_drain: bool = Field(False, description="create a DBMS_SCHEDULER job that drains the outbox")
+    scheduler_drain: StrictBool = Field(False, description="create a DBMS_SCHEDULER job that drains the outbox")
     credentials_provider: Optional[str] = Field(
         None,
         pattern=r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$",
@@ -269,8 +269,8 @@ class Function(_Strict):
 
 
 class Batch(_Strict):
-    max_rows: int = Field(500, ge=1, le=100_000)
-    max_bytes: int = Field(256 * 1024, ge=1024, le=_SYNC_LIMIT)
+    max_rows: StrictInt = Field(500, ge=1, le=100_000)
+    max_bytes: StrictInt = Field(256 * 1024, ge=1024, le=_SYNC_LIMIT)
 
 
 class Retry(_Strict):
@@ -279,10 +279,10 @@ class Retry(_Strict):
     ``max_age_s`` old; dead letters are for poison events (the Lambda's own error ``max_attempts``
     times, a 4xx that can never succeed, an event past its maximum age)."""
 
-    max_attempts: int = Field(8, ge=1, le=100, description="Lambda function errors before an event goes to dead-letter")
-    base_delay_ms: int = Field(200, ge=1)
-    max_delay_ms: int = Field(60_000, ge=1)
-    max_age_s: int = Field(86_400, ge=60, le=14 * 86_400,
+    max_attempts: StrictInt = Field(8, ge=1, le=100, description="Lambda function errors before an event goes to dead-letter")
+    base_delay_ms: StrictInt = Field(200, ge=1)
+    max_delay_ms: StrictInt = Field(60_000, ge=1)
+    max_age_s: StrictInt = Field(86_400, ge=60, le=14 * 86_400,
                            description="transient failures retry until an event is this old (default: a day)")
 
 

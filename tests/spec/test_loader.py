@@ -74,6 +74,27 @@ def test_yaml11_booleans_stay_strings_and_keys_count():
     assert problems == ["s.yaml:2:1: on: unknown key 'on'; allowed here: version, project, aws, postgres, oracle, functions, triggers"]
 
 
+@pytest.mark.parametrize("word", ["yes", "on", "y", "Y", "1", '"true"', "True1", "no", "off", "0", '""'])
+@pytest.mark.parametrize("where", ["postgres:\n  rds_compat", "oracle:\n  scheduler_drain"])
+def test_a_boolean_is_exactly_true_or_false(word, where):
+    # before: yes, on, y, 1 and "true" were all taken as true (and no/off/0 as false)
+    problems = _problems(f"project: p\n{where}: {word}\n")
+    key = where.replace(":\n  ", ".")
+    assert len(problems) == 1 and problems[0].startswith("s.yaml:3:") and f"{key}: expected true or false" in problems[0]
+
+
+def test_true_and_false_are_booleans():
+    for word, value in (("true", True), ("false", False), ("True", True)):
+        spec = load_spec_text(f"project: p\npostgres:\n  rds_compat: {word}\n", "s.yaml")
+        assert getattr(spec, "spec", spec).postgres.rds_compat is value
+
+
+@pytest.mark.parametrize("value", ['"3"', "3.0", "3.5", "true"])
+def test_a_count_is_a_whole_number(value):
+    problems = _problems(f"project: p\naws:\n  max_attempts: {value}\n")
+    assert len(problems) == 1 and "aws.max_attempts: expected a whole number" in problems[0]
+
+
 def test_merge_keys_rejected():
     problems = _problems("base: &b {region: us-east-1}\nproject: p\naws:\n  <<: *b\n")
     assert any("merge keys" in p for p in problems)
