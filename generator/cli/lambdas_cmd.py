@@ -3,7 +3,7 @@
 import click
 from rich.table import Table
 
-from sqlambda.cli.common import console, emit, json_option
+from sqlambda.cli.common import console, emit, err_console, json_option
 
 
 def register(cli: click.Group) -> None:
@@ -22,7 +22,11 @@ def register(cli: click.Group) -> None:
         """Deploy NAMES (default: every folder under lambdas/)."""
         from sqlambda.devkit.deploy import deploy_lambdas
 
-        rows = deploy_lambdas(list(names), endpoint_url=endpoint_url, role_arn=role_arn, alias=alias, region=region)
+        def deployed(row: dict, n: int, total: int) -> None:
+            err_console.print(f"[{n}/{total}] {row['action']} {row['name']} in {row['seconds']:.1f}s")
+
+        rows = deploy_lambdas(list(names), endpoint_url=endpoint_url, role_arn=role_arn, alias=alias, region=region,
+                              on_deployed=None if as_json else deployed)
 
         def human() -> None:
             t = Table("function", "action", "code sha256", "arn")

@@ -12,14 +12,17 @@ import logging
 import signal
 import sys
 import threading
+import time
+from typing import Callable
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from sqlambda import api
 from sqlambda.cli.common import console, dsn_option, emit, err_console, json_option, styled
 from sqlambda.delivery.model import DrainStats
-from sqlambda.errors import OutboxError
+from sqlambda.errors import OutboxError, SqlambdaError
 from sqlambda.targets import TARGETS
 
 schema_option = click.option("--schema", default=None,
@@ -44,24 +47,32 @@ def register(cli: click.Group) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Parallel drain workers (threads, one connection each).")
 @click.option("--endpoint-url", default=None, help="Lambda endpoint (default: $AWS_ENDPOINT_URL, then the spec's aws.endpoint_url).")
 @click.option("--request-timeout-ms", type=click.IntRange(100, 900000), default=30000, show_default=True)
+@click.option("--progress-every", type=click.FloatRange(0.1, 86400), default=5.0, show_default=True,
+              help="Seconds between progress lines (rows/s, queue depth) on stderr when not on a terminal.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
-              help="Log one line per batch to stderr (default: info with --follow, warning with --once).")
+              help="Log one line per batch to stderr (default: info with --follow when piped; warning with --once "
+                   "and on a terminal, which shows a live progress line instead).")
 @json_option
 def drain_cmd(target: str, dsn: str, schema: str | None, mode: str, workers: int, endpoint_url: str | None,
-              request_timeout_ms: int, log_level: str | None, as_json: bool) -> None:
+              request_timeout_ms: int, progress_every: float, log_level: str | None, as_json: bool) -> None:
     """Deliver committed outbox events to Lambda, in batches, with retries and a dead-letter table.
 
     Exits 12 when the run dead-lettered an event, or found events and could deliver none of them.
     """
-    _log_to_stderr(log_level or ("info" if mode == "follow" else "warning"))
+    live = err_console.is_terminal and not as_json
+    # on a terminal the live progress line replaces the per-batch lines, unless a level is asked for
+    _log_to_stderr(log_level or ("warning" if live or mode == "once" else "info"))
     stop = threading.Event()
     if mode == "follow":
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: stop.set())
         if not as_json:
             err_console.print(f"draining the {target} outbox with {workers} worker(s); Ctrl-C to stop")
-    stats = api.drain(dsn, target, schema=schema, follow=mode == "follow", workers=workers,
-                      endpoint_url=endpoint_url, request_timeout_ms=request_timeout_ms, stop=stop)
+    with _DrainProgress(lambda: api.outbox_status(dsn, target, schema=schema).depth, live=live,
+                        bounded=mode == "once", interval=progress_every) as progress:
+        stats = api.drain(dsn, target, schema=schema, follow=mode == "follow", workers=workers,
+                          endpoint_url=endpoint_url, request_timeout_ms=request_timeout_ms, stop=stop,
+                          on_batch=progress.on_batch)
 
     def human() -> None:
         console.print(styled("delivered ", (str(stats.delivered), "bold"), f" event(s) in {stats.batches} batch(es); "
@@ -75,6 +86,61 @@ def drain_cmd(target: str, dsn: str, schema: str | None, mode: str, workers: int
     if not stats.ok:
         raise OutboxError(_failed(stats), hint="see `sqlambda outbox status`; dead letters are in the outbox_dead "
                                                "table (`sqlambda outbox retry-dead` requeues them)")
+
+
+class _DrainProgress:
+    """Rows per second and queue depth while a drain runs: a live line on a terminal (a bar when the
+    backlog at the start is known), else one plain line on stderr every ``interval`` seconds (from
+    the first interval on, so a short run prints nothing extra)."""
+
+    def __init__(self, depth: Callable[[], int], *, live: bool, bounded: bool, interval: float = 5.0) -> None:
+        self.depth_of, self.live, self.bounded, self.interval = depth, live, bounded, interval
+        self.delivered, self.started = 0, time.monotonic()
+        self._lock, self._done = threading.Lock(), threading.Event()
+        self._bar: Progress | None = None
+
+    def on_batch(self, trigger: str, rows: int) -> None:
+        with self._lock:
+            self.delivered += rows
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.delivered)
+
+    def _depth(self) -> int | None:
+        try:
+            return self.depth_of()
+        except SqlambdaError:
+            return None  # the database is away: the drain itself says so
+
+    def __enter__(self) -> "_DrainProgress":
+        if self.live:
+            self._bar = Progress(TextColumn("drain"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                 TextColumn("depth {task.fields[depth]}"), console=err_console, transient=True)
+            self._task = self._bar.add_task("drain", total=(self._depth() or None) if self.bounded else None,
+                                            rate="", depth="?")
+            self._bar.start()
+        threading.Thread(target=self._tick, daemon=True, name="drain-progress").start()
+        return self
+
+    def _tick(self) -> None:
+        last_n, last_t = 0, time.monotonic()
+        while not self._done.wait(1.0 if self.live else self.interval):
+            now = time.monotonic()
+            with self._lock:
+                n = self.delivered
+            dt = max(now - last_t, 1e-6)
+            rate = (n - last_n) / dt
+            last_n, last_t = n, now
+            depth = self._depth()
+            if self._bar is not None:
+                self._bar.update(self._task, rate=f"{rate:,.0f} rows/s", depth="?" if depth is None else f"{depth:,}")
+            else:
+                err_console.print(f"drain: delivered {n} rows ({rate:.0f} rows/s over the last {dt:.1f}s), "
+                                  f"queue depth {'?' if depth is None else depth}")
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def _failed(stats: DrainStats) -> str:

@@ -14,8 +14,10 @@ import hashlib
 import io
 import json
 import os
+import time
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 from sqlambda import resources
 from sqlambda.errors import DeployError, UsageError
@@ -150,8 +152,9 @@ def _aws_errors(fn):
 @_aws_errors
 def deploy_lambdas(names: list[str] | None = None, endpoint_url: str | None = None, role_arn: str | None = None,
                    alias: str | None = None, region: str | None = None, environment: dict | None = None,
-                   timeout: int | None = None) -> list[dict]:
-    """Create or update each ``lambdas/<name>`` function (all of them when ``names`` is empty)."""
+                   timeout: int | None = None, on_deployed: Callable[[dict, int, int], None] | None = None) -> list[dict]:
+    """Create or update each ``lambdas/<name>`` function (all of them when ``names`` is empty);
+    ``on_deployed(row, n, total)`` after each one."""
     known = available()
     names = list(names or known)
     unknown = [n for n in names if n not in known]
@@ -159,8 +162,16 @@ def deploy_lambdas(names: list[str] | None = None, endpoint_url: str | None = No
         raise UsageError(f"no Lambda folder named {', '.join(unknown)} under lambdas/ (have: {', '.join(known)})")
     lam = _client("lambda", endpoint_url, region)
     role_arn = role_arn or ensure_role(endpoint_url, region)
-    return [_deploy_folder(lam, name, resources.folder("lambdas") / name, role_arn=role_arn, alias=alias,
-                           environment=environment, timeout=timeout) for name in names]
+    rows = []
+    for n, name in enumerate(names, 1):
+        started = time.monotonic()
+        row = _deploy_folder(lam, name, resources.folder("lambdas") / name, role_arn=role_arn, alias=alias,
+                             environment=environment, timeout=timeout)
+        row["seconds"] = round(time.monotonic() - started, 2)
+        rows.append(row)
+        if on_deployed:
+            on_deployed(row, n, len(names))
+    return rows
 
 
 @_aws_errors
