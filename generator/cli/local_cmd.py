@@ -16,7 +16,10 @@ def register(cli: click.Group) -> None:
 
     @local.command("start")
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless --allow-remote).")
-    @click.option("--port", default=0, show_default=True, type=int, help="0 picks a free port.")
+    @click.option("--port", default=None, type=int, help="0 picks a free port (the default; 4566 with --localstack).")
+    @click.option("--localstack", is_flag=True,
+                  help="LocalStack's conventions for test suites written for it: port 4566, account 000000000000, "
+                       "roles created on first use.")
     @click.option("--state-dir", default=None, type=click.Path(file_okay=False), help="Where code and logs go (default: a temp dir removed at exit).")
     @click.option("--allow-remote", is_flag=True,
                   help="Allow a non-loopback --host: whoever reaches the port can run code here. Prints a "
@@ -25,8 +28,8 @@ def register(cli: click.Group) -> None:
                                                   "`sqlambda local stop` stops it.")
     @pid_file_option
     @json_option
-    def start(host: str, port: int, state_dir: str | None, allow_remote: bool, detach: bool, pid_file: str | None,
-              as_json: bool) -> None:
+    def start(host: str, port: int | None, localstack: bool, state_dir: str | None, allow_remote: bool, detach: bool,
+              pid_file: str | None, as_json: bool) -> None:
         """Run until SIGINT/SIGTERM/SIGHUP (or, with --detach, until `local stop`). The first stdout line is
         the endpoint URL (--json: a JSON document with endpoint_url, pid and admin_token)."""
         from sqlambda.local import require_extra
@@ -36,13 +39,13 @@ def register(cli: click.Group) -> None:
             from sqlambda.local.daemon import start_detached
 
             info = start_detached(host=host, port=port, state_dir=state_dir, allow_remote=allow_remote,
-                                  pid_file=pid_file)
+                                  pid_file=pid_file, localstack=localstack)
             emit(info, as_json, lambda: click.echo(info["endpoint_url"] + (f"\nadmin-token: {info['admin_token']}"
                                                                            if info["admin_token"] else "")))
             return
         from sqlambda.local.server import serve
 
-        serve(host, port, state_dir, allow_remote=allow_remote, as_json=as_json)
+        serve(host, port, state_dir, allow_remote=allow_remote, as_json=as_json, localstack=localstack)
 
     @local.command("stop")
     @pid_file_option

@@ -58,10 +58,10 @@ def child_failure(code: int | None, output: str, fallback: str) -> SqlambdaError
 class LocalStack:
     """Start ``python -m sqlambda.local`` in the background and talk to it."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, region: str = "us-east-1",
-                 allow_remote: bool = False) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, state_dir: str | None = None,
+                 region: str = "us-east-1", allow_remote: bool = False, localstack: bool = False) -> None:
         self.host, self.port, self.state_dir, self.region = host, port, state_dir, region
-        self.allow_remote = allow_remote
+        self.allow_remote, self.localstack = allow_remote, localstack
         self.proc: subprocess.Popen | None = None
         self.endpoint_url = ""
         #: printed by the stack when it listens beyond loopback; remote admin calls need it
@@ -69,7 +69,11 @@ class LocalStack:
         self.faults: FaultClient | None = None
 
     def start(self, timeout: float = 60) -> "LocalStack":
-        cmd = [sys.executable, "-m", "sqlambda.local", "--host", self.host, "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "sqlambda.local", "--host", self.host]
+        if self.port is not None:
+            cmd += ["--port", str(self.port)]
+        if self.localstack:
+            cmd.append("--localstack")
         if self.state_dir:
             cmd += ["--state-dir", self.state_dir]
         if self.allow_remote:

@@ -60,8 +60,9 @@ def status(pid_file: Path | None = None) -> dict:
     return {**info, "running": _is_stack(int(info["pid"])), "pid_file": str(pid_file)}
 
 
-def start_detached(*, host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None,
-                   allow_remote: bool = False, pid_file: Path | None = None, timeout: float = 60) -> dict:
+def start_detached(*, host: str = "127.0.0.1", port: int | None = None, state_dir: str | None = None,
+                   allow_remote: bool = False, pid_file: Path | None = None, timeout: float = 60,
+                   localstack: bool = False) -> dict:
     """Start the stack in the background; returns what was written to the pid file."""
     pid_file = Path(pid_file or default_pid_file())
     current = status(pid_file)
@@ -70,7 +71,11 @@ def start_detached(*, host: str = "127.0.0.1", port: int = 0, state_dir: str | N
                               hint=f"sqlambda local stop --pid-file {pid_file}, or start another with a different --pid-file")
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     log = pid_file.with_suffix(".log")
-    cmd = [sys.executable, "-m", "sqlambda.local", "--host", host, "--port", str(port), "--json"]
+    cmd = [sys.executable, "-m", "sqlambda.local", "--host", host, "--json"]
+    if port is not None:
+        cmd += ["--port", str(port)]
+    if localstack:
+        cmd.append("--localstack")
     if state_dir:
         cmd += ["--state-dir", state_dir]
     if allow_remote:

@@ -29,9 +29,41 @@ from sqlambda.resources import plpython_module
 SYNC_LIMIT = plpython_module("sqlambda_core").SYNC_LIMIT
 ASYNC_LIMIT = plpython_module("sqlambda_core").ASYNC_LIMIT
 TAIL_BYTES = 4096
-DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_ACCOUNT = "123456789012"  # moto's own default account
 INVOKE_RE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/lambda/")
+_ACCESS_KEY_RE = re.compile(r"Credential=(?P<key>[^/]+)/")
+#: Lambda's FunctionName forms (the API reference's pattern): a name, name:qualifier, a partial ARN
+#: (account:function:name[:qualifier]) or a full ARN, each optionally qualified
+FUNCTION_NAME_RE = re.compile(
+    r"^(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
+    r"(?:(?P<account>\d{12}):)?(?:function:)?(?P<name>[a-zA-Z0-9_.-]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?$")
+
+
+def parse_function_name(value: str) -> dict | None:
+    """{name, qualifier, account, region} of any FunctionName form, or None when it fits none."""
+    m = FUNCTION_NAME_RE.match(value)
+    if not m or (value.startswith("arn:") and not (m["region"] and m["account"])):
+        return None
+    return {k: m[k] for k in ("name", "qualifier", "account", "region")}
+
+
+def request_account(environ: dict) -> str:
+    """The account a request acts in, decided as moto decides it for every other API (so Invoke finds
+    what CreateFunction made): MOTO_ACCOUNT_ID, else the x-moto-account-id header, else the account
+    an IAM access key belongs to, else moto's default."""
+    import os
+
+    if os.environ.get("MOTO_ACCOUNT_ID"):
+        return os.environ["MOTO_ACCOUNT_ID"]
+    if environ.get("HTTP_X_MOTO_ACCOUNT_ID"):
+        return environ["HTTP_X_MOTO_ACCOUNT_ID"]
+    m = _ACCESS_KEY_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if m:
+        from moto.iam.models import get_account_id_from
+
+        return get_account_id_from(m["key"])
+    return DEFAULT_ACCOUNT
 
 
 class _Dropped(Exception):
@@ -63,15 +95,15 @@ class InvokeService:
 
     # -- moto lookups -------------------------------------------------------------------------
     @staticmethod
-    def _backend(region: str):
+    def _backend(account: str, region: str):
         from moto.awslambda.models import lambda_backends
 
-        return lambda_backends[DEFAULT_ACCOUNT][region]
+        return lambda_backends[account][region]
 
-    def _config(self, region: str, name: str, qualifier: str | None):
+    def _config(self, account: str, region: str, name: str, qualifier: str | None):
         from moto.awslambda.exceptions import UnknownFunctionException
 
-        backend = self._backend(region)
+        backend = self._backend(account, region)
         try:
             fn = backend.get_function(name, qualifier)
         except UnknownFunctionException:
@@ -81,8 +113,8 @@ class InvokeService:
                 raise LookupError(str(exc)) from None
             raise
         if fn is None:
-            arn = name if name.startswith("arn:") else f"arn:aws:lambda:{region}:{DEFAULT_ACCOUNT}:function:{name}"
-            raise LookupError(f"Function not found: {arn}{':' + qualifier if qualifier and not name.startswith('arn:') else ''}")
+            arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+            raise LookupError(f"Function not found: {arn}{':' + qualifier if qualifier else ''}")
         base = backend.get_function(fn.function_name)  # $LATEST carries reserved concurrency
         cfg = FunctionConfig(
             name=fn.function_name,
@@ -125,18 +157,29 @@ class InvokeService:
         name = unquote(m.group("name")) if m else ""
         query = parse_qs(environ.get("QUERY_STRING", ""))
         qualifier = (query.get("Qualifier") or [None])[0]
-        if ":" in name and not name.startswith("arn:"):  # name:qualifier form
-            name, qualifier = name.split(":", 1)[0], name.split(":", 1)[1]
         auth = environ.get("HTTP_AUTHORIZATION", "")
         rm = _REGION_RE.search(auth)
         region = rm.group("region") if rm else "us-east-1"
+        account = request_account(environ)
+        parsed = parse_function_name(name)
+        if parsed is None:
+            return _error(400, "ValidationException", f"1 validation error detected: Value '{name}' at 'functionName' "
+                          "failed to satisfy constraint: Member must satisfy the FunctionName pattern")
+        if parsed["qualifier"] and qualifier and parsed["qualifier"] != qualifier:
+            return _error(400, "InvalidParameterValueException",
+                          "The derived qualifier from the function name does not match the specified qualifier.")
+        if parsed["region"] and parsed["region"] != region:
+            return _error(404, "ResourceNotFoundException",
+                          f"Functions from '{parsed['region']}' are not reachable in this region ('{region}')")
+        name, qualifier = parsed["name"], parsed["qualifier"] or qualifier
+        account = parsed["account"] or account
         itype = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
         log_type = environ.get("HTTP_X_AMZ_LOG_TYPE", "None")
         client_context = environ.get("HTTP_X_AMZ_CLIENT_CONTEXT")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         payload = environ["wsgi.input"].read(length) if length else b""
 
-        short = name.rsplit(":function:", 1)[-1].split(":")[0]
+        short = name
         self.faults.count(short, "requests")
         for rule in self.faults.take(short):
             self.faults.count(short, "faults")
@@ -159,7 +202,7 @@ class InvokeService:
         if itype not in ("RequestResponse", "Event", "DryRun"):
             return _error(400, "InvalidParameterValueException", f"Unsupported InvocationType: {itype}")
         try:
-            cfg, code = self._config(region, name, qualifier)
+            cfg, code = self._config(account, region, name, qualifier)
         except LookupError as exc:
             return _error(404, "ResourceNotFoundException", str(exc))
         limit = ASYNC_LIMIT if itype == "Event" else SYNC_LIMIT

@@ -118,10 +118,18 @@ def _inflate_api_request(environ: dict) -> dict:
 _DELETE_FUNCTION = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/?$")
 
 
+#: CreateFunction (POST /2015-03-31/functions) and UpdateFunctionConfiguration (PUT .../configuration)
+_FUNCTION_ROLE_CALL = re.compile(r"^/2015-03-31/functions(?:/[^/]+/configuration)?/?$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::(?P<account>\d{12}):role/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]+)$")
+_LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                                    "Principal": {"Service": "lambda.amazonaws.com"}}]})
+
+
 class Front:
     """WSGI application in front of moto."""
 
-    def __init__(self, invoke: InvokeService, faults: FaultTable, admin_token: str | None = None) -> None:
+    def __init__(self, invoke: InvokeService, faults: FaultTable, admin_token: str | None = None,
+                 localstack: bool = False) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         self.moto = DomainDispatcherApplication(create_backend_app)
@@ -129,6 +137,8 @@ class Front:
         self.faults = faults
         #: None: the stack listens on loopback only, where every peer is local
         self.admin_token = admin_token
+        #: LocalStack's conventions (see ``serve``): a function's role need not have been created
+        self.localstack = localstack
 
     def _admin_allowed(self, environ) -> bool:
         if is_loopback(environ.get("REMOTE_ADDR") or ""):
@@ -152,6 +162,10 @@ class Front:
             return self._respond(start_response, status, headers, body)
         if path.startswith("/_sqlambda/"):
             return self._admin(environ, start_response, path[len("/_sqlambda/"):], method)
+        if path.rstrip("/") == "/_localstack/health":
+            return self._health(start_response, method)
+        if self.localstack and method in ("POST", "PUT") and _FUNCTION_ROLE_CALL.match(path):
+            environ = self._adopt_role(environ)
         deleted = _DELETE_FUNCTION.match(path) if method == "DELETE" else None
         if deleted:
             return self._delete_function(environ, start_response, unquote(deleted.group("name")))
@@ -170,6 +184,43 @@ class Front:
             short = name.rsplit(":function:", 1)[-1].split(":")[0]
             self.invoke.retire(short)
         return body
+
+    def _health(self, start_response, method: str):
+        """LocalStack's readiness check (``GET /_localstack/health``), which LocalStack-style test
+        suites poll before they start: every service answers in-process, so all are running."""
+        from sqlambda import __version__
+
+        if method == "HEAD":
+            return self._respond(start_response, 200, {"Content-Type": "text/plain"}, b"ok")
+        services = ("cloudwatch", "dynamodb", "firehose", "iam", "kinesis", "lambda", "logs", "s3", "sns", "sqs", "sts")
+        body = {"services": {name: "running" for name in services}, "edition": "sqlambda-local", "version": __version__}
+        return self._respond(start_response, 200, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    def _adopt_role(self, environ: dict) -> dict:
+        """LocalStack mode: the role a function names exists from now on (LocalStack never checks
+        it; AWS and plain moto refuse a role that was not created). The body goes on to moto unchanged."""
+        import io
+
+        n = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(n) if n else b""
+        environ = dict(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            role = json.loads(body or b"{}").get("Role")
+        except (ValueError, AttributeError):
+            return environ
+        m = _ROLE_ARN.match(role) if isinstance(role, str) else None
+        if m:
+            from moto.iam.exceptions import NotFoundException
+            from moto.iam.models import iam_backends
+
+            iam = iam_backends[m["account"]]["aws"]
+            try:
+                iam.get_role_by_arn(role)
+            except NotFoundException:
+                iam.create_role(m["name"], _LAMBDA_TRUST, "/" + m["path"], None, "created on first use (LocalStack mode)",
+                                [], None)
+        return environ
 
     @staticmethod
     def _respond(start_response, status: int, headers: dict, body: bytes):
@@ -201,15 +252,29 @@ class Front:
         return self._respond(start_response, 200, {"Content-Type": "application/json"}, json.dumps(out).encode())
 
 
-def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, out=None,
-          allow_remote: bool = False, as_json: bool = False) -> None:
+#: LocalStack's edge port and account: what LocalStack-style test suites expect
+LOCALSTACK_PORT = 4566
+LOCALSTACK_ACCOUNT = "000000000000"
+
+
+def serve(host: str = "127.0.0.1", port: int | None = None, state_dir: str | None = None, out=None,
+          allow_remote: bool = False, as_json: bool = False, localstack: bool = False) -> None:
     """Run the stack until SIGINT, SIGTERM or SIGHUP. The first stdout line is the endpoint URL
     (``as_json``: one line of JSON with ``endpoint_url``, ``pid`` and ``admin_token``).
 
     A host other than loopback needs ``allow_remote``; the stack then prints a warning on stderr and
     an admin token as the second stdout line (``admin-token: ...``), which remote admin calls send in
     the ``X-Sqlambda-Admin-Token`` header. A port that cannot be bound is a LocalStackError (exit 9).
+
+    ``localstack``: LocalStack's conventions for test suites written for it: port 4566 unless one is
+    given, account 000000000000 for every request (as LocalStack maps any non-numeric access key),
+    and a function's role is created on first use instead of refused. Always, whatever the mode:
+    ``GET /_localstack/health`` answers, and handlers get LOCALSTACK_HOSTNAME and EDGE_PORT.
     """
+    if port is None:
+        port = LOCALSTACK_PORT if localstack else 0
+    if localstack:
+        os.environ.setdefault("MOTO_ACCOUNT_ID", LOCALSTACK_ACCOUNT)
     out = out or sys.stdout
     token = None
     if not is_loopback(host):
@@ -234,7 +299,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, 
         os.environ.setdefault("MOTO_DOCKER_LAMBDA", "false")
         faults = FaultTable()
         placeholder = InvokeService.__new__(InvokeService)
-        front = Front(placeholder, faults, token)
+        front = Front(placeholder, faults, token, localstack=localstack)
         # bound here, not by werkzeug, which prints its own message and exits 1 when the port is taken
         try:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -257,6 +322,9 @@ def serve(host: str = "127.0.0.1", port: int = 0, state_dir: str | None = None, 
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
             "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            # what LocalStack gives its handlers, so handlers written for it find the endpoint too
+            "LOCALSTACK_HOSTNAME": "127.0.0.1",
+            "EDGE_PORT": str(server.port),
         }
         invoke = InvokeService(state, url, faults, base_env)
         front.invoke = invoke
