@@ -152,25 +152,42 @@ def _aws_errors(fn):
 @_aws_errors
 def deploy_lambdas(names: list[str] | None = None, endpoint_url: str | None = None, role_arn: str | None = None,
                    alias: str | None = None, region: str | None = None, environment: dict | None = None,
-                   timeout: int | None = None, on_deployed: Callable[[dict, int, int], None] | None = None) -> list[dict]:
-    """Create or update each ``lambdas/<name>`` function (all of them when ``names`` is empty);
-    ``on_deployed(row, n, total)`` after each one."""
+                   timeout: int | None = None, on_deployed: Callable[[dict, int, int], None] | None = None, *,
+                   function_name: str | None = None, memory: int | None = None) -> list[dict]:
+    """Create or update functions (all the examples when ``names`` is empty); ``on_deployed(row, n,
+    total)`` after each one.
+
+    Each of ``names`` is an example (a folder under ``lambdas/``) or the path of a folder of one's
+    own laid out the same way. ``function_name`` deploys the one folder under another name (e.g.
+    the original sample's ``lambdaReadKinesisStream``); ``environment`` (merged over the folder's
+    ``lambda.json``), ``timeout`` and ``memory`` override its settings.
+    """
     known = available()
     names = list(names or known)
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise UsageError(f"no Lambda folder named {', '.join(unknown)} under lambdas/ (have: {', '.join(known)})")
+    folders = []
+    for n in names:
+        path = Path(n)
+        if n in known and not (path.is_dir() and ("/" in n or n.startswith("."))):
+            folders.append((n, resources.folder("lambdas") / n))
+        elif path.is_dir() and (path / "handler.py").exists():
+            folders.append((path.resolve().name, path))
+        else:
+            raise UsageError(f"{n}: neither an example Lambda ({', '.join(known)}) nor a folder holding handler.py")
+    if function_name is not None:
+        if len(folders) != 1:
+            raise UsageError("--function-name names one function: give exactly one folder")
+        folders = [(function_name, folders[0][1])]
     lam = _client("lambda", endpoint_url, region)
     role_arn = role_arn or ensure_role(endpoint_url, region)
     rows = []
-    for n, name in enumerate(names, 1):
+    for n, (name, folder) in enumerate(folders, 1):
         started = time.monotonic()
-        row = _deploy_folder(lam, name, resources.folder("lambdas") / name, role_arn=role_arn, alias=alias,
-                             environment=environment, timeout=timeout)
+        row = _deploy_folder(lam, name, folder, role_arn=role_arn, alias=alias, environment=environment,
+                             timeout=timeout, memory=memory)
         row["seconds"] = round(time.monotonic() - started, 2)
         rows.append(row)
         if on_deployed:
-            on_deployed(row, n, len(names))
+            on_deployed(row, n, len(folders))
     return rows
 
 
@@ -189,11 +206,11 @@ def deploy_folder(folder: str | Path, name: str | None = None, *, endpoint_url: 
 
 
 def _deploy_folder(lam, name: str, folder: Path, *, role_arn: str, alias: str | None, environment: dict | None,
-                   timeout: int | None) -> dict:
+                   timeout: int | None, memory: int | None = None) -> dict:
     m = _manifest(folder)
     env = {**m["environment"], **(environment or {})}
     row = _upsert(lam, name, build_zip(folder), role_arn=role_arn, handler=m["handler"], runtime=m["runtime"],
-                  timeout=timeout or int(m["timeout"]), memory=int(m["memory"]), environment=env)
+                  timeout=timeout or int(m["timeout"]), memory=memory or int(m["memory"]), environment=env)
     if alias:
         version = lam.publish_version(FunctionName=name)["Version"]
         try:

@@ -39,14 +39,15 @@ UNITS = frozenset(
     "Terabits/Second Count/Second None".split()
 )
 
-# ISO 8601 / RFC 3339 date-time with a mandatory zone: 'T' or a space between date and time (the
-# space is what PostgreSQL's text output uses), optional seconds and fraction, then Z or ±hh[:mm].
+# ISO 8601 / RFC 3339 date-time: 'T' or a space between date and time (the space is what PostgreSQL's
+# text output and the original Oracle trigger's TO_CHAR use), optional seconds and fraction, then Z,
+# ±hh[:mm], a trailing " UTC", or nothing (naive: UTC, as the original sample meant it).
 # Written out rather than datetime.fromisoformat because that accepts different inputs on each
 # Python version a Lambda runtime may have (3.9 rejects 'Z', 3.11 accepts week dates and naive).
 _ISO_RE = re.compile(
     r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[Tt ](?P<h>\d{2}):(?P<mi>\d{2})"
     r"(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?"
-    r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)"
+    r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?| ?UTC)?"
 )
 _DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
@@ -65,6 +66,11 @@ class PublishFailed(RuntimeError):
 
 class BadReading(ValueError):
     """One record cannot be published; its message is the reason reported back."""
+
+
+class NothingPublished(ValueError):
+    """Every record of the request was rejected: a function error, so the caller sees it (an answer
+    of 200 with nothing published would let an asynchronous trigger lose readings without a trace)."""
 
 
 @dataclass(frozen=True)
@@ -107,10 +113,12 @@ class Config:
 
 
 def parse_timestamp(value) -> datetime:
-    """An aware UTC datetime from ISO 8601 with a zone, or from epoch seconds (a JSON number).
+    """An aware UTC datetime from ISO 8601, or from epoch seconds (a JSON number).
 
-    Naive times are refused (the zone would be a guess), and so are numeric strings: epoch
-    seconds must come as a JSON number so a string is always read as ISO 8601.
+    A time without a zone is UTC: that is what the original awslabs sample sends
+    (``"2016-02-15 12:00:00"``, from ``TO_CHAR(SYS_EXTRACT_UTC(...))`` in its Oracle trigger) and
+    what its Lambda passed to CloudWatch, which reads it as UTC. Numeric strings are refused:
+    epoch seconds must come as a JSON number so a string is always read as ISO 8601.
     """
     if isinstance(value, bool):
         raise BadReading("reading_time is a boolean; expected ISO 8601 with a zone or epoch seconds")
@@ -125,11 +133,10 @@ def parse_timestamp(value) -> datetime:
         raise BadReading(f"reading_time must be a string or a number, not {type(value).__name__}")
     m = _ISO_RE.fullmatch(value.strip())
     if not m:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?", value.strip()):
-            raise BadReading(f"reading_time {value!r} has no time zone; add Z or an offset like +02:00")
-        raise BadReading(f"reading_time {value!r} is not ISO 8601 (YYYY-MM-DDThh:mm[:ss[.f]] with Z or ±hh:mm)")
-    tz = m["tz"]
-    if tz in ("Z", "z"):
+        raise BadReading(f"reading_time {value!r} is not ISO 8601 (YYYY-MM-DD[T ]hh:mm[:ss[.f]], then Z, ±hh:mm "
+                         "or nothing for UTC)")
+    tz = (m["tz"] or "Z").strip()
+    if tz in ("Z", "z", "UTC"):
         offset = timedelta(0)
     else:
         digits = tz[1:].replace(":", "")
@@ -271,8 +278,9 @@ def chunks(data: list[dict], namespace: str, max_count: int = MAX_METRICS_PER_RE
 def publish(event, cloudwatch, cfg: Config, now: datetime | None = None) -> dict:
     """Validate every record, publish the good ones, and return counts plus each bad record.
 
-    Bad records (index + reason) never stop the others. A delete change event is skipped: it
-    carries no new reading. A failed PutMetricData raises PublishFailed (after boto3's own
+    Bad records (index + reason) never stop the others, but a request whose every record is bad
+    raises NothingPublished (a function error). A delete change event is skipped: it carries no
+    new reading. ``Status`` is ``OK`` (the original sample's answer) when nothing was rejected. A failed PutMetricData raises PublishFailed (after boto3's own
     retries) so the caller retries the batch; CloudWatch has no idempotency key, so a retried
     batch can count a reading twice.
     """
@@ -288,6 +296,10 @@ def publish(event, cloudwatch, cfg: Config, now: datetime | None = None) -> dict
             data.append(_datum(row, cfg, now))
         except BadReading as exc:
             errors.append({"index": index, "reason": str(exc)})
+    if errors and not data:
+        shown = "; ".join(f"record {e['index']}: {e['reason']}" for e in errors[:5])
+        raise NothingPublished(f"none of the {len(errors)} reading(s) could be published: {shown}"
+                               + (f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""))
     requests = chunks(data, cfg.namespace)
     published = 0
     for number, chunk in enumerate(requests, 1):
@@ -297,6 +309,7 @@ def publish(event, cloudwatch, cfg: Config, now: datetime | None = None) -> dict
             raise PublishFailed(f"PutMetricData request {number} of {len(requests)} failed after {published} "
                                 f"metrics were published: {exc}") from exc
         published += len(chunk)
-    return {"received": len(records), "published": published, "rejected": len(errors), "skipped": len(skipped),
+    return {"Status": "OK" if not errors else "PARTIAL",
+            "received": len(records), "published": published, "rejected": len(errors), "skipped": len(skipped),
             "requests": len(requests), "namespace": cfg.namespace, "metric_name": cfg.metric_name,
             "errors": errors, "skips": skipped}

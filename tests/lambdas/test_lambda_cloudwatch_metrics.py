@@ -90,7 +90,7 @@ def test_bad_records_are_reported_and_the_rest_published(aws):
     good = readings(3)
     records = [
         good[0],
-        {"reading_time": "2024-05-01T12:00:00", "reading_value": 1},           # 1 naive
+        {"reading_time": NOW.strftime("%Y-%m-%d %H:%M:%S"), "reading_value": "60"},  # 1 naive: UTC, fine
         {"reading_time": "yesterday", "reading_value": 1},                      # 2 garbage
         {"reading_time": NOW.isoformat(), "reading_value": True},               # 3 boolean
         {"reading_time": NOW.isoformat(), "reading_value": "NaN"},              # 4 not a decimal
@@ -108,8 +108,7 @@ def test_bad_records_are_reported_and_the_rest_published(aws):
     ]
     result = mc.publish({"records": records}, cw, cfg, now=NOW)
     reasons = {e["index"]: e["reason"] for e in result["errors"]}
-    assert sorted(reasons) == [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 14]
-    assert "no time zone" in reasons[1]
+    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 9, 10, 11, 14]
     assert "not ISO 8601" in reasons[2]
     assert "number" in reasons[3]
     assert "not a decimal" in reasons[4]
@@ -119,11 +118,12 @@ def test_bad_records_are_reported_and_the_rest_published(aws):
     assert "14 days" in reasons[9]
     assert "2 hours" in reasons[10]
     assert "range" in reasons[11] and "range" in reasons[14]
-    assert (result["received"], result["published"], result["rejected"]) == (16, 5, 11)
-    assert len(calls) == 1 and len(calls[0]["MetricData"]) == 5
+    assert (result["received"], result["published"], result["rejected"]) == (16, 6, 10)
+    assert result["Status"] == "PARTIAL"
+    assert len(calls) == 1 and len(calls[0]["MetricData"]) == 6
     count, total = stats(cw, cfg)
-    assert count == 5
-    assert total == pytest.approx(sum(r["reading_value"] for r in good) + 21.5)
+    assert count == 6
+    assert total == pytest.approx(sum(r["reading_value"] for r in good) + 21.5 + 60)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -132,6 +132,10 @@ def test_bad_records_are_reported_and_the_rest_published(aws):
     ("2024-05-01 12:00:00.123456+02", datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=timezone.utc)),  # PostgreSQL
     ("2024-05-01T12:00:00,5-0130", datetime(2024, 5, 1, 13, 30, 0, 500000, tzinfo=timezone.utc)),
     ("2024-05-01T12:00Z", datetime(2024, 5, 1, 12, tzinfo=timezone.utc)),
+    # no zone: UTC, as the original sample (and its Oracle trigger, TO_CHAR of SYS_EXTRACT_UTC) meant it
+    ("2024-05-01T12:00:00", datetime(2024, 5, 1, 12, tzinfo=timezone.utc)),
+    ("2016-02-15 12:00:00", datetime(2016, 2, 15, 12, tzinfo=timezone.utc)),
+    ("2016-02-15 12:00:00 UTC", datetime(2016, 2, 15, 12, tzinfo=timezone.utc)),
     ("2024-05-01T12:00:00.123456789Z", datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)),
     (1714564800, datetime(2024, 5, 1, 12, tzinfo=timezone.utc)),
     (1714564800.25, datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)),
@@ -142,7 +146,7 @@ def test_timestamps_accepted(text, expected):
 
 
 @pytest.mark.parametrize("text", [
-    "2024-05-01T12:00:00", "2024-05-01", "2024-05-01T12Z", "1714564800", "yesterday", "", True, None, [],
+    "2024-05-01", "2024-05-01T12Z", "1714564800", "yesterday", "", True, None, [],
     "2024-13-01T00:00:00Z", "2024-02-30T00:00:00Z", "2024-05-01T25:00:00Z", "2024-05-01T12:00:00+24:00",
     "2024-05-01T12:00:00Z trailing", "20240501T120000Z", float("nan"), 1e30,
 ])
@@ -220,3 +224,16 @@ def test_failed_request_raises_publish_failed(monkeypatch):
                       config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2))
     with pytest.raises(mc.PublishFailed, match="request 1 of 1 failed after 0 metrics"):
         mc.publish({"records": readings(2)}, cw, mc.Config(), now=NOW)
+
+
+def test_every_record_rejected_is_a_function_error_never_a_silent_200(aws):
+    cw, calls, _ = client_with_log()
+    with pytest.raises(mc.NothingPublished, match="none of the 2 reading"):
+        mc.publish({"records": [{"reading_time": "yesterday", "reading_value": 1}, {"reading_value": 2}]}, cw, mc.Config(),
+                   now=NOW)
+    assert calls == []
+    # only deletes: nothing to publish and nothing wrong
+    out = mc.publish({"op": "delete", "records": [{"old": {"reading_time": NOW.isoformat(), "reading_value": 1}}]}, cw,
+                     mc.Config(), now=NOW)
+    assert out["Status"] == "OK" and out["published"] == 0 and out["skipped"] == 1
+

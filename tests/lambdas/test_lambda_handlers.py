@@ -82,5 +82,6 @@ def test_kinesis_handler(aws, monkeypatch):
     kinesis = boto3.client("kinesis")
     kinesis.create_stream(StreamName="k", ShardCount=1)
     kinesis.put_record(StreamName="k", Data=b'{"t": 20.5}', PartitionKey="p")
-    out = run("kinesis_reader", {"StreamName": "k"}, monkeypatch)
+    out = run("kinesis_reader", {"StreamName": "k", "Limit": 10}, monkeypatch)
     assert [r["Data"] for r in out["Records"]] == [{"t": 20.5}]
+    assert run("kinesis_reader", {"StreamName": "k"}, monkeypatch)["Data"] == {"t": 20.5}

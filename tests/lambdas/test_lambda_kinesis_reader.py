@@ -1,6 +1,7 @@
 """kinesis_reader core against moto's Kinesis: order, resuming after a sequence number or with the
 returned iterator (nothing skipped or repeated), Limit, data decoding, shard choice, the empty-poll
-time budget and input errors."""
+time budget and input errors. The batch answer (a request with Limit) here; the original one-record
+answer of the awslabs sample in tests/compat/test_original_samples.py."""
 
 import json
 from datetime import datetime
@@ -28,7 +29,7 @@ def put(kinesis, items, stream="readings"):
 def test_reads_in_order_from_trim_horizon(aws):
     kinesis = make_stream()
     seqs = put(kinesis, [{"n": i} for i in range(30)])
-    out = kc.read({"StreamName": "readings"}, kinesis)
+    out = kc.read({"StreamName": "readings", "Limit": 100}, kinesis)
     assert [r["Data"] for r in out["Records"]] == [{"n": i} for i in range(30)]
     assert [r["SequenceNumber"] for r in out["Records"]] == seqs
     assert [r["PartitionKey"] for r in out["Records"]] == [f"pk-{i}" for i in range(30)]
@@ -53,7 +54,7 @@ def test_resume_after_sequence_number_skips_and_repeats_nothing(aws):
     out = kc.read({"StreamName": "readings", "Limit": 10, "SequenceNumber": last, "Timeout": 0}, kinesis)
     assert out["Records"] == [] and out["SequenceNumber"] == last  # nothing new: same resume point
     more = put(kinesis, [{"n": 25}])
-    out = kc.read({"StreamName": "readings", "SequenceNumber": last, "Timeout": 0}, kinesis)
+    out = kc.read({"StreamName": "readings", "Limit": 10, "SequenceNumber": last, "TimeoutMs": 0}, kinesis)
     assert [r["SequenceNumber"] for r in out["Records"]] == more
 
 
@@ -63,25 +64,27 @@ def test_resume_with_next_shard_iterator(aws):
     first = kc.read({"StreamName": "readings", "Limit": 5}, kinesis)
     second = kc.read({"StreamName": "readings", "Limit": 5, "NextShardIterator": first["NextShardIterator"],
                       "SequenceNumber": seqs[0]}, kinesis)  # the iterator wins over a sequence number
-    third = kc.read({"StreamName": "readings", "NextShardIterator": second["NextShardIterator"]}, kinesis)
+    third = kc.read({"StreamName": "readings", "Limit": 100, "NextShardIterator": second["NextShardIterator"]}, kinesis)
     got = [r["SequenceNumber"] for out in (first, second, third) for r in out["Records"]]
     assert got == seqs
 
 
-def test_limit_defaults_to_100(aws):
+def test_limit_asks_for_a_batch_and_its_absence_for_one_record(aws):
     kinesis = make_stream()
     put(kinesis, [{"n": i} for i in range(130)])
-    out = kc.read({"StreamName": "readings"}, kinesis)
+    out = kc.read({"StreamName": "readings", "Limit": 100}, kinesis)
     assert out["Count"] == 100
     rest = kc.read({"StreamName": "readings", "SequenceNumber": out["SequenceNumber"], "Limit": 1000}, kinesis)
     assert [r["Data"]["n"] for r in rest["Records"]] == list(range(100, 130))
+    one = kc.read({"StreamName": "readings"}, kinesis)
+    assert set(one) == {"Data", "SequenceNumber", "NextShardIterator"} and one["Data"] == {"n": 0}
 
 
 def test_data_decoding(aws):
     kinesis = make_stream()
     raw = [b'{"a": [1, 2]}', b"42", b'"quoted"', b"hello world", "Zoë".encode(), b"\xff\xfe\x00binary", b"NaN", b""]
     put(kinesis, raw[:-1])
-    out = kc.read({"StreamName": "readings"}, kinesis)
+    out = kc.read({"StreamName": "readings", "Limit": 100}, kinesis)
     got = [(r["DataFormat"], r["Data"]) for r in out["Records"]]
     assert got == [("json", {"a": [1, 2]}), ("json", 42), ("json", "quoted"), ("text", "hello world"),
                    ("text", "Zoë"), ("base64", "//4AYmluYXJ5"), ("text", "NaN")]
@@ -95,8 +98,8 @@ def test_explicit_shard(aws):
     for i in range(6):
         kinesis.put_record(StreamName="readings", Data=json.dumps({"n": i}).encode(), PartitionKey="k",
                            ExplicitHashKey="0" if i % 2 == 0 else str(2**127 + 1))
-    first = kc.read({"StreamName": "readings"}, kinesis)
-    second = kc.read({"StreamName": "readings", "ShardId": shards[1]}, kinesis)
+    first = kc.read({"StreamName": "readings", "Limit": 100}, kinesis)
+    second = kc.read({"StreamName": "readings", "Limit": 100, "ShardId": shards[1]}, kinesis)
     assert first["ShardId"] == shards[0] and [r["Data"]["n"] for r in first["Records"]] == [0, 2, 4]
     assert second["ShardId"] == shards[1] and [r["Data"]["n"] for r in second["Records"]] == [1, 3, 5]
 
@@ -120,12 +123,16 @@ def test_empty_results_are_polled_until_timeout(aws):
     calls = []
     kinesis.meta.events.register("before-parameter-build.kinesis.GetRecords", lambda params, **kw: calls.append(1))
     t = FakeTime()
-    out = kc.read({"StreamName": "readings", "Timeout": 1000}, kinesis, sleep=t.sleep, clock=t.clock)
+    out = kc.read({"StreamName": "readings", "Limit": 100, "TimeoutMs": 1000}, kinesis, sleep=t.sleep, clock=t.clock)
     assert out["Records"] == [] and out["NextShardIterator"]
     assert t.sleeps == [pytest.approx(0.2)] * 5 and len(calls) == 6  # one call, then one per 200 ms
     calls.clear()
-    out = kc.read({"StreamName": "readings", "Timeout": 0}, kinesis, sleep=t.sleep, clock=t.clock)
+    out = kc.read({"StreamName": "readings", "Limit": 100, "Timeout": 0}, kinesis, sleep=t.sleep, clock=t.clock)
     assert len(calls) == 1
+    calls.clear()  # Timeout is in seconds, as the original took it: 1 s is five more polls
+    t.sleeps.clear()
+    kc.read({"StreamName": "readings", "Limit": 100, "Timeout": "1"}, kinesis, sleep=t.sleep, clock=t.clock)
+    assert t.sleeps == [pytest.approx(0.2)] * 5 and len(calls) == 6
 
 
 def test_polling_stops_when_records_arrive(aws):
@@ -137,7 +144,7 @@ def test_polling_stops_when_records_arrive(aws):
         if len(t.sleeps) == 2:
             put(kinesis, [{"late": True}])
 
-    out = kc.read({"StreamName": "readings", "Timeout": 5000}, kinesis, sleep=sleep, clock=t.clock)
+    out = kc.read({"StreamName": "readings", "Limit": 100, "Timeout": 5}, kinesis, sleep=sleep, clock=t.clock)
     assert [r["Data"] for r in out["Records"]] == [{"late": True}] and len(t.sleeps) == 2
 
 
@@ -145,6 +152,9 @@ def test_polling_stops_when_records_arrive(aws):
     ({}, "StreamName"), ("[1]", "JSON object"), (7, "JSON object"),
     ({"StreamName": "s", "Limit": 0}, "Limit"), ({"StreamName": "s", "Limit": 10001}, "Limit"),
     ({"StreamName": "s", "Limit": "5"}, "Limit"), ({"StreamName": "s", "Timeout": -1}, "Timeout"),
+    ({"StreamName": "s", "Timeout": "soon"}, "Timeout"), ({"StreamName": "s", "Timeout": 901}, "Timeout"),
+    ({"StreamName": "s", "Timeout": 1, "TimeoutMs": 5}, "not both"), ({"StreamName": "s", "TimeoutMs": 1.5}, "TimeoutMs"),
+    ({"StreamName": ""}, "StreamName"),
     ({"StreamName": "s", "SequenceNumber": "abc"}, "SequenceNumber"), ({"StreamName": "s", "ShardId": 3}, "ShardId"),
 ])
 def test_bad_input_is_named(event, word):

@@ -60,7 +60,11 @@ def test_kinesis_reader_on_the_stack(deployed):
                                PartitionKey="p")["SequenceNumber"] for i in range(3)]
     error, out = invoke(deployed, "kinesis_reader", {"StreamName": "lambdas-readings", "Limit": 2})
     assert error is None and [r["Data"] for r in out["Records"]] == [{"n": 0}, {"n": 1}]
-    error, out = invoke(deployed, "kinesis_reader", {"StreamName": "lambdas-readings", "SequenceNumber": out["SequenceNumber"]})
+    error, out = invoke(deployed, "kinesis_reader", {"StreamName": "lambdas-readings", "Limit": 2,
+                                                     "SequenceNumber": out["SequenceNumber"]})
     assert error is None and [r["SequenceNumber"] for r in out["Records"]] == seqs[2:]
+    # without Limit: the original one-record answer
+    error, out = invoke(deployed, "kinesis_reader", {"StreamName": "lambdas-readings", "SequenceNumber": seqs[1]})
+    assert error is None and out == {"Data": {"n": 2}, "SequenceNumber": seqs[2], "NextShardIterator": out["NextShardIterator"]}
     error, out = invoke(deployed, "kinesis_reader", {"Limit": 2})
     assert error == "Unhandled" and out["errorType"] == "InvalidInput" and "StreamName" in out["errorMessage"]
