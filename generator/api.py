@@ -369,6 +369,25 @@ def history(dsn: str, target: str = "postgres", *, spec: Any = None, limit: int 
                      for r in t.install_history(conn, schema, limit))
 
 
+# -- server extensions ----------------------------------------------------------------------------------
+def extension_files(target: str = "postgres", out_dir: str | Path | None = None) -> dict[str, str] | list[Path]:
+    """The database extensions a target ships (PostgreSQL: aws_commons and aws_lambda, the RDS API) as
+    file name -> content, or written into ``out_dir`` (for packagers); offline."""
+    files = get_target(target).extension_files()
+    if out_dir is None:
+        return files
+    try:
+        return pipeline.write_files(files, Path(out_dir))
+    except OSError as exc:
+        raise UsageError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
+
+
+def install_extensions(target: str = "postgres", *, locator: str | None = None, remove: bool = False,
+                       dry_run: bool = False) -> list[Path]:
+    """Write those files where the server finds extensions (``remove``: delete the ones sqlambda wrote)."""
+    return get_target(target).install_extensions(locator, remove=remove, dry_run=dry_run)
+
+
 # -- uninstall ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UninstallResult:

@@ -62,20 +62,34 @@ GUCS = ("endpoint_url", "region", "connect_timeout_ms", "request_timeout_ms", "m
 #: the settings a session may LOWER (a caller may want to fail fast), never raise
 LOWERABLE = ("connect_timeout_ms", "request_timeout_ms", "max_attempts")
 INTEGER_SETTINGS = LOWERABLE
+#: the RDS/Aurora ``aws_lambda`` extension's documented settings, honoured by ``aws_lambda.invoke()``
+#: under the same rules (a DBA sets them, a session may only lower the timeouts), and its
+#: documented defaults, which ``aws_lambda.invoke()`` starts from instead of the spec's timeouts
+RDS_SETTINGS = {"aws_lambda.connect_timeout_ms": "connect_timeout_ms", "aws_lambda.request_timeout_ms": "request_timeout_ms",
+                "aws_lambda.endpoint_override": "endpoint_url"}
+RDS_DEFAULTS = {"connect_timeout_ms": 1000, "request_timeout_ms": 3000}
 
 # The DBA's values are read from pg_db_role_setting (rows with setrole = 0: ALTER DATABASE and
 # ALTER ROLE ALL), which a session cannot change: SET, set_config(), PGOPTIONS, conninfo options
 # and ALTER ROLE <me> SET only ever reach current_setting(). Since PostgreSQL 15 only a superuser
 # (or a role the DBA granted SET on the parameter) can ALTER DATABASE ... SET a placeholder such as
-# sqlambda.*. Every name is schema-qualified and every operator spelled OPERATOR(pg_catalog.=), so
-# nothing a caller puts on its search_path is resolved here.
+# sqlambda.*. postgresql.conf and ALTER SYSTEM values count too, read from pg_settings only while
+# their source is the configuration file: a session that SETs the name hides the file's value (it
+# then falls back to the spec's; the session's own value is never taken). Every name is
+# schema-qualified and every operator spelled OPERATOR(pg_catalog.=), so nothing a caller puts on
+# its search_path is resolved here.
 _SETTINGS_SQL = (
-    "SELECT (SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s "
+    "SELECT (SELECT pg_catalog.array_agg(p.name OPERATOR(pg_catalog.||) '=' OPERATOR(pg_catalog.||) p.setting) "
+    "FROM pg_catalog.pg_settings p WHERE p.source OPERATOR(pg_catalog.=) 'configuration file' "
+    "AND (pg_catalog.\"left\"(p.name, 9) OPERATOR(pg_catalog.=) 'sqlambda.' "
+    "OR pg_catalog.\"left\"(p.name, 11) OPERATOR(pg_catalog.=) 'aws_lambda.')) AS file, "
+    "(SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s "
     "WHERE s.setrole OPERATOR(pg_catalog.=) 0 AND s.setdatabase OPERATOR(pg_catalog.=) 0) AS cluster, "
     "(SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d "
     "ON d.oid OPERATOR(pg_catalog.=) s.setdatabase WHERE s.setrole OPERATOR(pg_catalog.=) 0 "
     "AND d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) AS database, "
-    + ", ".join("pg_catalog.current_setting('sqlambda.%s', true) AS %s" % (g, g) for g in GUCS)
+    + ", ".join("pg_catalog.current_setting('sqlambda.%s', true) AS %s" % (g, g) for g in GUCS) + ", "
+    + ", ".join("pg_catalog.current_setting('%s', true) AS \"%s\"" % (n, n) for n in RDS_SETTINGS)
 )
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$")
@@ -159,71 +173,90 @@ def endpoint_problem(url):
     return None
 
 
-def _admin_value(name, value, where):
+def _admin_value(name, value, where, setting=None):
     """A DBA's setting, validated; an invalid one fails every call until the DBA fixes it."""
+    setting = setting or "sqlambda." + name
     hint = "fix it: %s (or RESET it to use the spec's value)" % where
     if name in INTEGER_SETTINGS:
         try:
             number = int(value)
         except ValueError:
-            raise LambdaFailure("22023", "sqlambda.%s = %r (%s) is not an integer" % (name, value, where), hint=hint) from None
+            raise LambdaFailure("22023", "%s = %r (%s) is not an integer" % (setting, value, where), hint=hint) from None
         if number < 1:
-            raise LambdaFailure("22023", "sqlambda.%s = %d (%s) must be at least 1" % (name, number, where), hint=hint)
+            raise LambdaFailure("22023", "%s = %d (%s) must be at least 1" % (setting, number, where), hint=hint)
         return number
     if name == "endpoint_url":
         if value == "":
             return None  # empty: AWS's regional endpoint
         problem = endpoint_problem(value)
         if problem:
-            raise LambdaFailure("22023", "sqlambda.endpoint_url = %r (%s) is not a Lambda endpoint: %s" % (value, where, problem), hint=hint)
+            raise LambdaFailure("22023", "%s = %r (%s) is not a Lambda endpoint: %s" % (setting, value, where, problem), hint=hint)
         return value
     if not _REGION_RE.match(value):
-        raise LambdaFailure("22023", "sqlambda.region = %r (%s) is not an AWS region" % (value, where), hint=hint)
+        raise LambdaFailure("22023", "%s = %r (%s) is not an AWS region" % (setting, value, where), hint=hint)
     return value
 
 
-def _config_items(config):
-    """``name=value`` entries of a pg_db_role_setting row that are sqlambda settings."""
+def _names(rds):
+    """(setting name, internal name) pairs in precedence order: sqlambda.*, then aws_lambda.* (more
+    specific to aws_lambda.invoke(), so it wins there)."""
+    out = [("sqlambda." + g, g) for g in GUCS]
+    if rds:
+        out += list(RDS_SETTINGS.items())
+    return out
+
+
+def _config_items(config, rds=False):
+    """(internal name, value, setting name) of the entries of a settings array that are ours."""
+    values = {}
     for item in config or ():
         name, sep, value = item.partition("=")
-        if sep and name.startswith("sqlambda.") and name[len("sqlambda."):] in GUCS:
-            yield name[len("sqlambda."):], value
+        if sep:
+            values[name] = value
+    for setting, name in _names(rds):
+        if setting in values:
+            yield name, values[setting], setting
 
 
-def resolve_settings(row):
+def resolve_settings(row, rds=False):
     """The effective settings from one row of ``_SETTINGS_SQL`` (or a dict like it).
 
     Returns ``(cfg, sources, ignored)``: ``cfg`` the values a call uses; ``sources`` where each
-    came from (``spec``, ``ALTER ROLE ALL SET``, ``ALTER DATABASE SET``, ``session (lowered)``);
-    ``ignored`` the session values that were not applied, as ``{name: value}``. Precedence: the
-    spec, then the cluster-wide admin value, then the database's admin value; then, for
-    timeouts and attempts only, the session's value when it is LOWER.
+    came from (``spec``, ``aws_lambda default``, ``postgresql.conf``, ``ALTER ROLE ALL SET``,
+    ``ALTER DATABASE SET``, ``session (lowered)``); ``ignored`` the session values that were not
+    applied, as ``{setting name: value}``. Precedence: the spec (``rds``: with the aws_lambda
+    extension's documented timeouts), then postgresql.conf, the cluster-wide and the database's
+    admin values; then, for timeouts and attempts only, the session's value when it is LOWER.
+    ``rds``: also the aws_lambda.* settings, for ``aws_lambda.invoke()``.
     """
     cfg = dict(DEFAULTS)
     sources = {name: "spec" for name in GUCS}
-    for level, where in (("cluster", "ALTER ROLE ALL SET"), ("database", "ALTER DATABASE SET")):
-        for name, value in _config_items(row.get(level)):
-            cfg[name] = _admin_value(name, value, where)
+    if rds:
+        cfg.update(RDS_DEFAULTS)
+        sources.update({name: "aws_lambda default" for name in RDS_DEFAULTS})
+    for level, where in (("file", "postgresql.conf"), ("cluster", "ALTER ROLE ALL SET"), ("database", "ALTER DATABASE SET")):
+        for name, value, setting in _config_items(row.get(level), rds):
+            cfg[name] = _admin_value(name, value, where, setting)
             sources[name] = where
     ignored = {}
-    for name in GUCS:
-        value = row.get(name)
+    for setting, name in _names(rds):
+        value = row.get(name if setting.startswith("sqlambda.") else setting)
         if value is None or value == "":
             continue
         if name in LOWERABLE:
             try:
                 number = int(value)
             except ValueError:
-                raise LambdaFailure("22023", "sqlambda.%s must be an integer, not %r" % (name, value)) from None
+                raise LambdaFailure("22023", "%s must be an integer, not %r" % (setting, value)) from None
             if number < 1:
-                raise LambdaFailure("22023", "sqlambda.%s must be at least 1, not %d" % (name, number))
+                raise LambdaFailure("22023", "%s must be at least 1, not %d" % (setting, number))
             if number < cfg[name]:
                 cfg[name] = number
                 sources[name] = "session (lowered)"
             elif number > cfg[name]:
-                ignored[name] = value
+                ignored[setting] = value
         elif value != (cfg[name] or ""):
-            ignored[name] = value
+            ignored[setting] = value
     return cfg, sources, ignored
 
 
@@ -234,10 +267,10 @@ def _warn_ignored(plpy, GD, ignored):
         if (name, value) in seen or not hasattr(plpy, "warning"):
             continue
         seen.add((name, value))
-        what = "raise" if name in LOWERABLE else "change"
-        plpy.warning("sqlambda.%s = %r set for this session is ignored: a session may not %s it" % (name, value, what),
+        what = "raise" if name.endswith(LOWERABLE) else "change"
+        plpy.warning("%s = %r set for this session is ignored: a session may not %s it" % (name, value, what),
                      hint="the endpoint, region and the upper bounds of timeouts and attempts come from the spec "
-                          "or a DBA's ALTER DATABASE ... SET sqlambda.%s; a session may only lower timeouts and "
+                          "or a DBA's ALTER DATABASE ... SET %s; a session may only lower timeouts and "
                           "attempts" % name)
 
 
@@ -253,7 +286,7 @@ def trim(text, limit=DETAIL_LIMIT):
 
 
 # -- settings ---------------------------------------------------------------------------------
-def settings(plpy, GD):
+def settings(plpy, GD, rds=False):
     """The settings a call uses now (see ``resolve_settings``), read with one cached plan.
 
     Read at the start of every call, before anything the caller controls can run inside it, so a
@@ -263,7 +296,7 @@ def settings(plpy, GD):
     plan = GD.get("sqlambda.settings_plan")
     if plan is None:
         plan = GD["sqlambda.settings_plan"] = plpy.prepare(_SETTINGS_SQL)
-    cfg, _sources, ignored = resolve_settings(plpy.execute(plan)[0])
+    cfg, _sources, ignored = resolve_settings(plpy.execute(plan)[0], rds)
     if ignored:
         _warn_ignored(plpy, GD, ignored)
     return cfg
@@ -277,7 +310,8 @@ def describe_settings(plpy, GD):
     cfg, sources, ignored = resolve_settings(plpy.execute(plan)[0])
     rows = []
     for name in GUCS:
-        note = ("this session's %r is ignored" % ignored[name]) if name in ignored else None
+        seen = ignored.get("sqlambda." + name)
+        note = ("this session's %r is ignored" % seen) if seen is not None else None
         value, spec = cfg[name], DEFAULTS[name]
         rows.append({"name": name, "value": "" if value is None else str(value), "source": sources[name],
                      "spec_value": "" if spec is None else str(spec), "note": note})

@@ -93,6 +93,9 @@ def invoke(plpy, GD, function_name, payload, invocation_type, log_type, qualifie
 # -- RDS / Aurora aws_lambda compatibility --------------------------------------------------------
 
 _ARN_REGION = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):")
+#: the qualifier a function name carries (name:qualifier, partial or full ARN with :qualifier)
+_NAME_QUALIFIER = re.compile(r"^(?:arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?"
+                             r"[A-Za-z0-9_.-]+:(\$LATEST|[A-Za-z0-9_-]+)$")
 _COMPOSITE_TEXT = re.compile(r"^\((\"(?:[^\"]|\"\")*\"|[^,()]*),(\"(?:[^\"]|\"\")*\"|[^,()]*)\)$")
 
 
@@ -116,17 +119,24 @@ def rds_split_name(function_name):
     return function_name, None
 
 
-def rds_invoke(plpy, GD, function_name, payload, region, invocation_type, log_type, context, qualifier):
-    """``aws_lambda.invoke()`` (all four overloads): same parameters and result columns as on RDS.
+def rds_invoke(plpy, GD, function_name, payload, region, invocation_type, log_type, context, qualifier,
+               shape="by_name"):
+    """``aws_lambda.invoke()`` (every overload): same parameters and result columns as on RDS.
 
     ``function_name`` is text or the ``aws_commons._lambda_function_arn_1`` composite (a dict here).
-    ``log_result`` is returned base64-encoded, as the Lambda API returns it.
+    ``log_result`` is returned base64-encoded, as the Lambda API returns it. Settings are the
+    aws_lambda extension's (``aws_lambda.connect_timeout_ms``, ``request_timeout_ms``,
+    ``endpoint_override`` and their documented defaults), under sqlambda's rules.
     """
     if isinstance(function_name, dict):
         name, arn_region = function_name.get("function_name"), function_name.get("region")
     else:
         name, arn_region = rds_split_name(function_name)
-        if name != function_name and region in core.INVOCATION_TYPES:
+        if shape == "by_name6" and invocation_type not in core.INVOCATION_TYPES and log_type in core.INVOCATION_TYPES:
+            # the six-argument text overload caught a call shaped like the documented text overload
+            # (name, payload, region, invocation_type, log_type, context): read it that way
+            region, invocation_type, log_type, context, qualifier = invocation_type, log_type, context, qualifier, None
+        elif shape == "by_name" and name != function_name and region in core.INVOCATION_TYPES:
             # The caller meant the by-ARN overload, whose third argument is invocation_type, but
             # PostgreSQL resolved the untyped '(name,region)' literal to the text overload: shift
             # the arguments back (a region is never called RequestResponse, Event or DryRun).
@@ -136,12 +146,10 @@ def rds_invoke(plpy, GD, function_name, payload, region, invocation_type, log_ty
             region, invocation_type, log_type = None, region, invocation_type if invocation_type in core.LOG_TYPES else "None"
             context = context if context is not None else shifted_context
     try:
-        m = _ARN_REGION.match(name or "")
-        if m and region and m.group(1) != region:
-            raise LambdaFailure("22023", "region %r conflicts with the region %r of the function ARN %s" % (region, m.group(1), name))
-        region = region or arn_region or (m.group(1) if m else None)
+        name, region, qualifier = rds_resolve(name, region, arn_region, qualifier)
+        cfg = core.settings(plpy, GD, rds=True)
         out = core.invoke_raw(plpy, GD, name, payload, invocation_type or "RequestResponse", log_type or "None",
-                              qualifier, context, region)
+                              qualifier, context, region, cfg=cfg)
     except LambdaFailure as failure:
         core.raise_lambda_error(plpy, failure)
     return {
@@ -150,6 +158,23 @@ def rds_invoke(plpy, GD, function_name, payload, region, invocation_type, log_ty
         "executed_version": out["executed_version"],
         "log_result": out["log_result_b64"],
     }
+
+
+def rds_resolve(name, region, arn_region, qualifier):
+    """(name, region, qualifier) of an ``aws_lambda.invoke()`` call, or LambdaFailure when they conflict,
+    as AWS documents: a region that is not the ARN's, a composite whose region is not its ARN's, a
+    qualifier that is not the one the name carries. Lambda's own wording for the qualifier case."""
+    m = _ARN_REGION.match(name or "")
+    for given, where in ((region, "the region argument"), (arn_region, "the region of the aws_commons._lambda_function_arn_1 value")):
+        if m and given and m.group(1) != given:
+            raise LambdaFailure("22023", "%s %r conflicts with the region %r of the function ARN %s" % (where, given, m.group(1), name))
+    if region and arn_region and region != arn_region:
+        raise LambdaFailure("22023", "the region argument %r conflicts with the region %r of the function reference" % (region, arn_region))
+    derived = _NAME_QUALIFIER.match(name or "")
+    if derived and qualifier and derived.group(1) != qualifier:
+        raise LambdaFailure("22023", "The derived qualifier from the function name does not match the specified qualifier. "
+                            "(%s, qualifier %r)" % (name, qualifier))
+    return name, region or arn_region or (m.group(1) if m else None), qualifier
 
 
 # -- typed wrappers: arguments -> JSON ---------------------------------------------------------------

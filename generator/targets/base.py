@@ -182,6 +182,18 @@ class Target(ABC):
     def outbox(self) -> OutboxBackend:
         """The drain / status / retry-dead backend of this target's outbox."""
 
+    # -- server-side packages ------------------------------------------------------------------
+
+    @abstractmethod
+    def extension_files(self) -> dict[str, str]:
+        """File name -> content of the database extensions this target ships (``sqlambda extension
+        files``); a target without any raises UsageError."""
+
+    @abstractmethod
+    def install_extensions(self, locator: str | None, *, remove: bool = False, dry_run: bool = False) -> list[Any]:
+        """Write (``remove``: delete) those files where the server finds extensions (``locator``: how
+        to find that place, e.g. a pg_config path); the paths touched."""
+
 
 def terminated(target: Target, statement: str) -> str:
     """A statement as a hand-run script holds it: ended by the target's ``block_terminator`` line when

@@ -43,7 +43,8 @@ def test_the_dba_sets_everything_through_the_catalog_and_the_session_nothing_but
     assert sources == {"endpoint_url": "ALTER DATABASE SET", "region": "ALTER DATABASE SET",
                        "request_timeout_ms": "ALTER DATABASE SET", "max_attempts": "session (lowered)",
                        "connect_timeout_ms": "session (lowered)"}
-    assert ignored == {"endpoint_url": "http://127.0.0.1:9", "region": "us-west-2", "request_timeout_ms": "60000"}
+    assert ignored == {"sqlambda.endpoint_url": "http://127.0.0.1:9", "sqlambda.region": "us-west-2",
+                       "sqlambda.request_timeout_ms": "60000"}
 
 
 def test_database_settings_override_cluster_wide_ones():

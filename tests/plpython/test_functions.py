@@ -127,9 +127,16 @@ class _Recorder:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, plpy, GD, name, payload, invocation_type, log_type, qualifier, context, region):
-        self.calls.append({"name": name, "invocation_type": invocation_type, "log_type": log_type, "region": region, "context": context})
+    def __call__(self, plpy, GD, name, payload, invocation_type, log_type, qualifier, context, region, cfg=None):
+        self.calls.append({"name": name, "invocation_type": invocation_type, "log_type": log_type, "region": region,
+                           "context": context, "qualifier": qualifier, "cfg": cfg})
         return {"status_code": 200, "payload": "{}", "executed_version": "$LATEST", "log_result_b64": None}
+
+
+@pytest.fixture(autouse=True)
+def _rds_settings(monkeypatch):
+    """aws_lambda.invoke reads the aws_lambda.* settings: the catalog query is replaced by its defaults."""
+    monkeypatch.setattr(core, "settings", lambda plpy, GD, rds=False: core.resolve_settings({}, rds)[0])
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -158,6 +165,47 @@ def test_rds_invoke_region_conflict(monkeypatch):
     with pytest.raises(plpy.Error) as e:
         fx.rds_invoke(plpy, {}, "arn:aws:lambda:eu-west-1:123456789012:function:echo", "{}", "us-east-1", None, None, None, None)
     assert e.value.sqlstate == "22023" and "conflicts" in str(e.value)
+
+
+@pytest.mark.parametrize("args,expected", [
+    # the documented six-argument call with a psql variable: by_name6 reads it as the by-ARN overload
+    (("(echo,us-west-2)", "{}", None, "RequestResponse", "None", None, "custom_version"),
+     ("echo", "RequestResponse", "None", "us-west-2", "custom_version")),
+    # a text-overload call that by_name6 caught (region in third place): read as the text overload
+    (("echo", "{}", None, "eu-west-1", "Event", "None", None), ("echo", "Event", "None", "eu-west-1", None)),
+    (("echo", "{}", None, None, "RequestResponse", "Tail", None), ("echo", "RequestResponse", "Tail", None, None)),
+])
+def test_rds_invoke_six_argument_overload(monkeypatch, args, expected):
+    rec = _Recorder()
+    monkeypatch.setattr(core, "invoke_raw", rec)
+    fx.rds_invoke(None, {}, *args, shape="by_name6")
+    c = rec.calls[0]
+    assert (c["name"], c["invocation_type"], c["log_type"], c["region"], c["qualifier"]) == expected
+    assert c["cfg"]["request_timeout_ms"] == 3000 and c["cfg"]["connect_timeout_ms"] == 1000  # the documented defaults
+
+
+@pytest.mark.parametrize("name,region,qualifier,word", [
+    ({"function_name": "arn:aws:lambda:eu-west-1:123456789012:function:echo", "region": "us-east-1"}, None, None, "conflicts"),
+    ("arn:aws:lambda:eu-west-1:123456789012:function:echo:v1", None, "v2", "derived qualifier"),
+    ("echo:live", None, "v3", "derived qualifier"),
+    ("123456789012:function:echo:live", None, "prod", "derived qualifier"),
+    ({"function_name": "echo", "region": "us-east-1"}, "eu-west-1", None, "conflicts"),
+])
+def test_rds_invoke_documented_conflicts_raise(monkeypatch, name, region, qualifier, word):
+    from fake_plpy import FakePlpy
+
+    plpy = FakePlpy()
+    monkeypatch.setattr(core, "invoke_raw", _Recorder())
+    with pytest.raises(plpy.Error) as e:
+        fx.rds_invoke(plpy, {}, name, "{}", region, None, None, None, qualifier)
+    assert e.value.sqlstate == "22023" and word in str(e.value)
+
+
+def test_rds_invoke_matching_qualifier_and_region_pass(monkeypatch):
+    rec = _Recorder()
+    monkeypatch.setattr(core, "invoke_raw", rec)
+    fx.rds_invoke(None, {}, "arn:aws:lambda:eu-west-1:123456789012:function:echo:v1", "{}", "eu-west-1", None, None, None, "v1")
+    assert (rec.calls[0]["region"], rec.calls[0]["qualifier"]) == ("eu-west-1", "v1")
 
 
 def test_rds_invoke_shifted_client_context(monkeypatch):

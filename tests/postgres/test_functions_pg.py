@@ -453,12 +453,16 @@ def test_rds_overloads_match_the_documented_signatures(conn):
     assert [r[0] for r in rows] == [
         "aws_lambda.invoke(aws_commons._lambda_function_arn_1,json,text,text,json,character varying)",
         "aws_lambda.invoke(aws_commons._lambda_function_arn_1,jsonb,text,text,jsonb,character varying)",
+        # six required arguments: only there so AWS's documented six-argument psql example resolves
+        "aws_lambda.invoke(text,json,text,text,text,character varying)",
         "aws_lambda.invoke(text,json,text,text,text,json,character varying)",
+        "aws_lambda.invoke(text,jsonb,text,text,text,character varying)",
         "aws_lambda.invoke(text,jsonb,text,text,text,jsonb,character varying)",
     ]
     for _, names, _ in rows:
         assert names[-4:] == ["status_code", "payload", "executed_version", "log_result"]
-    assert "region text DEFAULT NULL::text, invocation_type text DEFAULT 'RequestResponse'::text" in rows[2][2]
+    assert "region text DEFAULT NULL::text, invocation_type text DEFAULT 'RequestResponse'::text" in rows[3][2]
+    assert "DEFAULT" not in rows[2][2]  # no defaults: it never takes part in a call of 2 to 5 arguments
 
 
 

@@ -77,7 +77,9 @@ def mallory_dsn(dsn: str) -> str:
 
 
 def _assignments(url: str) -> dict[str, str]:
-    return {"endpoint_url": url, "region": "eu-west-3"}
+    # sqlambda's own names, and the RDS aws_lambda extension's documented endpoint setting, which
+    # aws_lambda.invoke honours: both the DBA's, never the session's
+    return {"sqlambda.endpoint_url": url, "sqlambda.region": "eu-west-3", "aws_lambda.endpoint_override": url}
 
 
 @contextlib.contextmanager
@@ -89,9 +91,9 @@ def session(db: str, vector: str, url: str, monkeypatch):
     wrap = None
     superuser_cleanup: list[str] = []
     if vector == "pgoptions":
-        monkeypatch.setenv("PGOPTIONS", " ".join(f"-c sqlambda.{k}={v}" for k, v in values.items()))
+        monkeypatch.setenv("PGOPTIONS", " ".join(f"-c {k}={v}" for k, v in values.items()))
     elif vector == "conninfo":
-        opts = " ".join(f"-c sqlambda.{k}={v}" for k, v in values.items())
+        opts = " ".join(f"-c {k}={v}" for k, v in values.items())
         conninfo += f" options='{opts}'"
     elif vector in ("alter_role", "alter_role_in_database"):
         # mallory cannot do this herself on PostgreSQL 15 (permission denied to set parameter); a DBA
@@ -100,14 +102,14 @@ def session(db: str, vector: str, url: str, monkeypatch):
         with psycopg.connect(db, autocommit=True) as c:
             for k, v in values.items():
                 c.execute(sql.SQL("ALTER ROLE {}{} SET {} = {}").format(
-                    sql.Identifier(MALLORY), where, sql.Identifier(f"sqlambda.{k}"), sql.Literal(v)))
+                    sql.Identifier(MALLORY), where, sql.Identifier(k), sql.Literal(v)))
                 superuser_cleanup.append(sql.SQL("ALTER ROLE {}{} RESET {}").format(
-                    sql.Identifier(MALLORY), where, sql.Identifier(f"sqlambda.{k}")))
+                    sql.Identifier(MALLORY), where, sql.Identifier(k)))
     elif vector == "set":
-        setup = [f"SET sqlambda.{k} = '{v}'" for k, v in values.items()]
+        setup = [f"SET {k} = '{v}'" for k, v in values.items()]
     elif vector == "set_config":
         def wrap(query: str) -> str:  # noqa: E306 - set inside the very query that calls
-            sets = ", ".join(f"pg_catalog.set_config('sqlambda.{k}', '{v}', false)" for k, v in values.items())
+            sets = ", ".join(f"pg_catalog.set_config('{k}', '{v}', false)" for k, v in values.items())
             return f"WITH s AS MATERIALIZED (SELECT {sets}) SELECT * FROM s, LATERAL ({query}) q"
     try:
         with psycopg.connect(conninfo, autocommit=vector != "set_local") as conn:
@@ -122,7 +124,7 @@ def session(db: str, vector: str, url: str, monkeypatch):
                 if vector == "set_local":
                     with conn.transaction():
                         for k, v in values.items():
-                            conn.execute(f"SET LOCAL sqlambda.{k} = '{v}'")
+                            conn.execute(f"SET LOCAL {k} = '{v}'")
                         cur = conn.execute(query, params)
                         return cur.fetchall() if cur.description else []
                 cur = conn.execute(wrap(query) if wrap and query.startswith("SELECT") else query, params)

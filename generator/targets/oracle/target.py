@@ -402,6 +402,12 @@ class OracleTarget(Target):
 
         return OracleOutbox(self)
 
+    def extension_files(self) -> dict[str, str]:
+        raise UsageError("the oracle target ships no database extensions (its objects are installed by `sqlambda install`)")
+
+    def install_extensions(self, locator: str | None, *, remove: bool = False, dry_run: bool = False) -> list[Any]:
+        return self.extension_files()  # raises: nothing to install
+
     # -- verify -------------------------------------------------------------------------------
 
     def damaged(self, conn: Any, artifacts: list[Artifact], schema: str | None) -> dict[str, str]:

@@ -207,6 +207,17 @@ def _core(ctx: dict) -> list[Artifact]:
     return out
 
 
+def rds_invoke_overloads() -> list[tuple[str, str, list[str]]]:
+    """(json type, shape, argument types) of every aws_lambda.invoke overload (see rds_invoke.sql.j2)."""
+    out = []
+    for json_type in ("json", "jsonb"):
+        out.append((json_type, "by_name", ["text", json_type, "text", "text", "text", json_type, "character varying"]))
+        out.append((json_type, "by_arn", ["aws_commons._lambda_function_arn_1", json_type, "text", "text", json_type,
+                                          "character varying"]))
+        out.append((json_type, "by_name6", ["text", json_type, "text", "text", "text", "character varying"]))
+    return out
+
+
 def _rds(ctx: dict) -> list[Artifact]:
     roles, owner = ctx["generic_roles"], ctx["owner"]
     fbundle = ctx["bundle"](["sqlambda_functions"])
@@ -215,25 +226,24 @@ def _rds(ctx: dict) -> list[Artifact]:
     out.append(make(
         "type aws_commons._lambda_function_arn_1", "type", "rds_type.sql.j2", order=ORDER["type"], file=FILE_RDS,
         summary="RDS-compatible function reference type", probe=(("regtype", "aws_commons._lambda_function_arn_1"),),
+        extension=False,
     ))
     key, quoted = "aws_commons.create_lambda_function_arn(text,text)", "aws_commons.create_lambda_function_arn(text, text)"
     out.append(make(
         f"function {key}", "function", "rds_arn_function.sql.j2", order=ORDER["function"], file=FILE_RDS,
-        summary="RDS-compatible create_lambda_function_arn", probe=(("regprocedure", quoted),),
+        summary="RDS-compatible create_lambda_function_arn", probe=(("regprocedure", quoted),), extension=False,
     ))
     out += [_grant_execute(key, quoted, r, FILE_RDS, "postgres.generic_roles") for r in roles]
-    for json_type in ("json", "jsonb"):
-        for by_arn in (False, True):
-            first = "aws_commons._lambda_function_arn_1" if by_arn else "text"
-            types = [first, json_type] + ([] if by_arn else ["text"]) + ["text", "text", json_type, "character varying"]
-            key = f"aws_lambda.invoke({','.join(types)})"
-            quoted = f"aws_lambda.invoke({', '.join(types)})"
-            out.append(make(
-                f"function {key}", "function", "rds_invoke.sql.j2", order=ORDER["function"], file=FILE_RDS,
-                summary=f"RDS-compatible aws_lambda.invoke ({first}, {json_type})", probe=(("regprocedure", quoted),),
-                by_arn=by_arn, json_type=json_type, signature=quoted, bundle=fbundle,
-            ))
-            out += [_grant_execute(key, quoted, r, FILE_RDS, "postgres.generic_roles") for r in roles]
+    for json_type, shape, types in rds_invoke_overloads():
+        key = f"aws_lambda.invoke({','.join(types)})"
+        quoted = f"aws_lambda.invoke({', '.join(types)})"
+        out.append(make(
+            f"function {key}", "function", "rds_invoke.sql.j2", order=ORDER["function"], file=FILE_RDS,
+            summary=f"RDS-compatible aws_lambda.invoke ({types[0]}, {json_type}{', 6 arguments' if shape == 'by_name6' else ''})",
+            probe=(("regprocedure", quoted),), shape=shape, json_type=json_type, signature=quoted, bundle=fbundle,
+            extension=False,
+        ))
+        out += [_grant_execute(key, quoted, r, FILE_RDS, "postgres.generic_roles") for r in roles]
     out += [_grant_usage(s, r, FILE_RDS, "postgres.generic_roles") for s in ("aws_commons", "aws_lambda") for r in roles]
     return out
 

@@ -319,6 +319,15 @@ class PostgresTarget(Target):
                 hint="connect as a superuser (e.g. postgres) to install; callers need only the grants the spec names",
             )
         _check_server_python(conn)
+        if any(a.key.startswith(("function aws_lambda.", "function aws_commons.")) for a in artifacts):
+            found = [r[0] for r in conn.execute("SELECT extname FROM pg_catalog.pg_extension WHERE extname IN "
+                                               "('aws_lambda', 'aws_commons') ORDER BY 1").fetchall()]
+            if found:
+                raise InstallError(
+                    f"this database has the {' and '.join(found)} extension{'s' if len(found) > 1 else ''}, which "
+                    "already provide what the spec's postgres.rds_compat would install",
+                    hint="keep the extension and set rds_compat: false in the spec, or DROP EXTENSION aws_lambda, "
+                         "aws_commons first (README: RDS/Aurora aws_lambda, extension or spec)")
         # role -> the spec entries that name it (probe 'where'), so the message points into the spec
         roles: dict[str, set[str]] = {}
         for a in artifacts:
@@ -498,6 +507,18 @@ class PostgresTarget(Target):
         from sqlambda.targets.postgres.drain import PostgresOutbox
 
         return PostgresOutbox()
+
+    def extension_files(self) -> dict[str, str]:
+        """aws_commons and aws_lambda as real extensions (the RDS API): see targets/postgres/extension.py."""
+        from sqlambda.targets.postgres import extension
+
+        return extension.files()
+
+    def install_extensions(self, locator: str | None, *, remove: bool = False, dry_run: bool = False) -> list[Any]:
+        from sqlambda.targets.postgres import extension
+
+        directory = extension.extension_dir(locator)
+        return extension.uninstall(directory, dry_run) if remove else extension.install(directory, dry_run=dry_run)
 
 
 @contextmanager

@@ -45,11 +45,33 @@ EXCEPTION WHEN undefined_function OR undefined_object OR invalid_schema_name THE
 END
 $do$;
 
+-- grant execute aws_lambda.invoke(text,jsonb,text,text,text,character varying) to rds_lambda_user
+DO $do$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'rds_lambda_user') THEN
+    REVOKE EXECUTE ON FUNCTION aws_lambda.invoke(text, jsonb, text, text, text, character varying) FROM "rds_lambda_user";
+  END IF;
+EXCEPTION WHEN undefined_function OR undefined_object OR invalid_schema_name THEN
+  NULL;  -- the function is already gone: nothing left to revoke
+END
+$do$;
+
 -- grant execute aws_lambda.invoke(text,json,text,text,text,json,character varying) to rds_lambda_user
 DO $do$
 BEGIN
   IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'rds_lambda_user') THEN
     REVOKE EXECUTE ON FUNCTION aws_lambda.invoke(text, json, text, text, text, json, character varying) FROM "rds_lambda_user";
+  END IF;
+EXCEPTION WHEN undefined_function OR undefined_object OR invalid_schema_name THEN
+  NULL;  -- the function is already gone: nothing left to revoke
+END
+$do$;
+
+-- grant execute aws_lambda.invoke(text,json,text,text,text,character varying) to rds_lambda_user
+DO $do$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'rds_lambda_user') THEN
+    REVOKE EXECUTE ON FUNCTION aws_lambda.invoke(text, json, text, text, text, character varying) FROM "rds_lambda_user";
   END IF;
 EXCEPTION WHEN undefined_function OR undefined_object OR invalid_schema_name THEN
   NULL;  -- the function is already gone: nothing left to revoke
@@ -134,8 +156,14 @@ DROP FUNCTION IF EXISTS "public"."awslambda_fn"(text, text);
 -- function aws_lambda.invoke(text,jsonb,text,text,text,jsonb,character varying)
 DROP FUNCTION IF EXISTS aws_lambda.invoke(text, jsonb, text, text, text, jsonb, character varying);
 
+-- function aws_lambda.invoke(text,jsonb,text,text,text,character varying)
+DROP FUNCTION IF EXISTS aws_lambda.invoke(text, jsonb, text, text, text, character varying);
+
 -- function aws_lambda.invoke(text,json,text,text,text,json,character varying)
 DROP FUNCTION IF EXISTS aws_lambda.invoke(text, json, text, text, text, json, character varying);
+
+-- function aws_lambda.invoke(text,json,text,text,text,character varying)
+DROP FUNCTION IF EXISTS aws_lambda.invoke(text, json, text, text, text, character varying);
 
 -- function aws_lambda.invoke(aws_commons._lambda_function_arn_1,jsonb,text,text,jsonb,character varying)
 DROP FUNCTION IF EXISTS aws_lambda.invoke(aws_commons._lambda_function_arn_1, jsonb, text, text, jsonb, character varying);
