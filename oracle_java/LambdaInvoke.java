@@ -15,6 +15,10 @@
  *                 errorType and errorMessage; Lambda's own Timeout is one of those.
  *   invoke_async  InvocationType=Event. Returns 202 once Lambda queued the event. The event is
  *                 not withdrawn if the calling transaction later rolls back.
+ *   invoke_sync_original (and its CLOB variant)  invoke_sync for the original awslabs integration's
+ *                 awslambda_fn: a function error throws java.lang.Exception whose message is the
+ *                 error payload JSON, exactly as the original class did, because code written for it
+ *                 reads that JSON out of SQLERRM (ORA-29532 ... java.lang.Exception: {...}).
  * Retries: HTTP 429, HTTP 5xx, connect timeouts and connection failures are retried up to
  * maxAttempts in total, sleeping a "full jitter" backoff: random(0, min(maxDelay, base * 2^n)).
  * A read timeout is not retried (the function may be running; see LambdaTimeoutException).
@@ -203,6 +207,33 @@ public final class LambdaInvoke {
      */
     public static int invoke_async(String fn, String payload) throws LambdaException {
         return invoke(fn, utf8(payload), true).status;
+    }
+
+    /**
+     * invoke_sync as the original awslabs LambdaInvoke.invoke_sync answered a function error: a
+     * java.lang.Exception carrying the error payload JSON. Call spec:
+     * FUNCTION invoke_sync_original(fn VARCHAR2, payload VARCHAR2) RETURN VARCHAR2
+     * AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.invoke_sync_original(java.lang.String, java.lang.String) return java.lang.String';
+     */
+    public static String invoke_sync_original(String fn, String payload) throws Exception {
+        try {
+            return invoke_sync(fn, payload);
+        } catch (LambdaFunctionException e) {
+            throw new Exception(e.getPayload());
+        }
+    }
+
+    /**
+     * CLOB variant of invoke_sync_original. Call spec:
+     * FUNCTION invoke_sync_clob_original(fn VARCHAR2, payload CLOB) RETURN CLOB
+     * AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.invoke_sync_clob_original(java.lang.String, java.sql.Clob) return java.sql.Clob';
+     */
+    public static Clob invoke_sync_clob_original(String fn, Clob payload) throws Exception {
+        try {
+            return invoke_sync_clob(fn, payload);
+        } catch (LambdaFunctionException e) {
+            throw new Exception(e.getPayload());
+        }
     }
 
     /**

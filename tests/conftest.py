@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-pytest_plugins = ["fixtures_pg", "fixtures_local", "pytester"]
+pytest_plugins = ["fixtures_pg", "fixtures_local", "fixtures_java", "pytester"]
 
 
 def pytest_configure(config):

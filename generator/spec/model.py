@@ -118,11 +118,15 @@ class PostgresSettings(_Strict):
 
 class OracleSettings(_Strict):
     schema_: Optional[Ident] = Field(None, alias="schema", description="owning schema (default: the connecting user)")
-    generic_roles: list[Ident] = Field(default_factory=list)
+    generic_roles: list[Ident] = Field(default_factory=list, description="roles granted EXECUTE on the generic "
+                                       "functions; PUBLIC only when written here (the original granted it to everyone)")
     credentials: Literal["environment", "imds", "provider"] = Field(
         "environment", description="where the Java class resolves AWS credentials"
     )
     scheduler_drain: StrictBool = Field(False, description="create a DBMS_SCHEDULER job that drains the outbox")
+    synonyms: Union[Literal["none", "public"], list[Ident]] = Field(
+        "none", description="synonyms for the generic functions and awslambda_proc: none; public (PUBLIC SYNONYMs, "
+                            "as the original integration made); or a list of schemas that each get private synonyms")
     credentials_provider: Optional[str] = Field(
         None,
         pattern=r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$",

@@ -6,6 +6,8 @@
  *   java InvokeProbe sync FN              invoke_sync, payload read from stdin
  *   java InvokeProbe sync_detail FN       the Java API invoke(): also prints attempts and request id
  *   java InvokeProbe async FN             invoke_async, payload read from stdin
+ *   java InvokeProbe sync_original FN     invoke_sync_original (the original awslambda_fn's errors):
+ *                                         a plain java.lang.Exception prints {"ok":false,"class","message"}
  *   java InvokeProbe sync_clob FN         invoke_sync_clob with SerialClob in and out
  *   java InvokeProbe bench FN N           N sequential invoke_sync calls after a warm-up
  *   java InvokeProbe bench_loop FN        warm up, print "ready", then for each stdin line N run
@@ -74,6 +76,16 @@ public final class InvokeProbe {
                 out.println("{\"ok\":true,\"status\":" + r.status + ",\"attempts\":" + r.attempts
                         + ",\"requestId\":" + q(r.requestId) + ",\"providerCalls\":" + ProbeCredentialsProvider.calls
                         + ",\"result\":" + q(new String(r.body, StandardCharsets.UTF_8)) + "}");
+            } else if (cmd.equals("sync_original")) {
+                try {
+                    String result = LambdaInvoke.invoke_sync_original(args[1], stdin());
+                    out.println("{\"ok\":true,\"result\":" + q(result) + "}");
+                } catch (LambdaException e) {
+                    throw e;
+                } catch (Exception e) {
+                    out.println("{\"ok\":false,\"class\":" + q(e.getClass().getName()) + ",\"message\":" + q(e.getMessage())
+                            + ",\"toString\":" + q(e.toString()) + "}");
+                }
             } else if (cmd.equals("async")) {
                 int status = LambdaInvoke.invoke_async(args[1], stdin());
                 out.println("{\"ok\":true,\"status\":" + status + "}");

@@ -49,7 +49,7 @@ OUTBOX_PKG = "SQLAMBDA_OUTBOX_PKG"
 DRAIN_JOB = "SQLAMBDA_DRAIN"
 REGISTRY = "SQLAMBDA_INSTALLED"
 REGISTRY_LOG = "SQLAMBDA_INSTALL_LOG"
-GENERIC = ("AWSLAMBDA_FN", "AWSLAMBDA_FN_ASYNC", "AWSLAMBDA_FN_CLOB", "AWSLAMBDA_FN_ASYNC_CLOB")
+GENERIC = ("AWSLAMBDA_FN", "AWSLAMBDA_FN_ASYNC", "AWSLAMBDA_PROC", "AWSLAMBDA_FN_CLOB", "AWSLAMBDA_FN_ASYNC_CLOB")
 RESERVED = {JAVA_PKG, RT_PKG, QUEUE, DEAD, OUTBOX_PKG, DRAIN_JOB, REGISTRY, REGISTRY_LOG, *GENERIC}
 
 
@@ -314,21 +314,27 @@ def _runtime(spec: Spec, names: Names) -> list[Artifact]:
     ]
 
 
-def _function_artifact(name: str, names: Names, order: int, statements: tuple[str, ...], summary: str) -> Artifact:
+def _function_artifact(name: str, names: Names, order: int, statements: tuple[str, ...], summary: str,
+                       kind: str = "FUNCTION") -> Artifact:
     obj = names.obj(name)
     return Artifact(
-        key=f"function {names.label(name)}",
-        kind="function",
+        key=f"{kind.lower()} {names.label(name)}",
+        kind=kind.lower(),
         statements=statements,
-        drop=_statements("drop.sql.j2", kind="FUNCTION", object=obj, purge=False),
+        drop=_statements("drop.sql.j2", kind=kind, object=obj, purge=False),
         order=order,
-        probe=(("type", "FUNCTION"), ("name", name.upper())),
+        probe=(("type", kind), ("name", name.upper())),
         summary=summary,
     )
 
 
+def grantee_sql(role: str) -> str:
+    """A grantee: the role quoted as Oracle stores it, or PUBLIC when the spec names it in words."""
+    return "PUBLIC" if role.upper() == "PUBLIC" else oracle_ident(role)
+
+
 def _grant(name: str, role: str, names: Names, order: int) -> Artifact:
-    obj, grantee = names.obj(name), oracle_ident(role)
+    obj, grantee = names.obj(name), grantee_sql(role)
     return Artifact(
         key=f"grant execute on {names.label(name)} to {role.upper()}",
         kind="grant",
@@ -340,22 +346,49 @@ def _grant(name: str, role: str, names: Names, order: int) -> Artifact:
     )
 
 
+#: the generic functions (GENERIC), as the original awslabs integration named and shaped them:
+#: name, mode, argument type, return type, runtime function
+GENERIC_SHAPES = (
+    ("AWSLAMBDA_FN", "sync", "VARCHAR2", "VARCHAR2", "invoke_sync_original"),
+    ("AWSLAMBDA_FN_ASYNC", "async", "VARCHAR2", "VARCHAR2", "invoke_async"),
+    ("AWSLAMBDA_PROC", "proc", "VARCHAR2", None, "invoke_async"),
+    ("AWSLAMBDA_FN_CLOB", "sync", "CLOB", "CLOB", "invoke_sync_clob_original"),
+    ("AWSLAMBDA_FN_ASYNC_CLOB", "async", "CLOB", "VARCHAR2", "invoke_async_clob"),
+)
+
+
 def _generic(spec: Spec, names: Names) -> list[Artifact]:
     rt = names.obj(RT_PKG)
-    variants = [
-        # name, mode, argument type, return type, runtime function
-        ("AWSLAMBDA_FN", "sync", "VARCHAR2", "VARCHAR2", "invoke_sync"),
-        ("AWSLAMBDA_FN_ASYNC", "async", "VARCHAR2", "VARCHAR2", "invoke_async"),
-        ("AWSLAMBDA_FN_CLOB", "sync", "CLOB", "CLOB", "invoke_sync_clob"),
-        ("AWSLAMBDA_FN_ASYNC_CLOB", "async", "CLOB", "VARCHAR2", "invoke_async_clob"),
-    ]
     arts = []
-    for name, mode, arg_type, ret, call in variants:
+    for name, mode, arg_type, ret, call in GENERIC_SHAPES:
         st = _statements("generic.sql.j2", fn=names.obj(name), arg_type=arg_type, return_type=ret,
                          mode=mode, rt=rt, call=call)
-        arts.append(_function_artifact(name, names, 30, st, f"generic {mode} invoke ({arg_type})"))
+        kind = "PROCEDURE" if mode == "proc" else "FUNCTION"
+        arts.append(_function_artifact(name, names, 30, st, f"generic {mode} invoke ({arg_type})", kind=kind))
         arts += [_grant(name, r, names, 35) for r in spec.oracle.generic_roles]
+        arts += _synonyms(spec, name, names)
     return arts
+
+
+def _synonyms(spec: Spec, name: str, names: Names) -> list[Artifact]:
+    """oracle.synonyms: a PUBLIC SYNONYM (as the original made), or private ones in listed schemas."""
+    where = spec.oracle.synonyms
+    if where == "none":
+        return []
+    target = names.obj(name)
+    out = []
+    for schema in (["PUBLIC"] if where == "public" else [w.upper() for w in where]):
+        if schema == "PUBLIC":
+            create = f"CREATE OR REPLACE PUBLIC SYNONYM {oracle_ident(name)} FOR {target}"
+            drop = f"DROP PUBLIC SYNONYM {oracle_ident(name)}"
+        else:
+            create = f"CREATE OR REPLACE SYNONYM {oracle_ident(schema)}.{oracle_ident(name)} FOR {target}"
+            drop = f"DROP SYNONYM {oracle_ident(schema)}.{oracle_ident(name)}"
+        out.append(Artifact(key=f"synonym {schema}.{name.upper()}", kind="synonym", statements=(create,),
+                            drop=(drop,), order=36, probe=(("synonym", name.upper()), ("owner", schema)),
+                            summary=f"{'PUBLIC' if schema == 'PUBLIC' else 'private'} synonym {schema}.{name.upper()} "
+                                    f"for {names.label(name)}"))
+    return out
 
 
 def _oracle_default(arg) -> str:

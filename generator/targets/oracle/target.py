@@ -44,7 +44,7 @@ from sqlambda.templates import split_statements
 #: DBMS_LOCK name of the install lock (one per database)
 LOCK_NAME = "SQLAMBDA_INSTALL"
 #: ORA- codes that mean "already gone": tolerated while dropping
-GONE = {942, 1418, 1434, 1917, 1919, 1927, 1951, 1952, 4043, 4080, 27475, 29501}
+GONE = {942, 1418, 1432, 1434, 1917, 1919, 1927, 1951, 1952, 4043, 4080, 27475, 29501}
 #: ORA- codes that mean "already there": tolerated for CREATE TABLE / INDEX of a step being (re)created
 ALREADY_THERE = {955, 1408}
 #: ORA-24344: success with compilation error (OCI reports it; the status check below handles it)
@@ -369,6 +369,12 @@ class OracleTarget(Target):
         row = cur.fetchone()
         return bool(row and row[0])
 
+    def _synonym_exists(self, conn: Any, owner: str, name: str) -> bool:
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM ALL_SYNONYMS WHERE owner = :owner AND synonym_name = :name", owner=owner, name=name)
+        row = cur.fetchone()
+        return bool(row and row[0])
+
     # -- invoke and doctor --------------------------------------------------------------------
 
     def wrapper_arguments(self, conn: Any, schema: str | None, name: str) -> list[str] | None:
@@ -418,6 +424,8 @@ class OracleTarget(Target):
             probe = a.probe_dict
             if a.kind == "grant" and not self._granted(conn, schema, probe["grant"], probe["grantee"]):
                 problems.append("the grant is missing")
+            if a.kind == "synonym" and not self._synonym_exists(conn, probe["owner"], probe["synonym"]):
+                problems.append("the synonym is missing")
             for st in a.statements:
                 obj = created_object(st)
                 if obj is None or not (obj.compiled or obj.type == "TABLE"):

@@ -12,7 +12,7 @@ SET FEEDBACK ON
 WHENEVER OSERROR EXIT FAILURE
 WHENEVER SQLERROR EXIT FAILURE
 
-PROMPT [1/20] Java SocketPermission connect,resolve on lambda.us-east-1.amazonaws.com:443
+PROMPT [1/22] Java SocketPermission connect,resolve on lambda.us-east-1.amazonaws.com:443
 DECLARE
   v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
   v_have    NUMBER;
@@ -39,7 +39,7 @@ BEGIN
 END;
 /
 
-PROMPT [2/20] Java source sqlambda/Json
+PROMPT [2/22] Java source sqlambda/Json
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/Json" AS
 /*
  * Json: a tiny JSON reader for the few documents the Lambda client must read itself
@@ -290,7 +290,7 @@ BEGIN
 END;
 /
 
-PROMPT [3/20] Java source sqlambda/AwsCredentials
+PROMPT [3/22] Java source sqlambda/AwsCredentials
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/AwsCredentials" AS
 /*
  * AwsCredentials: one immutable set of AWS credentials, and the Provider interface a DBA can
@@ -401,7 +401,7 @@ BEGIN
 END;
 /
 
-PROMPT [4/20] Java source sqlambda/SigV4
+PROMPT [4/22] Java source sqlambda/SigV4
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/SigV4" AS
 /*
  * SigV4: AWS Signature Version 4 request signing with JDK classes only.
@@ -866,7 +866,7 @@ BEGIN
 END;
 /
 
-PROMPT [5/20] Java source sqlambda/LambdaException
+PROMPT [5/22] Java source sqlambda/LambdaException
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/LambdaException" AS
 /*
  * LambdaException: every failure of a Lambda call made from the database, as one checked
@@ -980,7 +980,7 @@ BEGIN
 END;
 /
 
-PROMPT [6/20] Java source sqlambda/LambdaFunctionException
+PROMPT [6/22] Java source sqlambda/LambdaFunctionException
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/LambdaFunctionException" AS
 /*
  * LambdaFunctionException: the function ran and failed. Lambda answered 200 with an
@@ -1039,7 +1039,7 @@ BEGIN
 END;
 /
 
-PROMPT [7/20] Java source sqlambda/LambdaTimeoutException
+PROMPT [7/22] Java source sqlambda/LambdaTimeoutException
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/LambdaTimeoutException" AS
 /*
  * LambdaTimeoutException: the client stopped waiting: the connection was not established
@@ -1099,7 +1099,7 @@ BEGIN
 END;
 /
 
-PROMPT [8/20] Java source sqlambda/CredentialChain
+PROMPT [8/22] Java source sqlambda/CredentialChain
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/CredentialChain" AS
 /*
  * CredentialChain: finds AWS credentials for the Lambda client, in a fixed order.
@@ -1432,7 +1432,7 @@ BEGIN
 END;
 /
 
-PROMPT [9/20] Java source sqlambda/ClobFactory
+PROMPT [9/22] Java source sqlambda/ClobFactory
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/ClobFactory" AS
 /*
  * ClobFactory: where LambdaInvoke gets a new CLOB for a result too big for VARCHAR2.
@@ -1487,7 +1487,7 @@ BEGIN
 END;
 /
 
-PROMPT [10/20] Java source sqlambda/LambdaInvoke
+PROMPT [10/22] Java source sqlambda/LambdaInvoke
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/LambdaInvoke" AS
 /*
  * LambdaInvoke: calls AWS Lambda's Invoke API from Oracle's embedded JVM with JDK classes only.
@@ -1506,6 +1506,10 @@ CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/LambdaInvoke" AS
  *                 errorType and errorMessage; Lambda's own Timeout is one of those.
  *   invoke_async  InvocationType=Event. Returns 202 once Lambda queued the event. The event is
  *                 not withdrawn if the calling transaction later rolls back.
+ *   invoke_sync_original (and its CLOB variant)  invoke_sync for the original awslabs integration's
+ *                 awslambda_fn: a function error throws java.lang.Exception whose message is the
+ *                 error payload JSON, exactly as the original class did, because code written for it
+ *                 reads that JSON out of SQLERRM (ORA-29532 ... java.lang.Exception: {...}).
  * Retries: HTTP 429, HTTP 5xx, connect timeouts and connection failures are retried up to
  * maxAttempts in total, sleeping a "full jitter" backoff: random(0, min(maxDelay, base * 2^n)).
  * A read timeout is not retried (the function may be running; see LambdaTimeoutException).
@@ -1694,6 +1698,33 @@ public final class LambdaInvoke {
      */
     public static int invoke_async(String fn, String payload) throws LambdaException {
         return invoke(fn, utf8(payload), true).status;
+    }
+
+    /**
+     * invoke_sync as the original awslabs LambdaInvoke.invoke_sync answered a function error: a
+     * java.lang.Exception carrying the error payload JSON. Call spec:
+     * FUNCTION invoke_sync_original(fn VARCHAR2, payload VARCHAR2) RETURN VARCHAR2
+     * AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.invoke_sync_original(java.lang.String, java.lang.String) return java.lang.String';
+     */
+    public static String invoke_sync_original(String fn, String payload) throws Exception {
+        try {
+            return invoke_sync(fn, payload);
+        } catch (LambdaFunctionException e) {
+            throw new Exception(e.getPayload());
+        }
+    }
+
+    /**
+     * CLOB variant of invoke_sync_original. Call spec:
+     * FUNCTION invoke_sync_clob_original(fn VARCHAR2, payload CLOB) RETURN CLOB
+     * AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.invoke_sync_clob_original(java.lang.String, java.sql.Clob) return java.sql.Clob';
+     */
+    public static Clob invoke_sync_clob_original(String fn, Clob payload) throws Exception {
+        try {
+            return invoke_sync_clob(fn, payload);
+        } catch (LambdaFunctionException e) {
+            throw new Exception(e.getPayload());
+        }
     }
 
     /**
@@ -1975,7 +2006,7 @@ BEGIN
 END;
 /
 
-PROMPT [11/20] call specs of sqlambda.LambdaInvoke
+PROMPT [11/22] call specs of sqlambda.LambdaInvoke
 CREATE OR REPLACE PACKAGE "SQLAMBDA_JAVA" AUTHID DEFINER AS
   -- Raw call specs of sqlambda.LambdaInvoke. Do not call directly: use "SQLAMBDA_RT", which configures
   -- the session's JVM first.
@@ -1988,6 +2019,8 @@ CREATE OR REPLACE PACKAGE "SQLAMBDA_JAVA" AUTHID DEFINER AS
   FUNCTION invoke_async(fn VARCHAR2, payload VARCHAR2) RETURN NUMBER;
   FUNCTION invoke_sync_clob(fn VARCHAR2, payload CLOB) RETURN CLOB;
   FUNCTION invoke_async_clob(fn VARCHAR2, payload CLOB) RETURN NUMBER;
+  FUNCTION invoke_sync_original(fn VARCHAR2, payload VARCHAR2) RETURN VARCHAR2;
+  FUNCTION invoke_sync_clob_original(fn VARCHAR2, payload CLOB) RETURN CLOB;
 END;
 /
 SHOW ERRORS PACKAGE "SQLAMBDA_JAVA"
@@ -2025,6 +2058,10 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_JAVA" AS
   AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.invoke_sync_clob(java.lang.String, java.sql.Clob) return java.sql.Clob';
   FUNCTION invoke_async_clob(fn VARCHAR2, payload CLOB) RETURN NUMBER
   AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.invoke_async_clob(java.lang.String, java.sql.Clob) return int';
+  FUNCTION invoke_sync_original(fn VARCHAR2, payload VARCHAR2) RETURN VARCHAR2
+  AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.invoke_sync_original(java.lang.String, java.lang.String) return java.lang.String';
+  FUNCTION invoke_sync_clob_original(fn VARCHAR2, payload CLOB) RETURN CLOB
+  AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.invoke_sync_clob_original(java.lang.String, java.sql.Clob) return java.sql.Clob';
 END;
 /
 SHOW ERRORS PACKAGE BODY "SQLAMBDA_JAVA"
@@ -2044,7 +2081,7 @@ BEGIN
 END;
 /
 
-PROMPT [12/20] runtime: configures the Java client for us-east-1
+PROMPT [12/22] runtime: configures the Java client for us-east-1
 CREATE OR REPLACE PACKAGE "SQLAMBDA_RT" AUTHID DEFINER AS
   -- Configures the Java client of this session with the spec's settings (once per session).
   PROCEDURE ensure_configured;
@@ -2052,6 +2089,10 @@ CREATE OR REPLACE PACKAGE "SQLAMBDA_RT" AUTHID DEFINER AS
   FUNCTION invoke_sync_clob(fn VARCHAR2, payload CLOB) RETURN CLOB;
   FUNCTION invoke_async(fn VARCHAR2, payload VARCHAR2) RETURN NUMBER;
   FUNCTION invoke_async_clob(fn VARCHAR2, payload CLOB) RETURN NUMBER;
+  -- As the original awslabs awslambda_fn answered a function error: ORA-29532 ... java.lang.Exception:
+  -- <the error payload JSON>, which code written for it reads out of SQLERRM.
+  FUNCTION invoke_sync_original(fn VARCHAR2, payload VARCHAR2) RETURN VARCHAR2;
+  FUNCTION invoke_sync_clob_original(fn VARCHAR2, payload CLOB) RETURN CLOB;
   -- Size of a CLOB in bytes of the database character set (UTF-8 under AL32UTF8), used to cut
   -- batches by max_bytes. DBMS_LOB.GETLENGTH counts characters, not bytes.
   FUNCTION byte_length(doc CLOB) RETURN NUMBER;
@@ -2123,6 +2164,19 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_RT" AS
     RETURN "SQLAMBDA_JAVA".invoke_async_clob(fn, payload);
   END invoke_async_clob;
 
+  FUNCTION invoke_sync_original(fn VARCHAR2, payload VARCHAR2) RETURN VARCHAR2 IS
+  BEGIN
+    ensure_configured;
+    RETURN "SQLAMBDA_JAVA".invoke_sync_original(fn, payload);
+  END invoke_sync_original;
+
+  FUNCTION invoke_sync_clob_original(fn VARCHAR2, payload CLOB) RETURN CLOB IS
+  BEGIN
+    check_size(fn, payload, 6291456, 'sync');
+    ensure_configured;
+    RETURN "SQLAMBDA_JAVA".invoke_sync_clob_original(fn, payload);
+  END invoke_sync_clob_original;
+
   FUNCTION byte_length(doc CLOB) RETURN NUMBER IS
     -- 8000 characters fit a VARCHAR2(32767) even at 4 bytes each.
     c_chunk CONSTANT PLS_INTEGER := 8000;
@@ -2155,13 +2209,13 @@ BEGIN
 END;
 /
 
-PROMPT [13/20] generic sync invoke (VARCHAR2)
+PROMPT [13/22] generic sync invoke (VARCHAR2)
 CREATE OR REPLACE FUNCTION "AWSLAMBDA_FN"(fn_name IN VARCHAR2, fn_argsJson IN VARCHAR2)
 RETURN VARCHAR2
 AUTHID DEFINER
 AS
 BEGIN
-  RETURN "SQLAMBDA_RT".invoke_sync(fn_name, fn_argsJson);
+  RETURN "SQLAMBDA_RT".invoke_sync_original(fn_name, fn_argsJson);
 END;
 /
 SHOW ERRORS FUNCTION "AWSLAMBDA_FN"
@@ -2181,15 +2235,17 @@ BEGIN
 END;
 /
 
-PROMPT [14/20] generic async invoke (VARCHAR2)
+PROMPT [14/22] generic async invoke (VARCHAR2)
 CREATE OR REPLACE FUNCTION "AWSLAMBDA_FN_ASYNC"(fn_name IN VARCHAR2, fn_argsJson IN VARCHAR2)
 RETURN VARCHAR2
 AUTHID DEFINER
 AS
+  v_status NUMBER;
 BEGIN
-  -- Event invocation: returns Lambda's HTTP status ('202') once the event is queued, like the
-  -- original awslambda_fn_async. The event is not withdrawn if the transaction rolls back.
-  RETURN TO_CHAR("SQLAMBDA_RT".invoke_async(fn_name, fn_argsJson));
+  -- Event invocation: Lambda queues the event and answers 202 with an empty body; the original
+  -- returned that body, so NULL here. The event is not withdrawn if the transaction rolls back.
+  v_status := "SQLAMBDA_RT".invoke_async(fn_name, fn_argsJson);
+  RETURN NULL;
 END;
 /
 SHOW ERRORS FUNCTION "AWSLAMBDA_FN_ASYNC"
@@ -2209,15 +2265,17 @@ BEGIN
 END;
 /
 
-PROMPT [15/20] generic async invoke (CLOB)
+PROMPT [15/22] generic async invoke (CLOB)
 CREATE OR REPLACE FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB"(fn_name IN VARCHAR2, fn_argsJson IN CLOB)
 RETURN VARCHAR2
 AUTHID DEFINER
 AS
+  v_status NUMBER;
 BEGIN
-  -- Event invocation: returns Lambda's HTTP status ('202') once the event is queued, like the
-  -- original awslambda_fn_async. The event is not withdrawn if the transaction rolls back.
-  RETURN TO_CHAR("SQLAMBDA_RT".invoke_async_clob(fn_name, fn_argsJson));
+  -- Event invocation: Lambda queues the event and answers 202 with an empty body; the original
+  -- returned that body, so NULL here. The event is not withdrawn if the transaction rolls back.
+  v_status := "SQLAMBDA_RT".invoke_async_clob(fn_name, fn_argsJson);
+  RETURN NULL;
 END;
 /
 SHOW ERRORS FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB"
@@ -2237,13 +2295,13 @@ BEGIN
 END;
 /
 
-PROMPT [16/20] generic sync invoke (CLOB)
+PROMPT [16/22] generic sync invoke (CLOB)
 CREATE OR REPLACE FUNCTION "AWSLAMBDA_FN_CLOB"(fn_name IN VARCHAR2, fn_argsJson IN CLOB)
 RETURN CLOB
 AUTHID DEFINER
 AS
 BEGIN
-  RETURN "SQLAMBDA_RT".invoke_sync_clob(fn_name, fn_argsJson);
+  RETURN "SQLAMBDA_RT".invoke_sync_clob_original(fn_name, fn_argsJson);
 END;
 /
 SHOW ERRORS FUNCTION "AWSLAMBDA_FN_CLOB"
@@ -2263,16 +2321,45 @@ BEGIN
 END;
 /
 
-PROMPT [17/20] EXECUTE on AWSLAMBDA_FN to LAMBDA_CALLER
+PROMPT [17/22] generic proc invoke (VARCHAR2)
+CREATE OR REPLACE PROCEDURE "AWSLAMBDA_PROC"(fn_name IN VARCHAR2, fn_argsJson IN VARCHAR2)
+AUTHID DEFINER
+AS
+  v_status NUMBER;
+BEGIN
+  v_status := "SQLAMBDA_RT".invoke_async(fn_name, fn_argsJson);
+END;
+/
+SHOW ERRORS PROCEDURE "AWSLAMBDA_PROC"
+-- Oracle creates an object with compilation errors without failing the statement: stop here instead.
+DECLARE
+  v_errors NUMBER;
+BEGIN
+  SELECT COUNT(*) INTO v_errors
+    FROM ALL_ERRORS
+   WHERE owner = SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA')
+     AND name = 'AWSLAMBDA_PROC'
+     AND type = 'PROCEDURE'
+     AND attribute = 'ERROR';
+  IF v_errors > 0 THEN
+    RAISE_APPLICATION_ERROR(-20100, 'sqlambda: PROCEDURE AWSLAMBDA_PROC has compilation errors (see above)');
+  END IF;
+END;
+/
+
+PROMPT [18/22] EXECUTE on AWSLAMBDA_FN to LAMBDA_CALLER
 GRANT EXECUTE ON "AWSLAMBDA_FN" TO "LAMBDA_CALLER";
 
-PROMPT [18/20] EXECUTE on AWSLAMBDA_FN_ASYNC to LAMBDA_CALLER
+PROMPT [19/22] EXECUTE on AWSLAMBDA_FN_ASYNC to LAMBDA_CALLER
 GRANT EXECUTE ON "AWSLAMBDA_FN_ASYNC" TO "LAMBDA_CALLER";
 
-PROMPT [19/20] EXECUTE on AWSLAMBDA_FN_ASYNC_CLOB to LAMBDA_CALLER
+PROMPT [20/22] EXECUTE on AWSLAMBDA_FN_ASYNC_CLOB to LAMBDA_CALLER
 GRANT EXECUTE ON "AWSLAMBDA_FN_ASYNC_CLOB" TO "LAMBDA_CALLER";
 
-PROMPT [20/20] EXECUTE on AWSLAMBDA_FN_CLOB to LAMBDA_CALLER
+PROMPT [21/22] EXECUTE on AWSLAMBDA_FN_CLOB to LAMBDA_CALLER
 GRANT EXECUTE ON "AWSLAMBDA_FN_CLOB" TO "LAMBDA_CALLER";
+
+PROMPT [22/22] EXECUTE on AWSLAMBDA_PROC to LAMBDA_CALLER
+GRANT EXECUTE ON "AWSLAMBDA_PROC" TO "LAMBDA_CALLER";
 
 PROMPT sqlambda: install finished

@@ -12,64 +12,70 @@ SET FEEDBACK ON
 WHENEVER OSERROR EXIT FAILURE
 WHENEVER SQLERROR EXIT FAILURE
 
-PROMPT [1/20] drop grant execute on AWSLAMBDA_FN_CLOB to LAMBDA_CALLER
+PROMPT [1/22] drop grant execute on AWSLAMBDA_PROC to LAMBDA_CALLER
+REVOKE EXECUTE ON "AWSLAMBDA_PROC" FROM "LAMBDA_CALLER";
+
+PROMPT [2/22] drop grant execute on AWSLAMBDA_FN_CLOB to LAMBDA_CALLER
 REVOKE EXECUTE ON "AWSLAMBDA_FN_CLOB" FROM "LAMBDA_CALLER";
 
-PROMPT [2/20] drop grant execute on AWSLAMBDA_FN_ASYNC_CLOB to LAMBDA_CALLER
+PROMPT [3/22] drop grant execute on AWSLAMBDA_FN_ASYNC_CLOB to LAMBDA_CALLER
 REVOKE EXECUTE ON "AWSLAMBDA_FN_ASYNC_CLOB" FROM "LAMBDA_CALLER";
 
-PROMPT [3/20] drop grant execute on AWSLAMBDA_FN_ASYNC to LAMBDA_CALLER
+PROMPT [4/22] drop grant execute on AWSLAMBDA_FN_ASYNC to LAMBDA_CALLER
 REVOKE EXECUTE ON "AWSLAMBDA_FN_ASYNC" FROM "LAMBDA_CALLER";
 
-PROMPT [4/20] drop grant execute on AWSLAMBDA_FN to LAMBDA_CALLER
+PROMPT [5/22] drop grant execute on AWSLAMBDA_FN to LAMBDA_CALLER
 REVOKE EXECUTE ON "AWSLAMBDA_FN" FROM "LAMBDA_CALLER";
 
-PROMPT [5/20] drop function AWSLAMBDA_FN_CLOB
+PROMPT [6/22] drop procedure AWSLAMBDA_PROC
+DROP PROCEDURE "AWSLAMBDA_PROC";
+
+PROMPT [7/22] drop function AWSLAMBDA_FN_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_CLOB";
 
-PROMPT [6/20] drop function AWSLAMBDA_FN_ASYNC_CLOB
+PROMPT [8/22] drop function AWSLAMBDA_FN_ASYNC_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB";
 
-PROMPT [7/20] drop function AWSLAMBDA_FN_ASYNC
+PROMPT [9/22] drop function AWSLAMBDA_FN_ASYNC
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC";
 
-PROMPT [8/20] drop function AWSLAMBDA_FN
+PROMPT [10/22] drop function AWSLAMBDA_FN
 DROP FUNCTION "AWSLAMBDA_FN";
 
-PROMPT [9/20] drop package SQLAMBDA_RT
+PROMPT [11/22] drop package SQLAMBDA_RT
 DROP PACKAGE "SQLAMBDA_RT";
 
-PROMPT [10/20] drop package SQLAMBDA_JAVA
+PROMPT [12/22] drop package SQLAMBDA_JAVA
 DROP PACKAGE "SQLAMBDA_JAVA";
 
-PROMPT [11/20] drop java source sqlambda/LambdaInvoke
+PROMPT [13/22] drop java source sqlambda/LambdaInvoke
 DROP JAVA SOURCE "sqlambda/LambdaInvoke";
 
-PROMPT [12/20] drop java source sqlambda/ClobFactory
+PROMPT [14/22] drop java source sqlambda/ClobFactory
 DROP JAVA SOURCE "sqlambda/ClobFactory";
 
-PROMPT [13/20] drop java source sqlambda/CredentialChain
+PROMPT [15/22] drop java source sqlambda/CredentialChain
 DROP JAVA SOURCE "sqlambda/CredentialChain";
 
-PROMPT [14/20] drop java source sqlambda/LambdaTimeoutException
+PROMPT [16/22] drop java source sqlambda/LambdaTimeoutException
 DROP JAVA SOURCE "sqlambda/LambdaTimeoutException";
 
-PROMPT [15/20] drop java source sqlambda/LambdaFunctionException
+PROMPT [17/22] drop java source sqlambda/LambdaFunctionException
 DROP JAVA SOURCE "sqlambda/LambdaFunctionException";
 
-PROMPT [16/20] drop java source sqlambda/LambdaException
+PROMPT [18/22] drop java source sqlambda/LambdaException
 DROP JAVA SOURCE "sqlambda/LambdaException";
 
-PROMPT [17/20] drop java source sqlambda/SigV4
+PROMPT [19/22] drop java source sqlambda/SigV4
 DROP JAVA SOURCE "sqlambda/SigV4";
 
-PROMPT [18/20] drop java source sqlambda/AwsCredentials
+PROMPT [20/22] drop java source sqlambda/AwsCredentials
 DROP JAVA SOURCE "sqlambda/AwsCredentials";
 
-PROMPT [19/20] drop java source sqlambda/Json
+PROMPT [21/22] drop java source sqlambda/Json
 DROP JAVA SOURCE "sqlambda/Json";
 
-PROMPT [20/20] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
+PROMPT [22/22] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
 DECLARE
   v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
 BEGIN

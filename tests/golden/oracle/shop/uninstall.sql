@@ -12,79 +12,82 @@ SET FEEDBACK ON
 WHENEVER OSERROR EXIT FAILURE
 WHENEVER SQLERROR EXIT FAILURE
 
-PROMPT [1/25] drop grant execute on PRICE_QUOTE to SHOP_WRITER
+PROMPT [1/26] drop grant execute on PRICE_QUOTE to SHOP_WRITER
 REVOKE EXECUTE ON "PRICE_QUOTE" FROM "SHOP_WRITER";
 
-PROMPT [2/25] drop grant execute on ORDER_STATUS to SHOP_WRITER
+PROMPT [2/26] drop grant execute on ORDER_STATUS to SHOP_WRITER
 REVOKE EXECUTE ON "ORDER_STATUS" FROM "SHOP_WRITER";
 
-PROMPT [3/25] drop grant execute on ORDER_STATUS to SHOP_READER
+PROMPT [3/26] drop grant execute on ORDER_STATUS to SHOP_READER
 REVOKE EXECUTE ON "ORDER_STATUS" FROM "SHOP_READER";
 
-PROMPT [4/25] drop grant execute on CUSTOMER_PROFILE to SHOP_READER
+PROMPT [4/26] drop grant execute on CUSTOMER_PROFILE to SHOP_READER
 REVOKE EXECUTE ON "CUSTOMER_PROFILE" FROM "SHOP_READER";
 
-PROMPT [5/25] drop grant execute on AUDIT_EVENT to SHOP_WRITER
+PROMPT [5/26] drop grant execute on AUDIT_EVENT to SHOP_WRITER
 REVOKE EXECUTE ON "AUDIT_EVENT" FROM "SHOP_WRITER";
 
-PROMPT [6/25] drop function PRICE_QUOTE
+PROMPT [6/26] drop function PRICE_QUOTE
 DROP FUNCTION "PRICE_QUOTE";
 
-PROMPT [7/25] drop function ORDER_STATUS
+PROMPT [7/26] drop function ORDER_STATUS
 DROP FUNCTION "ORDER_STATUS";
 
-PROMPT [8/25] drop function CUSTOMER_PROFILE
+PROMPT [8/26] drop function CUSTOMER_PROFILE
 DROP FUNCTION "CUSTOMER_PROFILE";
 
-PROMPT [9/25] drop function AUDIT_EVENT
+PROMPT [9/26] drop function AUDIT_EVENT
 DROP FUNCTION "AUDIT_EVENT";
 
-PROMPT [10/25] drop function AWSLAMBDA_FN_CLOB
+PROMPT [10/26] drop procedure AWSLAMBDA_PROC
+DROP PROCEDURE "AWSLAMBDA_PROC";
+
+PROMPT [11/26] drop function AWSLAMBDA_FN_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_CLOB";
 
-PROMPT [11/25] drop function AWSLAMBDA_FN_ASYNC_CLOB
+PROMPT [12/26] drop function AWSLAMBDA_FN_ASYNC_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB";
 
-PROMPT [12/25] drop function AWSLAMBDA_FN_ASYNC
+PROMPT [13/26] drop function AWSLAMBDA_FN_ASYNC
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC";
 
-PROMPT [13/25] drop function AWSLAMBDA_FN
+PROMPT [14/26] drop function AWSLAMBDA_FN
 DROP FUNCTION "AWSLAMBDA_FN";
 
-PROMPT [14/25] drop package SQLAMBDA_RT
+PROMPT [15/26] drop package SQLAMBDA_RT
 DROP PACKAGE "SQLAMBDA_RT";
 
-PROMPT [15/25] drop package SQLAMBDA_JAVA
+PROMPT [16/26] drop package SQLAMBDA_JAVA
 DROP PACKAGE "SQLAMBDA_JAVA";
 
-PROMPT [16/25] drop java source sqlambda/LambdaInvoke
+PROMPT [17/26] drop java source sqlambda/LambdaInvoke
 DROP JAVA SOURCE "sqlambda/LambdaInvoke";
 
-PROMPT [17/25] drop java source sqlambda/ClobFactory
+PROMPT [18/26] drop java source sqlambda/ClobFactory
 DROP JAVA SOURCE "sqlambda/ClobFactory";
 
-PROMPT [18/25] drop java source sqlambda/CredentialChain
+PROMPT [19/26] drop java source sqlambda/CredentialChain
 DROP JAVA SOURCE "sqlambda/CredentialChain";
 
-PROMPT [19/25] drop java source sqlambda/LambdaTimeoutException
+PROMPT [20/26] drop java source sqlambda/LambdaTimeoutException
 DROP JAVA SOURCE "sqlambda/LambdaTimeoutException";
 
-PROMPT [20/25] drop java source sqlambda/LambdaFunctionException
+PROMPT [21/26] drop java source sqlambda/LambdaFunctionException
 DROP JAVA SOURCE "sqlambda/LambdaFunctionException";
 
-PROMPT [21/25] drop java source sqlambda/LambdaException
+PROMPT [22/26] drop java source sqlambda/LambdaException
 DROP JAVA SOURCE "sqlambda/LambdaException";
 
-PROMPT [22/25] drop java source sqlambda/SigV4
+PROMPT [23/26] drop java source sqlambda/SigV4
 DROP JAVA SOURCE "sqlambda/SigV4";
 
-PROMPT [23/25] drop java source sqlambda/AwsCredentials
+PROMPT [24/26] drop java source sqlambda/AwsCredentials
 DROP JAVA SOURCE "sqlambda/AwsCredentials";
 
-PROMPT [24/25] drop java source sqlambda/Json
+PROMPT [25/26] drop java source sqlambda/Json
 DROP JAVA SOURCE "sqlambda/Json";
 
-PROMPT [25/25] drop java permission SocketPermission lambda.eu-west-1.amazonaws.com:443
+PROMPT [26/26] drop java permission SocketPermission lambda.eu-west-1.amazonaws.com:443
 DECLARE
   v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
 BEGIN

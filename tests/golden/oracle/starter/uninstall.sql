@@ -12,52 +12,55 @@ SET FEEDBACK ON
 WHENEVER OSERROR EXIT FAILURE
 WHENEVER SQLERROR EXIT FAILURE
 
-PROMPT [1/16] drop function AWSLAMBDA_FN_CLOB
+PROMPT [1/17] drop procedure AWSLAMBDA_PROC
+DROP PROCEDURE "AWSLAMBDA_PROC";
+
+PROMPT [2/17] drop function AWSLAMBDA_FN_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_CLOB";
 
-PROMPT [2/16] drop function AWSLAMBDA_FN_ASYNC_CLOB
+PROMPT [3/17] drop function AWSLAMBDA_FN_ASYNC_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB";
 
-PROMPT [3/16] drop function AWSLAMBDA_FN_ASYNC
+PROMPT [4/17] drop function AWSLAMBDA_FN_ASYNC
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC";
 
-PROMPT [4/16] drop function AWSLAMBDA_FN
+PROMPT [5/17] drop function AWSLAMBDA_FN
 DROP FUNCTION "AWSLAMBDA_FN";
 
-PROMPT [5/16] drop package SQLAMBDA_RT
+PROMPT [6/17] drop package SQLAMBDA_RT
 DROP PACKAGE "SQLAMBDA_RT";
 
-PROMPT [6/16] drop package SQLAMBDA_JAVA
+PROMPT [7/17] drop package SQLAMBDA_JAVA
 DROP PACKAGE "SQLAMBDA_JAVA";
 
-PROMPT [7/16] drop java source sqlambda/LambdaInvoke
+PROMPT [8/17] drop java source sqlambda/LambdaInvoke
 DROP JAVA SOURCE "sqlambda/LambdaInvoke";
 
-PROMPT [8/16] drop java source sqlambda/ClobFactory
+PROMPT [9/17] drop java source sqlambda/ClobFactory
 DROP JAVA SOURCE "sqlambda/ClobFactory";
 
-PROMPT [9/16] drop java source sqlambda/CredentialChain
+PROMPT [10/17] drop java source sqlambda/CredentialChain
 DROP JAVA SOURCE "sqlambda/CredentialChain";
 
-PROMPT [10/16] drop java source sqlambda/LambdaTimeoutException
+PROMPT [11/17] drop java source sqlambda/LambdaTimeoutException
 DROP JAVA SOURCE "sqlambda/LambdaTimeoutException";
 
-PROMPT [11/16] drop java source sqlambda/LambdaFunctionException
+PROMPT [12/17] drop java source sqlambda/LambdaFunctionException
 DROP JAVA SOURCE "sqlambda/LambdaFunctionException";
 
-PROMPT [12/16] drop java source sqlambda/LambdaException
+PROMPT [13/17] drop java source sqlambda/LambdaException
 DROP JAVA SOURCE "sqlambda/LambdaException";
 
-PROMPT [13/16] drop java source sqlambda/SigV4
+PROMPT [14/17] drop java source sqlambda/SigV4
 DROP JAVA SOURCE "sqlambda/SigV4";
 
-PROMPT [14/16] drop java source sqlambda/AwsCredentials
+PROMPT [15/17] drop java source sqlambda/AwsCredentials
 DROP JAVA SOURCE "sqlambda/AwsCredentials";
 
-PROMPT [15/16] drop java source sqlambda/Json
+PROMPT [16/17] drop java source sqlambda/Json
 DROP JAVA SOURCE "sqlambda/Json";
 
-PROMPT [16/16] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
+PROMPT [17/17] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
 DECLARE
   v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
 BEGIN
