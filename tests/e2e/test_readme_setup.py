@@ -55,7 +55,7 @@ def test_common_setup_runs_from_nothing(tmp_path):
                 # scenario 3 works on what the block made: the stream exists, the roles got their grants
                 assert conn.execute("SELECT count(*) FROM kinesis_read('sensor-readings')").fetchone()[0] == 0
                 conn.execute("CALL process_sensor_readings('sensor-readings')")
-                assert conn.execute("SELECT has_function_privilege('app_reader', 'kinesis_read(text,text)', 'EXECUTE')").fetchone()[0]
+                assert conn.execute("SELECT has_function_privilege('app_reader', 'kinesis_read(text,text,integer)', 'EXECUTE')").fetchone()[0]
         finally:
             subprocess.run([os.path.join(os.path.dirname(sys.executable), "sqlambda"), "local", "stop"], env=env,
                            capture_output=True, timeout=60)
