@@ -30,3 +30,14 @@ def hiding(folder: Path, *modules: str) -> dict:
 
 def no_traceback(res: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in res.stderr + res.stdout, res.stderr
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_bash_block(after: str) -> str:
+    """The first ```bash block of README.md after the text ``after`` (a heading or a sentence), as written."""
+    text = README.read_text()
+    start = text.index(after)
+    body = text[text.index("```bash\n", start) + len("```bash\n"):]
+    return body[:body.index("```")]

@@ -12,25 +12,21 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import psycopg
 import pytest
+from cli_helpers import README, readme_bash_block
 
 from sqlambda.targets.postgres.cluster import Cluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack, pytest.mark.slow]
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 BOTO3_CREATE_STREAM = (f"{sys.executable} -c \"import boto3; boto3.client('kinesis').create_stream("
                        "StreamName='sensor-readings', ShardCount=1)\"")
 
 
 def block() -> str:
-    text = README.read_text()
-    start = text.index("### Common setup")
-    body = text[text.index("```bash\n", start) + len("```bash\n"):]
-    return body[:body.index("```")]
+    return readme_bash_block('### Common setup')
 
 
 def test_common_setup_runs_from_nothing(tmp_path):

@@ -18,20 +18,17 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import README, readme_bash_block
 
 pytestmark = pytest.mark.local_stack
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 BOTO3_INVOKE = (f"{sys.executable} -c \"import boto3,sys; r=boto3.client('lambda').invoke(FunctionName='echo', "
                 "Payload=b'{\\\"a\\\":1}'); sys.stdout.write(r['Payload'].read().decode())\"")
 
 
 def recipe() -> str:
-    text = README.read_text()
-    start = text.index("From a script, in the background")
-    block = text[text.index("```bash\n", start) + len("```bash\n"):]
-    return block[:block.index("```")]
+    return readme_bash_block('From a script, in the background')
 
 
 def _aws_line(script: str) -> str:
