@@ -124,6 +124,8 @@ class OracleSettings(_Strict):
         "environment", description="where the Java class resolves AWS credentials"
     )
     scheduler_drain: StrictBool = Field(False, description="create a DBMS_SCHEDULER job that drains the outbox")
+    version: Literal["19c", "21c", "23ai"] = Field(
+        "19c", description="the oldest Oracle release the rendered SQL must run on; install refuses an older database")
     synonyms: Union[Literal["none", "public"], list[Ident]] = Field(
         "none", description="synonyms for the generic functions and awslambda_proc: none; public (PUBLIC SYNONYMs, "
                             "as the original integration made); or a list of schemas that each get private synonyms")

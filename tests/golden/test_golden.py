@@ -83,7 +83,27 @@ def test_golden(target, example):
     _compare(target, "no_spec" if example is None else example.stem, _render(target, _load(example)))
 
 
+RELEASES_SPEC = GOLDEN / "specs" / "oracle_releases.yaml"
+
+
+@pytest.mark.parametrize("version", __import__("sqlambda.targets.oracle.render", fromlist=["VERSIONS"]).VERSIONS)
+def test_golden_oracle_release(version):
+    """What differs between Oracle releases (oracle.version), one golden set per release."""
+    import yaml
+
+    from sqlambda.spec.model import Spec
+
+    data = yaml.safe_load(RELEASES_SPEC.read_text())
+    data["oracle"]["version"] = version
+    loaded = type("Loaded", (), {"spec": Spec.model_validate(data), "path": f"specs/{RELEASES_SPEC.name}",
+                                 "checksum": "r" * 64})()
+    _compare("oracle", f"release-{version}", _render("oracle", loaded))
+
+
 def test_every_target_has_goldens_for_every_example():
+    from sqlambda.targets.oracle.render import VERSIONS
+
     for target in TARGETS:
         have = {p.name for p in (GOLDEN / target).iterdir() if p.is_dir()}
-        assert have == {"no_spec", *(e.stem for e in EXAMPLES)}, target
+        extra = {f"release-{v}" for v in VERSIONS} if target == "oracle" else set()
+        assert have == {"no_spec", *(e.stem for e in EXAMPLES), *extra}, target

@@ -34,3 +34,42 @@ def make_spec(**overrides) -> Spec:
     for k, v in overrides.items():
         data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
     return Spec.model_validate(data)
+
+
+#: every argument type, every return kind (each scalar type, jsonb whole and by path, a table with a
+#: column of each type, async), defaults, qualifiers, every trigger kind (immediate sync/async, outbox
+#: sync/async, every event), and the options (credentials, scheduler drain, synonyms, PUBLIC grants):
+#: what the grammar check renders so that every branch of every template is parsed
+_ARG_TYPES = ["text", "varchar", "integer", "bigint", "smallint", "numeric", "double precision", "real", "boolean",
+              "date", "timestamp", "timestamptz", "jsonb", "json", "uuid"]
+_SCALARS = [t for t in _ARG_TYPES if t not in ("json", "jsonb")]
+COVERAGE = {
+    "project": "cover",
+    "aws": {"region": "eu-west-1", "endpoint_url": "https://lambda.eu-west-1.amazonaws.com"},
+    "oracle": {"schema": "app", "generic_roles": ["app_admin", "PUBLIC"], "scheduler_drain": True,
+               "synonyms": ["app1"]},
+    "functions": [
+        {"name": "all_args", "lambda": "echo", "roles": ["app_reader"],
+         "args": {f"a_{t.replace(' ', '_')}": t for t in _ARG_TYPES}, "returns": "jsonb"},
+        {"name": "with_defaults", "lambda": "echo", "qualifier": "live",
+         "args": {"n": {"type": "integer", "default": 3}, "s": {"type": "text", "default": "x\ny"},
+                  "b": {"type": "boolean", "default": True}, "k": {"type": "text", "key": "Key", "default": None}},
+         "returns": {"type": "jsonb", "path": "a.b[0]"}},
+        *[{"name": f"ret_{t.replace(' ', '_')}", "lambda": "echo", "args": {"x": "text"},
+           "returns": {"type": t, "path": "v"}} for t in _SCALARS],
+        {"name": "rows_of_all", "lambda": "echo", "args": {"q": "text"},
+         "returns": {"type": "table", "path": "Items", "columns": {
+             f"c_{t.replace(' ', '_')}": {"type": t, "path": f"k{i}"} for i, t in enumerate(_ARG_TYPES) if t != "json"}}},
+        {"name": "fire", "lambda": "echo", "mode": "async", "args": {"m": "text"}},
+    ],
+    "triggers": [
+        {"name": "t_now_sync", "table": "app.orders", "columns": ["id", "status"], "lambda": "echo",
+         "delivery": "immediate", "mode": "sync", "events": ["insert", "update", "delete"]},
+        {"name": "t_now_async", "table": "app.items", "columns": ["id"], "lambda": "echo",
+         "delivery": "immediate", "mode": "async", "events": ["insert"]},
+        {"name": "t_out_sync", "table": "app.orders2", "columns": ["id", "note"], "function": "all_args",
+         "delivery": "outbox", "mode": "sync", "events": ["insert", "update", "delete"]},
+        {"name": "t_out_async", "table": "app.items2", "columns": ["id"], "lambda": "echo",
+         "delivery": "outbox", "mode": "async", "events": ["update"]},
+    ],
+}

@@ -10,6 +10,7 @@ real Oracle in test_live.py when ORACLE_TEST_DSN is set.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -17,6 +18,7 @@ from sqlambda.artifacts import Artifact
 from sqlambda.errors import InstallError
 from sqlambda.pipeline import ApplyExecutor, verify_problems
 from sqlambda.plan import InstalledRow, make_plan
+from sqlambda.targets.oracle import render as R
 from sqlambda.targets.oracle.target import OracleTarget, ora_code
 
 
@@ -271,3 +273,50 @@ def test_verify_reports_missing_invalid_changed_and_ungranted():
     db.registry_rows = []
     assert verify_problems(OracleTarget(), db, arts, "APP") == ["function APP.F: not installed (run install)",
                                                                "grant execute on APP.F to R: not installed (run install)"]
+
+
+class _Release:
+    """A connection that answers only the release query (what prechecks reads)."""
+
+    def __init__(self, release):
+        self.release = release
+
+    def cursor(self):
+        outer = self
+
+        class _Cur:
+            def execute(self, sql, **binds):
+                assert "product_component_version" in sql
+
+            def fetchone(self):
+                return (outer.release,)
+
+        return _Cur()
+
+
+@pytest.mark.parametrize("release,spec_version,refused", [
+    ("19.21.0.0.0", "19c", None), ("23.4.0.24.05", "19c", None), ("21.3.0.0.0", "21c", None),
+    ("19.21.0.0.0", "23ai", "renders for Oracle 23ai"), ("21.3.0.0.0", "23ai", "renders for Oracle 23ai"),
+    ("12.2.0.1.0", "19c", "needs Oracle Database 19c or newer"),
+])
+def test_install_checks_the_database_release_against_oracle_version(release, spec_version, refused):
+    from oracle_specs import make_spec
+
+    spec = make_spec(oracle={"version": spec_version})
+    arts = R.render(spec).artifacts
+    if refused is None:
+        OracleTarget().prechecks(_Release(release), arts)
+    else:
+        with pytest.raises(InstallError, match=refused):
+            OracleTarget().prechecks(_Release(release), arts)
+
+
+def test_no_binary_returning_before_23ai():
+    from oracle_specs import COVERAGE
+
+    from sqlambda.spec.model import Spec
+
+    for version, present in (("19c", False), ("21c", False), ("23ai", True)):
+        spec = Spec.model_validate({**COVERAGE, "oracle": {**COVERAGE["oracle"], "version": version}})
+        text = "\n".join(st for a in R.render(spec).artifacts for st in a.statements)
+        assert bool(re.search(r"RETURNING BINARY_(DOUBLE|FLOAT)|BINARY_DOUBLE PATH", text)) is present, version

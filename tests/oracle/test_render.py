@@ -165,7 +165,7 @@ def test_wrapper_is_definer_typed_and_builds_json_with_json_object(full_spec):
     assert "KEY 'rush' VALUE CASE \"ORDER_STATUS\".\"RUSH\" WHEN 1 THEN 'true' WHEN 0 THEN 'false' END FORMAT JSON" in st
     assert "NULL ON NULL RETURNING CLOB)" in st
     assert "invoke_sync_clob('echo', v_payload)" in st
-    assert "JSON_VALUE(v_result, '$.\"Status\"' RETURNING VARCHAR2(4000) NULL ON EMPTY ERROR ON ERROR)" in st
+    assert "JSON_VALUE(v_result, '$.\"Status\"' RETURNING VARCHAR2(4000) ERROR ON ERROR NULL ON EMPTY)" in st
 
 
 def test_no_concatenation_builds_json_in_wrappers(full_spec):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -88,6 +88,29 @@ TYPES: dict[str, OracleType] = {
     "jsonb": OracleType("CLOB", "CLOB", "CLOB", value="{ref} FORMAT JSON"),
     "json": OracleType("CLOB", "CLOB", "CLOB", value="{ref} FORMAT JSON"),
 }
+
+
+#: the releases the target renders for (oracle.version), oldest first
+VERSIONS = ("19c", "21c", "23ai")
+
+
+def types_for(version: str) -> dict[str, OracleType]:
+    """TYPES as ``version`` can run them: JSON_VALUE ... RETURNING BINARY_DOUBLE / BINARY_FLOAT exist
+    only from 23ai (19c's and 21c's JSON_VALUE return types end at NUMBER), so before 23ai the value is
+    read as NUMBER and converted when it is returned as the wrapper's BINARY_* type."""
+    if VERSIONS.index(version) >= VERSIONS.index("23ai"):
+        return TYPES
+    return {name: (t if t.json_returning not in ("BINARY_DOUBLE", "BINARY_FLOAT") else
+                   OracleType(t.param, t.returns, "NUMBER", t.value, t.check, t.check_message))
+            for name, t in TYPES.items()}
+
+
+def version_of_release(text: str) -> str | None:
+    """``19.21.0.0.0`` (PRODUCT_COMPONENT_VERSION) -> ``19c``; None for a release before 19c."""
+    major = int(re.match(r"\s*(\d+)", text or "0").group(1))
+    if major >= 23:
+        return "23ai"
+    return {19: "19c", 20: "19c", 21: "21c", 22: "21c"}.get(major)
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -225,9 +248,18 @@ def render(loaded: Any) -> Rendered:
     arts += _runtime(spec, names)
     arts += _generic(spec, names)
     for f in spec.functions:
-        arts += _wrapper(f, names)
+        arts += _wrapper(f, names, types_for(spec.oracle.version))
     arts += _triggers(spec, names)
+    # every artifact says which release it was rendered for: install checks the database against it
+    arts = [replace(a, probe=(*a.probe, ("oracle_version", spec.oracle.version))) for a in arts]
     return Rendered(check_unique(arts), spec_name, spec_checksum, names.schema)
+
+
+def registry_statements(schema: str | None) -> tuple[str, ...]:
+    """The registry DDL (two tables) the installer runs, each only when its table is missing."""
+    n = Names(schema)
+    return _statements("registry.sql.j2", installed=n.obj(REGISTRY), log=n.obj(REGISTRY_LOG),
+                       installed_pk=oracle_ident(REGISTRY + "_PK"), log_pk=oracle_ident(REGISTRY_LOG + "_PK"))
 
 
 def _check_names(spec: Spec) -> None:
@@ -403,11 +435,11 @@ def _oracle_default(arg) -> str:
     return oracle_literal(v)
 
 
-def _wrapper(f: Function, names: Names) -> list[Artifact]:
+def _wrapper(f: Function, names: Names, types: dict[str, "OracleType"]) -> list[Artifact]:
     fn_name = f.name.upper()
     args = []
     for arg, spec_arg in f.args.items():
-        t = TYPES[spec_arg.type]
+        t = types[spec_arg.type]
         ref = f"{oracle_ident(fn_name)}.{oracle_ident(arg)}"
         args.append(dict(
             key=f.payload_key(arg), param=oracle_ident(arg), param_type=t.param, value=t.value.format(ref=ref), ref=ref,
@@ -422,13 +454,13 @@ def _wrapper(f: Function, names: Names) -> list[Artifact]:
         # a cursor over JSON_TABLE: one row per element of the array at returns.path
         return_type, result_var, extract = "SYS_REFCURSOR", "SYS_REFCURSOR", "table"
         columns = [dict(name=oracle_ident(c), type=("CLOB FORMAT JSON" if col.type in ("jsonb", "json")
-                                                    else TYPES[col.type].json_returning),
+                                                    else types[col.type].json_returning),
                         path=json_path(col.path or c)) for c, col in f.returns.columns.items()]
     elif f.returns.type == "jsonb":
         extract = "query" if f.returns.path else "whole"
         return_type, result_var = "CLOB", ("CLOB" if f.returns.path else None)
     else:
-        t = TYPES[f.returns.type]
+        t = types[f.returns.type]
         return_type, result_var = t.returns, t.json_returning
         extract = "boolean" if f.returns.type == "boolean" else "value"
     ctx = dict(
@@ -436,7 +468,7 @@ def _wrapper(f: Function, names: Names) -> list[Artifact]:
         mode=f.mode, rt=names.obj(RT_PKG), lambda_name=lambda_name(f.lambda_, f.qualifier),
         extract=extract, json_path=json_path(f.returns.path), columns=columns,
         rows_path=json_path(f.returns.path) + "[*]",
-        json_returning=TYPES[f.returns.type].json_returning if f.returns.type not in ("jsonb", "table") else "CLOB",
+        json_returning=types[f.returns.type].json_returning if f.returns.type not in ("jsonb", "table") else "CLOB",
         boolean_message=f"sqlambda: {f.name}: expected a JSON boolean at {f.returns.path}, got ",
     )
     summary = f"{f.mode} wrapper for Lambda {ctx['lambda_name']}"

@@ -38,8 +38,6 @@ from sqlambda.plan import InstalledRow, Step
 from sqlambda.targets.base import OutboxBackend, Target
 from sqlambda.targets.oracle import render as oracle_render
 from sqlambda.targets.oracle.script import CreatedObject, created_object, install_script, is_block, uninstall_script
-from sqlambda.templates import render as render_template
-from sqlambda.templates import split_statements
 
 #: DBMS_LOCK name of the install lock (one per database)
 LOCK_NAME = "SQLAMBDA_INSTALL"
@@ -188,12 +186,7 @@ class OracleTarget(Target):
 
     def ensure_registry(self, conn: Any, schema: str | None, loaded: Any = None) -> None:
         """Create the registry tables that are missing (Oracle before 23ai has no IF NOT EXISTS)."""
-        installed, log = self._registry_names(schema)
-        statements = split_statements(render_template(
-            "oracle", "registry.sql.j2", installed=installed, log=log,
-            installed_pk=oracle_render.oracle_ident(oracle_render.REGISTRY + "_PK"),
-            log_pk=oracle_render.oracle_ident(oracle_render.REGISTRY_LOG + "_PK"),
-        ))
+        statements = oracle_render.registry_statements(schema)
         cur = conn.cursor()
         for st in statements:
             obj = created_object(st)
@@ -345,8 +338,29 @@ class OracleTarget(Target):
         return None
 
     def prechecks(self, conn: Any, artifacts: list[Artifact]) -> None:
-        """Nothing to check before the first statement: each statement's errors are checked as it runs
-        (missing privileges, roles and Java grants get their own messages)."""
+        """The database's release against the one the spec was rendered for (``oracle.version``) before
+        the first statement; everything else is checked as each statement runs (missing privileges,
+        roles and Java grants get their own messages)."""
+        wanted = next((a.probe_dict.get("oracle_version") for a in artifacts if a.probe_dict.get("oracle_version")), None)
+        if wanted is None:
+            return
+        release = self.database_release(conn)
+        have = oracle_render.version_of_release(release)
+        if have is None:
+            raise InstallError(f"this database is Oracle {release}: sqlambda needs Oracle Database 19c or newer")
+        if oracle_render.VERSIONS.index(have) < oracle_render.VERSIONS.index(wanted):
+            raise InstallError(f"the spec renders for Oracle {wanted} (oracle.version) but this database is {have} ({release})",
+                               hint=f"set oracle.version: {have} in the spec (sqlambda then renders what {have} supports)")
+
+    def database_release(self, conn: Any) -> str:
+        """``19.21.0.0.0``: VERSION_FULL (19c and later), else VERSION of PRODUCT_COMPONENT_VERSION."""
+        cur = conn.cursor()
+        try:
+            cur.execute("SELECT version_full FROM product_component_version WHERE product LIKE 'Oracle Database%'")
+        except Exception:  # noqa: BLE001 - before 18c the column does not exist
+            cur.execute("SELECT version FROM product_component_version WHERE product LIKE 'Oracle Database%'")
+        row = cur.fetchone()
+        return str(row[0]) if row else "unknown"
 
     def transaction(self, conn: Any) -> AbstractContextManager:
         """Oracle DDL commits, so the pipeline never wraps a step (``transactional_ddl`` is False)."""

@@ -2449,7 +2449,7 @@ BEGIN
            NULL ON NULL RETURNING CLOB)
     INTO v_payload FROM dual;
   v_result := "SQLAMBDA_RT".invoke_sync_clob('echo', v_payload);
-  SELECT JSON_VALUE(v_result, '$."Status"' RETURNING VARCHAR2(4000) NULL ON EMPTY ERROR ON ERROR)
+  SELECT JSON_VALUE(v_result, '$."Status"' RETURNING VARCHAR2(4000) ERROR ON ERROR NULL ON EMPTY)
     INTO v_value FROM dual;
   RETURN v_value;
 END;
@@ -2494,7 +2494,7 @@ BEGIN
            NULL ON NULL RETURNING CLOB)
     INTO v_payload FROM dual;
   v_result := "SQLAMBDA_RT".invoke_sync_clob('pricing:live', v_payload);
-  SELECT JSON_VALUE(v_result, '$."quote"."total"' RETURNING NUMBER NULL ON EMPTY ERROR ON ERROR)
+  SELECT JSON_VALUE(v_result, '$."quote"."total"' RETURNING NUMBER ERROR ON ERROR NULL ON EMPTY)
     INTO v_value FROM dual;
   RETURN v_value;
 END;
