@@ -3,8 +3,8 @@
  *
  *   1. a provider the DBA configured (AwsCredentials.Provider, set by class name or in Java);
  *   2. the environment variables AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
- *      of the database server process;
- *   3. EC2 instance metadata, IMDSv2 only: PUT /latest/api/token, then
+ *      of the database server process (source "default" or "environment");
+ *   3. EC2 instance metadata, IMDSv2 only (source "default" or "imds"): PUT /latest/api/token, then
  *      GET /latest/meta-data/iam/security-credentials/ and .../<role> with the token header.
  *      Role credentials are cached and fetched again REFRESH_MARGIN before they expire; if that
  *      refresh fails while the cached ones are still valid, the cached ones are used.
@@ -12,6 +12,12 @@
  * Owns: credential resolution and the IMDSv2 client.
  * Must not: log, print or put any credential in an exception message; error texts name the
  * source and the HTTP status only. It does not sign or send Lambda requests.
+ *
+ * The source (setSource, from the spec's oracle.credentials) limits the chain to the steps the
+ * installer granted Java permissions for: "default" 1-2-3, "environment" 1-2, "imds" 1-3, "provider" 1.
+ * A permission the security manager denies (Oracle's JVM always runs one) is never taken for "not
+ * set": it ends the call with a LambdaException of kind "permission" naming the permission and
+ * the DBMS_JAVA.GRANT_PERMISSION call that grants it.
  *
  * Settings (environment variables of the database server process):
  *   AWS_EC2_METADATA_SERVICE_ENDPOINT  default http://169.254.169.254
@@ -45,6 +51,7 @@ public final class CredentialChain {
     static final int IMDS_READ_TIMEOUT_MS = 2000;
 
     private volatile AwsCredentials.Provider configured;
+    private volatile String source = "default";
 
     // IMDS state, guarded by "this".
     private String imdsToken;
@@ -54,6 +61,21 @@ public final class CredentialChain {
     /** Sets (or with null clears) the DBA-configured provider, first in the chain. */
     public void setProvider(AwsCredentials.Provider provider) {
         this.configured = provider;
+    }
+
+    /** Which steps may run: "default", "environment", "imds" or "provider" (null or '': "default"). */
+    public void setSource(String value) throws LambdaException {
+        String v = AwsCredentials.isBlank(value) ? "default" : value.trim();
+        if (!v.equals("default") && !v.equals("environment") && !v.equals("imds") && !v.equals("provider")) {
+            throw new LambdaException("config", null, 0, "ConfigError",
+                    "credentials source must be default, environment, imds or provider, not " + v, 0, null);
+        }
+        this.source = v;
+    }
+
+    /** The source in force. */
+    public String getSource() {
+        return source;
     }
 
     /** Forgets cached IMDS credentials and token (used when configuration changes). */
@@ -80,9 +102,22 @@ public final class CredentialChain {
                 return c;
             }
         }
-        AwsCredentials c = fromEnvironment();
-        if (c != null) {
-            return c;
+        String mode = source;
+        if (mode.equals("provider")) {
+            throw new LambdaException("credentials", null, 0, "CredentialsError",
+                    provider == null ? "no AWS credentials: credentials: provider, but no provider class is configured"
+                                     : "no AWS credentials: the configured provider returned none", 0, null);
+        }
+        if (mode.equals("default") || mode.equals("environment")) {
+            AwsCredentials c = fromEnvironment();
+            if (c != null) {
+                return c;
+            }
+            if (mode.equals("environment")) {
+                throw new LambdaException("credentials", null, 0, "CredentialsError",
+                        "no AWS credentials in the database server's environment (AWS_ACCESS_KEY_ID and "
+                                + "AWS_SECRET_ACCESS_KEY); credentials: environment reads nothing else", 0, null);
+            }
         }
         if ("true".equalsIgnoreCase(env("AWS_EC2_METADATA_DISABLED"))) {
             throw new LambdaException("credentials", null, 0, "CredentialsError",
@@ -245,6 +280,8 @@ public final class CredentialChain {
             return new Response(status, readBody(conn));
         } catch (IOException e) {
             throw imdsError("cannot reach instance metadata at " + base + " (" + e.getClass().getSimpleName() + ")");
+        } catch (SecurityException e) {
+            throw missingPermission(e, "reaching instance metadata at " + base);
         }
     }
 
@@ -299,7 +336,9 @@ public final class CredentialChain {
         }
     }
 
-    static String env(String name) {
+    /** An environment variable of the database server process, or null when it is not set. A read
+     * the security manager denies is a LambdaException naming the permission (never "not set"). */
+    static String env(String name) throws LambdaException {
         if (name == null) {
             return null;
         }
@@ -307,7 +346,26 @@ public final class CredentialChain {
             String v = System.getenv(name);
             return AwsCredentials.isBlank(v) ? null : v;
         } catch (SecurityException e) {
-            return null;
+            throw missingPermission(e, "reading the environment variable " + name);
         }
+    }
+
+    /** The LambdaException for a permission Oracle's JVM denied, with the grant that fixes it. */
+    static LambdaException missingPermission(SecurityException e, String doing) {
+        String type = "?";
+        String name = "?";
+        String actions = "";
+        if (e instanceof java.security.AccessControlException
+                && ((java.security.AccessControlException) e).getPermission() != null) {
+            java.security.Permission p = ((java.security.AccessControlException) e).getPermission();
+            type = p.getClass().getName();
+            name = p.getName();
+            actions = p.getActions() == null ? "" : p.getActions();
+        }
+        return new LambdaException("permission", null, 0, "JavaPermissionMissing",
+                "the Java permission " + type + " \"" + name + "\"" + (actions.isEmpty() ? "" : " \"" + actions + "\"")
+                        + " is not granted to the schema that owns sqlambda (needed for " + doing
+                        + "); a DBA runs: EXEC DBMS_JAVA.GRANT_PERMISSION('<owner>', 'SYS:" + type + "', '" + name
+                        + "', '" + actions + "'), or installs again with the spec's oracle.credentials", 0, null);
     }
 }

@@ -84,6 +84,8 @@ public final class LambdaInvoke {
     // Explicit configuration; null / 0 means "fall back to properties and defaults".
     private static volatile String region;
     private static volatile String endpointUrl;
+    // true once configure() ran in this JVM (false again after reset or a fresh Java session)
+    private static volatile boolean configured;
     private static volatile int connectTimeoutMs;
     private static volatile int readTimeoutMs;
     private static volatile int maxAttempts;
@@ -109,6 +111,7 @@ public final class LambdaInvoke {
         }
         LambdaInvoke.region = r;
         LambdaInvoke.endpointUrl = e;
+        configured = true;
     }
 
     /**
@@ -160,6 +163,28 @@ public final class LambdaInvoke {
         setCredentialsProvider((AwsCredentials.Provider) instance);
     }
 
+    /**
+     * Which credential steps may run (the spec's oracle.credentials: default, environment, imds,
+     * provider), so the chain never tries a source the installer granted no permission for. Call spec:
+     * PROCEDURE configure_credentials_source(source VARCHAR2)
+     * AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.configure_credentials_source(java.lang.String)';
+     */
+    public static void configure_credentials_source(String source) throws LambdaException {
+        CREDENTIALS.setSource(source);
+        CREDENTIALS.clearCache();
+    }
+
+    /**
+     * 1 when this JVM holds a configuration (configure was called since it started or was reset),
+     * else 0: the runtime package asks before every call, so a Java session reset (ORA-29549 after an
+     * upgrade replaced the classes, DBMS_JAVA.endsession) is followed by configuring again instead of
+     * "no AWS region" until the session ends. Call spec:
+     * FUNCTION is_configured RETURN NUMBER AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.is_configured() return int';
+     */
+    public static int is_configured() {
+        return configured ? 1 : 0;
+    }
+
     /** Java API for step 1 of the credential chain; null removes the provider. */
     public static void setCredentialsProvider(AwsCredentials.Provider provider) {
         CREDENTIALS.setProvider(provider);
@@ -173,6 +198,7 @@ public final class LambdaInvoke {
 
     /** Forgets every explicit setting and cached credential (settings fall back to properties). */
     public static void reset() {
+        configured = false;
         region = null;
         endpointUrl = null;
         connectTimeoutMs = 0;
@@ -356,6 +382,9 @@ public final class LambdaInvoke {
             } catch (UnknownHostException e) {
                 throw new LambdaException("connection", name, 0, "UnknownHost",
                         "cannot resolve the endpoint host " + hostOf(url), attempt, null);
+            } catch (SecurityException e) {
+                // Oracle's JVM: the schema lacks the SocketPermission for this endpoint
+                throw CredentialChain.missingPermission(e, "connecting to " + hostOf(url));
             } catch (IOException e) {
                 String what = (e instanceof ConnectException || e instanceof NoRouteToHostException)
                         ? "connection refused or unreachable" : sent ? "connection failed during the call"

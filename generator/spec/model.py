@@ -120,9 +120,10 @@ class OracleSettings(_Strict):
     schema_: Optional[Ident] = Field(None, alias="schema", description="owning schema (default: the connecting user)")
     generic_roles: list[Ident] = Field(default_factory=list, description="roles granted EXECUTE on the generic "
                                        "functions; PUBLIC only when written here (the original granted it to everyone)")
-    credentials: Literal["environment", "imds", "provider"] = Field(
-        "environment", description="where the Java class resolves AWS credentials"
-    )
+    credentials: Literal["default", "environment", "imds", "provider"] = Field(
+        "default", description="where the Java class resolves AWS credentials: default (the server's environment, "
+                               "then EC2 instance metadata, like the AWS SDKs), environment, imds, or provider; "
+                               "the installer grants exactly the Java permissions the source needs")
     scheduler_drain: StrictBool = Field(False, description="create a DBMS_SCHEDULER job that drains the outbox")
     version: Literal["19c", "21c", "23ai"] = Field(
         "19c", description="the oldest Oracle release the rendered SQL must run on; install refuses an older database")

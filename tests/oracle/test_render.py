@@ -76,20 +76,37 @@ def _permissions(spec):
     return [a for a in R.render(spec).artifacts if a.kind == "java_permission"]
 
 
-def test_socket_permission_names_exactly_the_endpoint_and_imds_only_with_imds():
-    perms = _permissions(make_spec())
-    assert [a.probe_dict["name"] for a in perms] == ["127.0.0.1:4566", "169.254.169.254:80"]
+CREDS = ["getenv.AWS_ACCESS_KEY_ID", "getenv.AWS_SECRET_ACCESS_KEY", "getenv.AWS_SESSION_TOKEN"]
+IMDS_ENV = ["getenv.AWS_EC2_METADATA_DISABLED", "getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT"]
+
+
+@pytest.mark.parametrize("source,names", [
+    ("imds", ["127.0.0.1:4566", "169.254.169.254:80", *IMDS_ENV]),
+    ("environment", ["127.0.0.1:4566", *CREDS]),
+    ("default", ["127.0.0.1:4566", "169.254.169.254:80", *CREDS, *IMDS_ENV]),
+    ("provider", ["127.0.0.1:4566"]),
+])
+def test_java_permissions_are_exactly_what_the_credential_source_reads(source, names):
+    extra = {"credentials_provider": "com.acme.Creds"} if source == "provider" else {}
+    perms = _permissions(make_spec(oracle={"credentials": source, **extra}))
+    assert sorted(a.probe_dict["name"] for a in perms) == sorted(names)
     for a in perms:
         (st,) = a.statements
         calls = re.findall(r"^\s*DBMS_JAVA\.GRANT_PERMISSION\(([^;]*)\);", st, re.M)
-        assert calls == [f"v_grantee, 'SYS:java.net.SocketPermission', '{a.probe_dict['name']}', 'connect,resolve'"]
-        assert "v_grantee VARCHAR2(128) := 'APP';" in st
-        assert "REVOKE_PERMISSION" in a.drop[0]
+        kind = "java.net.SocketPermission" if ":" in a.probe_dict["name"] else "java.lang.RuntimePermission"
+        action = "connect,resolve" if kind.endswith("SocketPermission") else ""
+        assert calls == [f"v_grantee, 'SYS:{kind}', '{a.probe_dict['name']}', '{action}'"]
+        assert "v_grantee VARCHAR2(128) := 'APP';" in st and "REVOKE_PERMISSION" in a.drop[0]
+    if "169.254.169.254:80" not in names:
+        # (the Java sources mention IMDS's address as their default; nothing rendered around them does)
+        rendered = R.render(make_spec(oracle={"credentials": source, **extra})).artifacts
+        assert "169.254.169.254" not in _all_sql([a for a in rendered if a.kind != "java_source"])
 
-    env = make_spec(oracle={"credentials": "environment"})
-    assert [a.probe_dict["name"] for a in _permissions(env)] == ["127.0.0.1:4566"]
-    # (the Java sources mention IMDS's address as their default; nothing rendered around them does)
-    assert "169.254.169.254" not in _all_sql([a for a in R.render(env).artifacts if a.kind != "java_source"])
+
+def test_without_an_endpoint_the_servers_endpoint_variables_may_be_read():
+    perms = _permissions(Spec.model_validate({"project": "p", "oracle": {"credentials": "environment"}}))
+    assert sorted(a.probe_dict["name"] for a in perms) == sorted(
+        ["lambda.us-east-1.amazonaws.com:443", "getenv.AWS_ENDPOINT_URL_LAMBDA", "getenv.AWS_ENDPOINT_URL", *CREDS])
 
 
 @pytest.mark.parametrize(
@@ -104,7 +121,8 @@ def test_socket_permission_names_exactly_the_endpoint_and_imds_only_with_imds():
 def test_endpoint_host_port(aws, expected):
     spec = Spec.model_validate({"project": "p", "aws": aws})
     assert R.endpoint_host_port(spec) == expected
-    assert [a.probe_dict["name"] for a in _permissions(spec)] == [expected]
+    sockets = [a.probe_dict["name"] for a in _permissions(spec) if a.probe_dict["permission"].endswith("SocketPermission")]
+    assert expected in sockets and set(sockets) <= {expected, "169.254.169.254:80"}
 
 
 def test_schema_default_is_the_connecting_user():

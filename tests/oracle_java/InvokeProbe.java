@@ -17,7 +17,7 @@
  * Configuration: the probe calls the configure_* methods, as the runtime package does inside Oracle,
  * with the values of its own -Dprobe.* properties (probe.region, probe.endpointUrl,
  * probe.connectTimeoutMs, probe.readTimeoutMs, probe.maxAttempts, probe.retryBaseDelayMs,
- * probe.retryMaxDelayMs); -Dprobe.provider=ClassName calls configure_credentials_provider(ClassName).
+ * probe.retryMaxDelayMs); -Dprobe.source=default|environment|imds|provider calls configure_credentials_source; -Dprobe.provider=ClassName calls configure_credentials_provider(ClassName).
  * Credentials come from the process environment (AWS_ACCESS_KEY_ID, ...), the DB server's inside Oracle.
  * LambdaInvoke itself reads no system property: a test sets attacker values for the ones it used to.
  * Output lines: {"ok":true,...} or {"ok":false,"class":...,"kind":...,"errorType":...,
@@ -45,6 +45,10 @@ public final class InvokeProbe {
         out = new PrintStream(System.out, true, "UTF-8");
         String cmd = args[0];
         try {
+            String source = System.getProperty("probe.source");
+            if (source != null) {
+                LambdaInvoke.configure_credentials_source(source);
+            }
             String provider = System.getProperty("probe.provider");
             if (provider != null) {
                 LambdaInvoke.configure_credentials_provider(provider);
@@ -86,6 +90,11 @@ public final class InvokeProbe {
                     out.println("{\"ok\":false,\"class\":" + q(e.getClass().getName()) + ",\"message\":" + q(e.getMessage())
                             + ",\"toString\":" + q(e.toString()) + "}");
                 }
+            } else if (cmd.equals("reset_state")) {
+                // what a Java session reset does to the client's state, as the runtime package sees it
+                int before = LambdaInvoke.is_configured();
+                LambdaInvoke.reset();
+                out.println("{\"ok\":true,\"before\":" + before + ",\"after\":" + LambdaInvoke.is_configured() + "}");
             } else if (cmd.equals("async")) {
                 int status = LambdaInvoke.invoke_async(args[1], stdin());
                 out.println("{\"ok\":true,\"status\":" + status + "}");

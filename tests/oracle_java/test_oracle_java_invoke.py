@@ -230,3 +230,16 @@ def test_system_properties_a_session_can_set_never_move_the_request(java_build, 
         assert lst.take() == [], "a signed request reached the caller's listener"
     finally:
         lst.stop()
+
+
+def test_the_runtime_package_can_see_a_java_state_reset(java_build, local_stack):
+    """PL/SQL package state (g_configured) outlives a reset of the session's Java state (ORA-29549 after
+    an upgrade, DBMS_JAVA.endsession); the runtime package therefore also asks the JVM, which must
+    answer 0 after a reset so that it configures again instead of failing with "no AWS region"."""
+    from sqlambda.spec.model import Spec
+    from sqlambda.targets.oracle import render as R
+
+    got = _call(java_build, local_stack, "reset_state", "-")
+    assert got == {"ok": True, "before": 1, "after": 0}
+    rt = next(a for a in R.render(Spec(project="p")).artifacts if "configures the Java client" in a.summary)
+    assert '"SQLAMBDA_JAVA".is_configured() = 1' in "\n".join(rt.statements)

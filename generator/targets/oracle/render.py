@@ -8,7 +8,7 @@ Must not connect to a database, decide plans, or build SQL by concatenating user
 from the spec is validated by the spec model and quoted here, every value goes through ``literal``.
 
 Objects, in install order:
-  5  Java socket permissions (endpoint host:port; IMDS only with ``credentials: imds``)
+  5  Java permissions (endpoint host:port; the environment variables and IMDS the credential source reads)
  10  Java sources (``CREATE OR REPLACE AND COMPILE JAVA SOURCE``), one per file of LOAD_ORDER
  20  SQLAMBDA_JAVA (call specs of sqlambda.LambdaInvoke), 25 SQLAMBDA_RT (configures the session)
  30  awslambda_fn, awslambda_fn_async and their CLOB variants, 35 their grants to generic_roles
@@ -278,22 +278,43 @@ def _check_names(spec: Spec) -> None:
             )
 
 
+#: environment variables the Java client reads, per need (CredentialChain.java, LambdaInvoke.java)
+ENV_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+ENV_IMDS = ("AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT")
+ENV_ENDPOINT = ("AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL")
+
+
+def java_permissions(spec: Spec) -> list[tuple[str, str, str]]:
+    """(type, name, action) of every Java permission the schema needs for this spec, and nothing more:
+    the endpoint's socket; the environment variables the credential source reads (and the endpoint
+    ones when the spec names no endpoint, so the server's AWS_ENDPOINT_URL applies); IMDS's socket
+    for the default and imds sources. Oracle's JVM denies everything else."""
+    source = spec.oracle.credentials
+    out = [("java.net.SocketPermission", endpoint_host_port(spec), "connect,resolve")]
+    getenv = list(ENV_ENDPOINT) if not spec.aws.endpoint_url else []
+    if source in ("default", "environment"):
+        getenv += ENV_CREDENTIALS
+    if source in ("default", "imds"):
+        getenv += ENV_IMDS
+        if IMDS_HOST_PORT != out[0][1]:
+            out.append(("java.net.SocketPermission", IMDS_HOST_PORT, "connect,resolve"))
+    out += [("java.lang.RuntimePermission", f"getenv.{name}", "") for name in getenv]
+    return out
+
+
 def _permissions(spec: Spec, names: Names) -> list[Artifact]:
-    wanted = [endpoint_host_port(spec)]
-    if spec.oracle.credentials == "imds" and IMDS_HOST_PORT not in wanted:
-        wanted.append(IMDS_HOST_PORT)
     arts = []
-    for host_port in wanted:
-        ctx = dict(grantee_sql=names.owner_sql, type_name="java.net.SocketPermission",
-                   perm_name=host_port, action="connect,resolve")
+    for type_name, perm_name, action in java_permissions(spec):
+        ctx = dict(grantee_sql=names.owner_sql, type_name=type_name, perm_name=perm_name, action=action)
+        short = type_name.rsplit(".", 1)[-1]
         arts.append(Artifact(
-            key=f"java permission SocketPermission {host_port}",
+            key=f"java permission {short} {perm_name}",
             kind="java_permission",
             statements=_statements("java_permission.sql.j2", **ctx),
             drop=_statements("java_permission_revoke.sql.j2", **ctx),
             order=5,
-            probe=(("permission", "java.net.SocketPermission"), ("name", host_port)),
-            summary=f"Java SocketPermission connect,resolve on {host_port}",
+            probe=(("permission", type_name), ("name", perm_name)),
+            summary=f"Java {short} {action + ' on ' if action else ''}{perm_name}",
         ))
     return arts
 
@@ -332,7 +353,7 @@ def _runtime(spec: Spec, names: Names) -> list[Artifact]:
     java, rt = names.obj(JAVA_PKG), names.obj(RT_PKG)
     provider = spec.oracle.credentials_provider if spec.oracle.credentials == "provider" else None
     rt_ctx = dict(
-        rt=rt, java=java, region=spec.aws.region,
+        rt=rt, java=java, region=spec.aws.region, credentials_source=spec.oracle.credentials,
         endpoint_sql=oracle_literal(spec.aws.endpoint_url) if spec.aws.endpoint_url else "NULL",
         connect_timeout_ms=spec.aws.connect_timeout_ms, request_timeout_ms=spec.aws.request_timeout_ms,
         max_attempts=spec.aws.max_attempts, provider_class=provider,

@@ -12,7 +12,223 @@ SET FEEDBACK ON
 WHENEVER OSERROR EXIT FAILURE
 WHENEVER SQLERROR EXIT FAILURE
 
-PROMPT [1/23] Java SocketPermission connect,resolve on lambda.us-east-1.amazonaws.com:443
+PROMPT [1/31] Java RuntimePermission getenv.AWS_ACCESS_KEY_ID
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+  v_have    NUMBER;
+BEGIN
+  SELECT COUNT(*) INTO v_have
+    FROM USER_JAVA_POLICY
+   WHERE grantee = v_grantee
+     AND type_name = 'java.lang.RuntimePermission'
+     AND name = 'getenv.AWS_ACCESS_KEY_ID'
+     AND NVL(action, ' ') = NVL('', ' ')
+     AND kind = 'GRANT'
+     AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    BEGIN
+      DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ACCESS_KEY_ID', '');
+    EXCEPTION
+      WHEN OTHERS THEN
+        RAISE_APPLICATION_ERROR(-20101,
+          'sqlambda: schema ' || v_grantee || ' needs a Java permission only a DBA can grant. Ask a DBA to run: '
+          || 'EXEC DBMS_JAVA.GRANT_PERMISSION(''' || v_grantee || ''', ''SYS:java.lang.RuntimePermission'', ''getenv.AWS_ACCESS_KEY_ID'', '''')',
+          TRUE);
+    END;
+  END IF;
+END;
+/
+
+PROMPT [2/31] Java RuntimePermission getenv.AWS_EC2_METADATA_DISABLED
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+  v_have    NUMBER;
+BEGIN
+  SELECT COUNT(*) INTO v_have
+    FROM USER_JAVA_POLICY
+   WHERE grantee = v_grantee
+     AND type_name = 'java.lang.RuntimePermission'
+     AND name = 'getenv.AWS_EC2_METADATA_DISABLED'
+     AND NVL(action, ' ') = NVL('', ' ')
+     AND kind = 'GRANT'
+     AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    BEGIN
+      DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_DISABLED', '');
+    EXCEPTION
+      WHEN OTHERS THEN
+        RAISE_APPLICATION_ERROR(-20101,
+          'sqlambda: schema ' || v_grantee || ' needs a Java permission only a DBA can grant. Ask a DBA to run: '
+          || 'EXEC DBMS_JAVA.GRANT_PERMISSION(''' || v_grantee || ''', ''SYS:java.lang.RuntimePermission'', ''getenv.AWS_EC2_METADATA_DISABLED'', '''')',
+          TRUE);
+    END;
+  END IF;
+END;
+/
+
+PROMPT [3/31] Java RuntimePermission getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+  v_have    NUMBER;
+BEGIN
+  SELECT COUNT(*) INTO v_have
+    FROM USER_JAVA_POLICY
+   WHERE grantee = v_grantee
+     AND type_name = 'java.lang.RuntimePermission'
+     AND name = 'getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT'
+     AND NVL(action, ' ') = NVL('', ' ')
+     AND kind = 'GRANT'
+     AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    BEGIN
+      DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT', '');
+    EXCEPTION
+      WHEN OTHERS THEN
+        RAISE_APPLICATION_ERROR(-20101,
+          'sqlambda: schema ' || v_grantee || ' needs a Java permission only a DBA can grant. Ask a DBA to run: '
+          || 'EXEC DBMS_JAVA.GRANT_PERMISSION(''' || v_grantee || ''', ''SYS:java.lang.RuntimePermission'', ''getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT'', '''')',
+          TRUE);
+    END;
+  END IF;
+END;
+/
+
+PROMPT [4/31] Java RuntimePermission getenv.AWS_ENDPOINT_URL
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+  v_have    NUMBER;
+BEGIN
+  SELECT COUNT(*) INTO v_have
+    FROM USER_JAVA_POLICY
+   WHERE grantee = v_grantee
+     AND type_name = 'java.lang.RuntimePermission'
+     AND name = 'getenv.AWS_ENDPOINT_URL'
+     AND NVL(action, ' ') = NVL('', ' ')
+     AND kind = 'GRANT'
+     AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    BEGIN
+      DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL', '');
+    EXCEPTION
+      WHEN OTHERS THEN
+        RAISE_APPLICATION_ERROR(-20101,
+          'sqlambda: schema ' || v_grantee || ' needs a Java permission only a DBA can grant. Ask a DBA to run: '
+          || 'EXEC DBMS_JAVA.GRANT_PERMISSION(''' || v_grantee || ''', ''SYS:java.lang.RuntimePermission'', ''getenv.AWS_ENDPOINT_URL'', '''')',
+          TRUE);
+    END;
+  END IF;
+END;
+/
+
+PROMPT [5/31] Java RuntimePermission getenv.AWS_ENDPOINT_URL_LAMBDA
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+  v_have    NUMBER;
+BEGIN
+  SELECT COUNT(*) INTO v_have
+    FROM USER_JAVA_POLICY
+   WHERE grantee = v_grantee
+     AND type_name = 'java.lang.RuntimePermission'
+     AND name = 'getenv.AWS_ENDPOINT_URL_LAMBDA'
+     AND NVL(action, ' ') = NVL('', ' ')
+     AND kind = 'GRANT'
+     AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    BEGIN
+      DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL_LAMBDA', '');
+    EXCEPTION
+      WHEN OTHERS THEN
+        RAISE_APPLICATION_ERROR(-20101,
+          'sqlambda: schema ' || v_grantee || ' needs a Java permission only a DBA can grant. Ask a DBA to run: '
+          || 'EXEC DBMS_JAVA.GRANT_PERMISSION(''' || v_grantee || ''', ''SYS:java.lang.RuntimePermission'', ''getenv.AWS_ENDPOINT_URL_LAMBDA'', '''')',
+          TRUE);
+    END;
+  END IF;
+END;
+/
+
+PROMPT [6/31] Java RuntimePermission getenv.AWS_SECRET_ACCESS_KEY
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+  v_have    NUMBER;
+BEGIN
+  SELECT COUNT(*) INTO v_have
+    FROM USER_JAVA_POLICY
+   WHERE grantee = v_grantee
+     AND type_name = 'java.lang.RuntimePermission'
+     AND name = 'getenv.AWS_SECRET_ACCESS_KEY'
+     AND NVL(action, ' ') = NVL('', ' ')
+     AND kind = 'GRANT'
+     AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    BEGIN
+      DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SECRET_ACCESS_KEY', '');
+    EXCEPTION
+      WHEN OTHERS THEN
+        RAISE_APPLICATION_ERROR(-20101,
+          'sqlambda: schema ' || v_grantee || ' needs a Java permission only a DBA can grant. Ask a DBA to run: '
+          || 'EXEC DBMS_JAVA.GRANT_PERMISSION(''' || v_grantee || ''', ''SYS:java.lang.RuntimePermission'', ''getenv.AWS_SECRET_ACCESS_KEY'', '''')',
+          TRUE);
+    END;
+  END IF;
+END;
+/
+
+PROMPT [7/31] Java RuntimePermission getenv.AWS_SESSION_TOKEN
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+  v_have    NUMBER;
+BEGIN
+  SELECT COUNT(*) INTO v_have
+    FROM USER_JAVA_POLICY
+   WHERE grantee = v_grantee
+     AND type_name = 'java.lang.RuntimePermission'
+     AND name = 'getenv.AWS_SESSION_TOKEN'
+     AND NVL(action, ' ') = NVL('', ' ')
+     AND kind = 'GRANT'
+     AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    BEGIN
+      DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SESSION_TOKEN', '');
+    EXCEPTION
+      WHEN OTHERS THEN
+        RAISE_APPLICATION_ERROR(-20101,
+          'sqlambda: schema ' || v_grantee || ' needs a Java permission only a DBA can grant. Ask a DBA to run: '
+          || 'EXEC DBMS_JAVA.GRANT_PERMISSION(''' || v_grantee || ''', ''SYS:java.lang.RuntimePermission'', ''getenv.AWS_SESSION_TOKEN'', '''')',
+          TRUE);
+    END;
+  END IF;
+END;
+/
+
+PROMPT [8/31] Java SocketPermission connect,resolve on 169.254.169.254:80
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+  v_have    NUMBER;
+BEGIN
+  SELECT COUNT(*) INTO v_have
+    FROM USER_JAVA_POLICY
+   WHERE grantee = v_grantee
+     AND type_name = 'java.net.SocketPermission'
+     AND name = '169.254.169.254:80'
+     AND NVL(action, ' ') = NVL('connect,resolve', ' ')
+     AND kind = 'GRANT'
+     AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    BEGIN
+      DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', '169.254.169.254:80', 'connect,resolve');
+    EXCEPTION
+      WHEN OTHERS THEN
+        RAISE_APPLICATION_ERROR(-20101,
+          'sqlambda: schema ' || v_grantee || ' needs a Java permission only a DBA can grant. Ask a DBA to run: '
+          || 'EXEC DBMS_JAVA.GRANT_PERMISSION(''' || v_grantee || ''', ''SYS:java.net.SocketPermission'', ''169.254.169.254:80'', ''connect,resolve'')',
+          TRUE);
+    END;
+  END IF;
+END;
+/
+
+PROMPT [9/31] Java SocketPermission connect,resolve on lambda.us-east-1.amazonaws.com:443
 DECLARE
   v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
   v_have    NUMBER;
@@ -22,7 +238,7 @@ BEGIN
    WHERE grantee = v_grantee
      AND type_name = 'java.net.SocketPermission'
      AND name = 'lambda.us-east-1.amazonaws.com:443'
-     AND action = 'connect,resolve'
+     AND NVL(action, ' ') = NVL('connect,resolve', ' ')
      AND kind = 'GRANT'
      AND enabled = 'ENABLED';
   IF v_have = 0 THEN
@@ -39,7 +255,7 @@ BEGIN
 END;
 /
 
-PROMPT [2/23] Java source sqlambda/Json
+PROMPT [10/31] Java source sqlambda/Json
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/Json" AS
 /*
  * Json: a tiny JSON reader for the few documents the Lambda client must read itself
@@ -290,7 +506,7 @@ BEGIN
 END;
 /
 
-PROMPT [3/23] Java source sqlambda/AwsCredentials
+PROMPT [11/31] Java source sqlambda/AwsCredentials
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/AwsCredentials" AS
 /*
  * AwsCredentials: one immutable set of AWS credentials, and the Provider interface a DBA can
@@ -401,7 +617,7 @@ BEGIN
 END;
 /
 
-PROMPT [4/23] Java source sqlambda/SigV4
+PROMPT [12/31] Java source sqlambda/SigV4
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/SigV4" AS
 /*
  * SigV4: AWS Signature Version 4 request signing with JDK classes only.
@@ -866,7 +1082,7 @@ BEGIN
 END;
 /
 
-PROMPT [5/23] Java source sqlambda/LambdaException
+PROMPT [13/31] Java source sqlambda/LambdaException
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/LambdaException" AS
 /*
  * LambdaException: every failure of a Lambda call made from the database, as one checked
@@ -980,7 +1196,7 @@ BEGIN
 END;
 /
 
-PROMPT [6/23] Java source sqlambda/LambdaFunctionException
+PROMPT [14/31] Java source sqlambda/LambdaFunctionException
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/LambdaFunctionException" AS
 /*
  * LambdaFunctionException: the function ran and failed. Lambda answered 200 with an
@@ -1039,7 +1255,7 @@ BEGIN
 END;
 /
 
-PROMPT [7/23] Java source sqlambda/LambdaTimeoutException
+PROMPT [15/31] Java source sqlambda/LambdaTimeoutException
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/LambdaTimeoutException" AS
 /*
  * LambdaTimeoutException: the client stopped waiting: the connection was not established
@@ -1099,15 +1315,15 @@ BEGIN
 END;
 /
 
-PROMPT [8/23] Java source sqlambda/CredentialChain
+PROMPT [16/31] Java source sqlambda/CredentialChain
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/CredentialChain" AS
 /*
  * CredentialChain: finds AWS credentials for the Lambda client, in a fixed order.
  *
  *   1. a provider the DBA configured (AwsCredentials.Provider, set by class name or in Java);
  *   2. the environment variables AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
- *      of the database server process;
- *   3. EC2 instance metadata, IMDSv2 only: PUT /latest/api/token, then
+ *      of the database server process (source "default" or "environment");
+ *   3. EC2 instance metadata, IMDSv2 only (source "default" or "imds"): PUT /latest/api/token, then
  *      GET /latest/meta-data/iam/security-credentials/ and .../<role> with the token header.
  *      Role credentials are cached and fetched again REFRESH_MARGIN before they expire; if that
  *      refresh fails while the cached ones are still valid, the cached ones are used.
@@ -1115,6 +1331,12 @@ CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/CredentialChain" AS
  * Owns: credential resolution and the IMDSv2 client.
  * Must not: log, print or put any credential in an exception message; error texts name the
  * source and the HTTP status only. It does not sign or send Lambda requests.
+ *
+ * The source (setSource, from the spec's oracle.credentials) limits the chain to the steps the
+ * installer granted Java permissions for: "default" 1-2-3, "environment" 1-2, "imds" 1-3, "provider" 1.
+ * A permission the security manager denies (Oracle's JVM always runs one) is never taken for "not
+ * set": it ends the call with a LambdaException of kind "permission" naming the permission and
+ * the DBMS_JAVA.GRANT_PERMISSION call that grants it.
  *
  * Settings (environment variables of the database server process):
  *   AWS_EC2_METADATA_SERVICE_ENDPOINT  default http://169.254.169.254
@@ -1148,6 +1370,7 @@ public final class CredentialChain {
     static final int IMDS_READ_TIMEOUT_MS = 2000;
 
     private volatile AwsCredentials.Provider configured;
+    private volatile String source = "default";
 
     // IMDS state, guarded by "this".
     private String imdsToken;
@@ -1157,6 +1380,21 @@ public final class CredentialChain {
     /** Sets (or with null clears) the DBA-configured provider, first in the chain. */
     public void setProvider(AwsCredentials.Provider provider) {
         this.configured = provider;
+    }
+
+    /** Which steps may run: "default", "environment", "imds" or "provider" (null or '': "default"). */
+    public void setSource(String value) throws LambdaException {
+        String v = AwsCredentials.isBlank(value) ? "default" : value.trim();
+        if (!v.equals("default") && !v.equals("environment") && !v.equals("imds") && !v.equals("provider")) {
+            throw new LambdaException("config", null, 0, "ConfigError",
+                    "credentials source must be default, environment, imds or provider, not " + v, 0, null);
+        }
+        this.source = v;
+    }
+
+    /** The source in force. */
+    public String getSource() {
+        return source;
     }
 
     /** Forgets cached IMDS credentials and token (used when configuration changes). */
@@ -1183,9 +1421,22 @@ public final class CredentialChain {
                 return c;
             }
         }
-        AwsCredentials c = fromEnvironment();
-        if (c != null) {
-            return c;
+        String mode = source;
+        if (mode.equals("provider")) {
+            throw new LambdaException("credentials", null, 0, "CredentialsError",
+                    provider == null ? "no AWS credentials: credentials: provider, but no provider class is configured"
+                                     : "no AWS credentials: the configured provider returned none", 0, null);
+        }
+        if (mode.equals("default") || mode.equals("environment")) {
+            AwsCredentials c = fromEnvironment();
+            if (c != null) {
+                return c;
+            }
+            if (mode.equals("environment")) {
+                throw new LambdaException("credentials", null, 0, "CredentialsError",
+                        "no AWS credentials in the database server's environment (AWS_ACCESS_KEY_ID and "
+                                + "AWS_SECRET_ACCESS_KEY); credentials: environment reads nothing else", 0, null);
+            }
         }
         if ("true".equalsIgnoreCase(env("AWS_EC2_METADATA_DISABLED"))) {
             throw new LambdaException("credentials", null, 0, "CredentialsError",
@@ -1348,6 +1599,8 @@ public final class CredentialChain {
             return new Response(status, readBody(conn));
         } catch (IOException e) {
             throw imdsError("cannot reach instance metadata at " + base + " (" + e.getClass().getSimpleName() + ")");
+        } catch (SecurityException e) {
+            throw missingPermission(e, "reaching instance metadata at " + base);
         }
     }
 
@@ -1402,7 +1655,9 @@ public final class CredentialChain {
         }
     }
 
-    static String env(String name) {
+    /** An environment variable of the database server process, or null when it is not set. A read
+     * the security manager denies is a LambdaException naming the permission (never "not set"). */
+    static String env(String name) throws LambdaException {
         if (name == null) {
             return null;
         }
@@ -1410,8 +1665,27 @@ public final class CredentialChain {
             String v = System.getenv(name);
             return AwsCredentials.isBlank(v) ? null : v;
         } catch (SecurityException e) {
-            return null;
+            throw missingPermission(e, "reading the environment variable " + name);
         }
+    }
+
+    /** The LambdaException for a permission Oracle's JVM denied, with the grant that fixes it. */
+    static LambdaException missingPermission(SecurityException e, String doing) {
+        String type = "?";
+        String name = "?";
+        String actions = "";
+        if (e instanceof java.security.AccessControlException
+                && ((java.security.AccessControlException) e).getPermission() != null) {
+            java.security.Permission p = ((java.security.AccessControlException) e).getPermission();
+            type = p.getClass().getName();
+            name = p.getName();
+            actions = p.getActions() == null ? "" : p.getActions();
+        }
+        return new LambdaException("permission", null, 0, "JavaPermissionMissing",
+                "the Java permission " + type + " \"" + name + "\"" + (actions.isEmpty() ? "" : " \"" + actions + "\"")
+                        + " is not granted to the schema that owns sqlambda (needed for " + doing
+                        + "); a DBA runs: EXEC DBMS_JAVA.GRANT_PERMISSION('<owner>', 'SYS:" + type + "', '" + name
+                        + "', '" + actions + "'), or installs again with the spec's oracle.credentials", 0, null);
     }
 }
 /
@@ -1432,7 +1706,7 @@ BEGIN
 END;
 /
 
-PROMPT [9/23] Java source sqlambda/ClobFactory
+PROMPT [17/31] Java source sqlambda/ClobFactory
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/ClobFactory" AS
 /*
  * ClobFactory: where LambdaInvoke gets a new CLOB for a result too big for VARCHAR2.
@@ -1487,7 +1761,7 @@ BEGIN
 END;
 /
 
-PROMPT [10/23] Java source sqlambda/LambdaInvoke
+PROMPT [18/31] Java source sqlambda/LambdaInvoke
 CREATE OR REPLACE AND COMPILE JAVA SOURCE NAMED "sqlambda/LambdaInvoke" AS
 /*
  * LambdaInvoke: calls AWS Lambda's Invoke API from Oracle's embedded JVM with JDK classes only.
@@ -1575,6 +1849,8 @@ public final class LambdaInvoke {
     // Explicit configuration; null / 0 means "fall back to properties and defaults".
     private static volatile String region;
     private static volatile String endpointUrl;
+    // true once configure() ran in this JVM (false again after reset or a fresh Java session)
+    private static volatile boolean configured;
     private static volatile int connectTimeoutMs;
     private static volatile int readTimeoutMs;
     private static volatile int maxAttempts;
@@ -1600,6 +1876,7 @@ public final class LambdaInvoke {
         }
         LambdaInvoke.region = r;
         LambdaInvoke.endpointUrl = e;
+        configured = true;
     }
 
     /**
@@ -1651,6 +1928,28 @@ public final class LambdaInvoke {
         setCredentialsProvider((AwsCredentials.Provider) instance);
     }
 
+    /**
+     * Which credential steps may run (the spec's oracle.credentials: default, environment, imds,
+     * provider), so the chain never tries a source the installer granted no permission for. Call spec:
+     * PROCEDURE configure_credentials_source(source VARCHAR2)
+     * AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.configure_credentials_source(java.lang.String)';
+     */
+    public static void configure_credentials_source(String source) throws LambdaException {
+        CREDENTIALS.setSource(source);
+        CREDENTIALS.clearCache();
+    }
+
+    /**
+     * 1 when this JVM holds a configuration (configure was called since it started or was reset),
+     * else 0: the runtime package asks before every call, so a Java session reset (ORA-29549 after an
+     * upgrade replaced the classes, DBMS_JAVA.endsession) is followed by configuring again instead of
+     * "no AWS region" until the session ends. Call spec:
+     * FUNCTION is_configured RETURN NUMBER AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.is_configured() return int';
+     */
+    public static int is_configured() {
+        return configured ? 1 : 0;
+    }
+
     /** Java API for step 1 of the credential chain; null removes the provider. */
     public static void setCredentialsProvider(AwsCredentials.Provider provider) {
         CREDENTIALS.setProvider(provider);
@@ -1664,6 +1963,7 @@ public final class LambdaInvoke {
 
     /** Forgets every explicit setting and cached credential (settings fall back to properties). */
     public static void reset() {
+        configured = false;
         region = null;
         endpointUrl = null;
         connectTimeoutMs = 0;
@@ -1847,6 +2147,9 @@ public final class LambdaInvoke {
             } catch (UnknownHostException e) {
                 throw new LambdaException("connection", name, 0, "UnknownHost",
                         "cannot resolve the endpoint host " + hostOf(url), attempt, null);
+            } catch (SecurityException e) {
+                // Oracle's JVM: the schema lacks the SocketPermission for this endpoint
+                throw CredentialChain.missingPermission(e, "connecting to " + hostOf(url));
             } catch (IOException e) {
                 String what = (e instanceof ConnectException || e instanceof NoRouteToHostException)
                         ? "connection refused or unreachable" : sent ? "connection failed during the call"
@@ -2006,7 +2309,7 @@ BEGIN
 END;
 /
 
-PROMPT [11/23] call specs of sqlambda.LambdaInvoke
+PROMPT [19/31] call specs of sqlambda.LambdaInvoke
 CREATE OR REPLACE PACKAGE "SQLAMBDA_JAVA" AUTHID DEFINER AS
   -- Raw call specs of sqlambda.LambdaInvoke. Do not call directly: use "SQLAMBDA_RT", which configures
   -- the session's JVM first.
@@ -2014,6 +2317,8 @@ CREATE OR REPLACE PACKAGE "SQLAMBDA_JAVA" AUTHID DEFINER AS
   PROCEDURE configure_timeouts(connect_ms NUMBER, read_ms NUMBER);
   PROCEDURE configure_retries(max_attempts NUMBER, base_delay_ms NUMBER, max_delay_ms NUMBER);
   PROCEDURE configure_credentials_provider(class_name VARCHAR2);
+  PROCEDURE configure_credentials_source(source VARCHAR2);
+  FUNCTION is_configured RETURN NUMBER;
   PROCEDURE reset;
   FUNCTION invoke_sync(fn VARCHAR2, payload VARCHAR2) RETURN VARCHAR2;
   FUNCTION invoke_async(fn VARCHAR2, payload VARCHAR2) RETURN NUMBER;
@@ -2048,6 +2353,10 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_JAVA" AS
   AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.configure_retries(int, int, int)';
   PROCEDURE configure_credentials_provider(class_name VARCHAR2)
   AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.configure_credentials_provider(java.lang.String)';
+  PROCEDURE configure_credentials_source(source VARCHAR2)
+  AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.configure_credentials_source(java.lang.String)';
+  FUNCTION is_configured RETURN NUMBER
+  AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.is_configured() return int';
   PROCEDURE reset
   AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.reset()';
   FUNCTION invoke_sync(fn VARCHAR2, payload VARCHAR2) RETURN VARCHAR2
@@ -2081,7 +2390,7 @@ BEGIN
 END;
 /
 
-PROMPT [12/23] runtime: configures the Java client for us-east-1
+PROMPT [20/31] runtime: configures the Java client for us-east-1
 CREATE OR REPLACE PACKAGE "SQLAMBDA_RT" AUTHID DEFINER AS
   -- Configures the Java client of this session with the spec's settings (once per session).
   PROCEDURE ensure_configured;
@@ -2117,11 +2426,14 @@ END;
 CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_RT" AS
   g_configured BOOLEAN := FALSE;
 
+  -- g_configured is PL/SQL package state, which outlives a reset of the session's Java state
+  -- (ORA-29549 after an upgrade replaced the classes, DBMS_JAVA.endsession): the JVM is asked too.
   PROCEDURE ensure_configured IS
   BEGIN
-    IF g_configured THEN
+    IF g_configured AND "SQLAMBDA_JAVA".is_configured() = 1 THEN
       RETURN;
     END IF;
+    "SQLAMBDA_JAVA".configure_credentials_source('default');
     "SQLAMBDA_JAVA".configure('us-east-1', NULL);
     "SQLAMBDA_JAVA".configure_timeouts(2000, 30000);
     "SQLAMBDA_JAVA".configure_retries(3, 0, 0);
@@ -2209,7 +2521,7 @@ BEGIN
 END;
 /
 
-PROMPT [13/23] generic sync invoke (VARCHAR2)
+PROMPT [21/31] generic sync invoke (VARCHAR2)
 CREATE OR REPLACE FUNCTION "AWSLAMBDA_FN"(fn_name IN VARCHAR2, fn_argsJson IN VARCHAR2)
 RETURN VARCHAR2
 AUTHID DEFINER
@@ -2235,7 +2547,7 @@ BEGIN
 END;
 /
 
-PROMPT [14/23] generic async invoke (VARCHAR2)
+PROMPT [22/31] generic async invoke (VARCHAR2)
 CREATE OR REPLACE FUNCTION "AWSLAMBDA_FN_ASYNC"(fn_name IN VARCHAR2, fn_argsJson IN VARCHAR2)
 RETURN VARCHAR2
 AUTHID DEFINER
@@ -2265,7 +2577,7 @@ BEGIN
 END;
 /
 
-PROMPT [15/23] generic async invoke (CLOB)
+PROMPT [23/31] generic async invoke (CLOB)
 CREATE OR REPLACE FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB"(fn_name IN VARCHAR2, fn_argsJson IN CLOB)
 RETURN VARCHAR2
 AUTHID DEFINER
@@ -2295,7 +2607,7 @@ BEGIN
 END;
 /
 
-PROMPT [16/23] generic sync invoke (CLOB)
+PROMPT [24/31] generic sync invoke (CLOB)
 CREATE OR REPLACE FUNCTION "AWSLAMBDA_FN_CLOB"(fn_name IN VARCHAR2, fn_argsJson IN CLOB)
 RETURN CLOB
 AUTHID DEFINER
@@ -2321,7 +2633,7 @@ BEGIN
 END;
 /
 
-PROMPT [17/23] generic proc invoke (VARCHAR2)
+PROMPT [25/31] generic proc invoke (VARCHAR2)
 CREATE OR REPLACE PROCEDURE "AWSLAMBDA_PROC"(fn_name IN VARCHAR2, fn_argsJson IN VARCHAR2)
 AUTHID DEFINER
 AS
@@ -2347,7 +2659,7 @@ BEGIN
 END;
 /
 
-PROMPT [18/23] sync wrapper for Lambda echo
+PROMPT [26/31] sync wrapper for Lambda echo
 CREATE OR REPLACE FUNCTION "ORDER_ECHO"(
   "ORDER_ID" IN NUMBER
 )
@@ -2385,7 +2697,7 @@ BEGIN
 END;
 /
 
-PROMPT [19/23] async wrapper for Lambda echo
+PROMPT [27/31] async wrapper for Lambda echo
 CREATE OR REPLACE FUNCTION "ORDER_NOTIFY"(
   "MSG" IN VARCHAR2
 )
@@ -2422,7 +2734,7 @@ BEGIN
 END;
 /
 
-PROMPT [20/23] sync wrapper for Lambda echo
+PROMPT [28/31] sync wrapper for Lambda echo
 CREATE OR REPLACE FUNCTION "ORDER_STATUS"(
   "ORDER_ID" IN NUMBER,
   "NOTE" IN VARCHAR2
@@ -2465,13 +2777,13 @@ BEGIN
 END;
 /
 
-PROMPT [21/23] EXECUTE on ORDER_ECHO to APP_READER
+PROMPT [29/31] EXECUTE on ORDER_ECHO to APP_READER
 GRANT EXECUTE ON "ORDER_ECHO" TO "APP_READER";
 
-PROMPT [22/23] EXECUTE on ORDER_NOTIFY to APP_READER
+PROMPT [30/31] EXECUTE on ORDER_NOTIFY to APP_READER
 GRANT EXECUTE ON "ORDER_NOTIFY" TO "APP_READER";
 
-PROMPT [23/23] EXECUTE on ORDER_STATUS to APP_READER
+PROMPT [31/31] EXECUTE on ORDER_STATUS to APP_READER
 GRANT EXECUTE ON "ORDER_STATUS" TO "APP_READER";
 
 PROMPT sqlambda: install finished

@@ -12,77 +12,165 @@ SET FEEDBACK ON
 WHENEVER OSERROR EXIT FAILURE
 WHENEVER SQLERROR EXIT FAILURE
 
-PROMPT [1/23] drop grant execute on ORDER_STATUS to APP_READER
+PROMPT [1/31] drop grant execute on ORDER_STATUS to APP_READER
 REVOKE EXECUTE ON "ORDER_STATUS" FROM "APP_READER";
 
-PROMPT [2/23] drop grant execute on ORDER_NOTIFY to APP_READER
+PROMPT [2/31] drop grant execute on ORDER_NOTIFY to APP_READER
 REVOKE EXECUTE ON "ORDER_NOTIFY" FROM "APP_READER";
 
-PROMPT [3/23] drop grant execute on ORDER_ECHO to APP_READER
+PROMPT [3/31] drop grant execute on ORDER_ECHO to APP_READER
 REVOKE EXECUTE ON "ORDER_ECHO" FROM "APP_READER";
 
-PROMPT [4/23] drop function ORDER_STATUS
+PROMPT [4/31] drop function ORDER_STATUS
 DROP FUNCTION "ORDER_STATUS";
 
-PROMPT [5/23] drop function ORDER_NOTIFY
+PROMPT [5/31] drop function ORDER_NOTIFY
 DROP FUNCTION "ORDER_NOTIFY";
 
-PROMPT [6/23] drop function ORDER_ECHO
+PROMPT [6/31] drop function ORDER_ECHO
 DROP FUNCTION "ORDER_ECHO";
 
-PROMPT [7/23] drop procedure AWSLAMBDA_PROC
+PROMPT [7/31] drop procedure AWSLAMBDA_PROC
 DROP PROCEDURE "AWSLAMBDA_PROC";
 
-PROMPT [8/23] drop function AWSLAMBDA_FN_CLOB
+PROMPT [8/31] drop function AWSLAMBDA_FN_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_CLOB";
 
-PROMPT [9/23] drop function AWSLAMBDA_FN_ASYNC_CLOB
+PROMPT [9/31] drop function AWSLAMBDA_FN_ASYNC_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB";
 
-PROMPT [10/23] drop function AWSLAMBDA_FN_ASYNC
+PROMPT [10/31] drop function AWSLAMBDA_FN_ASYNC
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC";
 
-PROMPT [11/23] drop function AWSLAMBDA_FN
+PROMPT [11/31] drop function AWSLAMBDA_FN
 DROP FUNCTION "AWSLAMBDA_FN";
 
-PROMPT [12/23] drop package SQLAMBDA_RT
+PROMPT [12/31] drop package SQLAMBDA_RT
 DROP PACKAGE "SQLAMBDA_RT";
 
-PROMPT [13/23] drop package SQLAMBDA_JAVA
+PROMPT [13/31] drop package SQLAMBDA_JAVA
 DROP PACKAGE "SQLAMBDA_JAVA";
 
-PROMPT [14/23] drop java source sqlambda/LambdaInvoke
+PROMPT [14/31] drop java source sqlambda/LambdaInvoke
 DROP JAVA SOURCE "sqlambda/LambdaInvoke";
 
-PROMPT [15/23] drop java source sqlambda/ClobFactory
+PROMPT [15/31] drop java source sqlambda/ClobFactory
 DROP JAVA SOURCE "sqlambda/ClobFactory";
 
-PROMPT [16/23] drop java source sqlambda/CredentialChain
+PROMPT [16/31] drop java source sqlambda/CredentialChain
 DROP JAVA SOURCE "sqlambda/CredentialChain";
 
-PROMPT [17/23] drop java source sqlambda/LambdaTimeoutException
+PROMPT [17/31] drop java source sqlambda/LambdaTimeoutException
 DROP JAVA SOURCE "sqlambda/LambdaTimeoutException";
 
-PROMPT [18/23] drop java source sqlambda/LambdaFunctionException
+PROMPT [18/31] drop java source sqlambda/LambdaFunctionException
 DROP JAVA SOURCE "sqlambda/LambdaFunctionException";
 
-PROMPT [19/23] drop java source sqlambda/LambdaException
+PROMPT [19/31] drop java source sqlambda/LambdaException
 DROP JAVA SOURCE "sqlambda/LambdaException";
 
-PROMPT [20/23] drop java source sqlambda/SigV4
+PROMPT [20/31] drop java source sqlambda/SigV4
 DROP JAVA SOURCE "sqlambda/SigV4";
 
-PROMPT [21/23] drop java source sqlambda/AwsCredentials
+PROMPT [21/31] drop java source sqlambda/AwsCredentials
 DROP JAVA SOURCE "sqlambda/AwsCredentials";
 
-PROMPT [22/23] drop java source sqlambda/Json
+PROMPT [22/31] drop java source sqlambda/Json
 DROP JAVA SOURCE "sqlambda/Json";
 
-PROMPT [23/23] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
+PROMPT [23/31] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
 DECLARE
   v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
 BEGIN
   DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', 'lambda.us-east-1.amazonaws.com:443', 'connect,resolve');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [24/31] drop java permission SocketPermission 169.254.169.254:80
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', '169.254.169.254:80', 'connect,resolve');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [25/31] drop java permission RuntimePermission getenv.AWS_SESSION_TOKEN
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SESSION_TOKEN', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [26/31] drop java permission RuntimePermission getenv.AWS_SECRET_ACCESS_KEY
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SECRET_ACCESS_KEY', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [27/31] drop java permission RuntimePermission getenv.AWS_ENDPOINT_URL_LAMBDA
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL_LAMBDA', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [28/31] drop java permission RuntimePermission getenv.AWS_ENDPOINT_URL
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [29/31] drop java permission RuntimePermission getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [30/31] drop java permission RuntimePermission getenv.AWS_EC2_METADATA_DISABLED
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_DISABLED', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [31/31] drop java permission RuntimePermission getenv.AWS_ACCESS_KEY_ID
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ACCESS_KEY_ID', '');
 EXCEPTION
   WHEN OTHERS THEN
     NULL;

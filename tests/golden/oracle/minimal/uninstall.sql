@@ -12,74 +12,162 @@ SET FEEDBACK ON
 WHENEVER OSERROR EXIT FAILURE
 WHENEVER SQLERROR EXIT FAILURE
 
-PROMPT [1/22] drop grant execute on AWSLAMBDA_PROC to LAMBDA_CALLER
+PROMPT [1/30] drop grant execute on AWSLAMBDA_PROC to LAMBDA_CALLER
 REVOKE EXECUTE ON "AWSLAMBDA_PROC" FROM "LAMBDA_CALLER";
 
-PROMPT [2/22] drop grant execute on AWSLAMBDA_FN_CLOB to LAMBDA_CALLER
+PROMPT [2/30] drop grant execute on AWSLAMBDA_FN_CLOB to LAMBDA_CALLER
 REVOKE EXECUTE ON "AWSLAMBDA_FN_CLOB" FROM "LAMBDA_CALLER";
 
-PROMPT [3/22] drop grant execute on AWSLAMBDA_FN_ASYNC_CLOB to LAMBDA_CALLER
+PROMPT [3/30] drop grant execute on AWSLAMBDA_FN_ASYNC_CLOB to LAMBDA_CALLER
 REVOKE EXECUTE ON "AWSLAMBDA_FN_ASYNC_CLOB" FROM "LAMBDA_CALLER";
 
-PROMPT [4/22] drop grant execute on AWSLAMBDA_FN_ASYNC to LAMBDA_CALLER
+PROMPT [4/30] drop grant execute on AWSLAMBDA_FN_ASYNC to LAMBDA_CALLER
 REVOKE EXECUTE ON "AWSLAMBDA_FN_ASYNC" FROM "LAMBDA_CALLER";
 
-PROMPT [5/22] drop grant execute on AWSLAMBDA_FN to LAMBDA_CALLER
+PROMPT [5/30] drop grant execute on AWSLAMBDA_FN to LAMBDA_CALLER
 REVOKE EXECUTE ON "AWSLAMBDA_FN" FROM "LAMBDA_CALLER";
 
-PROMPT [6/22] drop procedure AWSLAMBDA_PROC
+PROMPT [6/30] drop procedure AWSLAMBDA_PROC
 DROP PROCEDURE "AWSLAMBDA_PROC";
 
-PROMPT [7/22] drop function AWSLAMBDA_FN_CLOB
+PROMPT [7/30] drop function AWSLAMBDA_FN_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_CLOB";
 
-PROMPT [8/22] drop function AWSLAMBDA_FN_ASYNC_CLOB
+PROMPT [8/30] drop function AWSLAMBDA_FN_ASYNC_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB";
 
-PROMPT [9/22] drop function AWSLAMBDA_FN_ASYNC
+PROMPT [9/30] drop function AWSLAMBDA_FN_ASYNC
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC";
 
-PROMPT [10/22] drop function AWSLAMBDA_FN
+PROMPT [10/30] drop function AWSLAMBDA_FN
 DROP FUNCTION "AWSLAMBDA_FN";
 
-PROMPT [11/22] drop package SQLAMBDA_RT
+PROMPT [11/30] drop package SQLAMBDA_RT
 DROP PACKAGE "SQLAMBDA_RT";
 
-PROMPT [12/22] drop package SQLAMBDA_JAVA
+PROMPT [12/30] drop package SQLAMBDA_JAVA
 DROP PACKAGE "SQLAMBDA_JAVA";
 
-PROMPT [13/22] drop java source sqlambda/LambdaInvoke
+PROMPT [13/30] drop java source sqlambda/LambdaInvoke
 DROP JAVA SOURCE "sqlambda/LambdaInvoke";
 
-PROMPT [14/22] drop java source sqlambda/ClobFactory
+PROMPT [14/30] drop java source sqlambda/ClobFactory
 DROP JAVA SOURCE "sqlambda/ClobFactory";
 
-PROMPT [15/22] drop java source sqlambda/CredentialChain
+PROMPT [15/30] drop java source sqlambda/CredentialChain
 DROP JAVA SOURCE "sqlambda/CredentialChain";
 
-PROMPT [16/22] drop java source sqlambda/LambdaTimeoutException
+PROMPT [16/30] drop java source sqlambda/LambdaTimeoutException
 DROP JAVA SOURCE "sqlambda/LambdaTimeoutException";
 
-PROMPT [17/22] drop java source sqlambda/LambdaFunctionException
+PROMPT [17/30] drop java source sqlambda/LambdaFunctionException
 DROP JAVA SOURCE "sqlambda/LambdaFunctionException";
 
-PROMPT [18/22] drop java source sqlambda/LambdaException
+PROMPT [18/30] drop java source sqlambda/LambdaException
 DROP JAVA SOURCE "sqlambda/LambdaException";
 
-PROMPT [19/22] drop java source sqlambda/SigV4
+PROMPT [19/30] drop java source sqlambda/SigV4
 DROP JAVA SOURCE "sqlambda/SigV4";
 
-PROMPT [20/22] drop java source sqlambda/AwsCredentials
+PROMPT [20/30] drop java source sqlambda/AwsCredentials
 DROP JAVA SOURCE "sqlambda/AwsCredentials";
 
-PROMPT [21/22] drop java source sqlambda/Json
+PROMPT [21/30] drop java source sqlambda/Json
 DROP JAVA SOURCE "sqlambda/Json";
 
-PROMPT [22/22] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
+PROMPT [22/30] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
 DECLARE
   v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
 BEGIN
   DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', 'lambda.us-east-1.amazonaws.com:443', 'connect,resolve');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [23/30] drop java permission SocketPermission 169.254.169.254:80
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', '169.254.169.254:80', 'connect,resolve');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [24/30] drop java permission RuntimePermission getenv.AWS_SESSION_TOKEN
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SESSION_TOKEN', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [25/30] drop java permission RuntimePermission getenv.AWS_SECRET_ACCESS_KEY
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SECRET_ACCESS_KEY', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [26/30] drop java permission RuntimePermission getenv.AWS_ENDPOINT_URL_LAMBDA
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL_LAMBDA', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [27/30] drop java permission RuntimePermission getenv.AWS_ENDPOINT_URL
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [28/30] drop java permission RuntimePermission getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [29/30] drop java permission RuntimePermission getenv.AWS_EC2_METADATA_DISABLED
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_DISABLED', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [30/30] drop java permission RuntimePermission getenv.AWS_ACCESS_KEY_ID
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ACCESS_KEY_ID', '');
 EXCEPTION
   WHEN OTHERS THEN
     NULL;

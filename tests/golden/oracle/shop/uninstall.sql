@@ -12,86 +12,174 @@ SET FEEDBACK ON
 WHENEVER OSERROR EXIT FAILURE
 WHENEVER SQLERROR EXIT FAILURE
 
-PROMPT [1/26] drop grant execute on PRICE_QUOTE to SHOP_WRITER
+PROMPT [1/34] drop grant execute on PRICE_QUOTE to SHOP_WRITER
 REVOKE EXECUTE ON "PRICE_QUOTE" FROM "SHOP_WRITER";
 
-PROMPT [2/26] drop grant execute on ORDER_STATUS to SHOP_WRITER
+PROMPT [2/34] drop grant execute on ORDER_STATUS to SHOP_WRITER
 REVOKE EXECUTE ON "ORDER_STATUS" FROM "SHOP_WRITER";
 
-PROMPT [3/26] drop grant execute on ORDER_STATUS to SHOP_READER
+PROMPT [3/34] drop grant execute on ORDER_STATUS to SHOP_READER
 REVOKE EXECUTE ON "ORDER_STATUS" FROM "SHOP_READER";
 
-PROMPT [4/26] drop grant execute on CUSTOMER_PROFILE to SHOP_READER
+PROMPT [4/34] drop grant execute on CUSTOMER_PROFILE to SHOP_READER
 REVOKE EXECUTE ON "CUSTOMER_PROFILE" FROM "SHOP_READER";
 
-PROMPT [5/26] drop grant execute on AUDIT_EVENT to SHOP_WRITER
+PROMPT [5/34] drop grant execute on AUDIT_EVENT to SHOP_WRITER
 REVOKE EXECUTE ON "AUDIT_EVENT" FROM "SHOP_WRITER";
 
-PROMPT [6/26] drop function PRICE_QUOTE
+PROMPT [6/34] drop function PRICE_QUOTE
 DROP FUNCTION "PRICE_QUOTE";
 
-PROMPT [7/26] drop function ORDER_STATUS
+PROMPT [7/34] drop function ORDER_STATUS
 DROP FUNCTION "ORDER_STATUS";
 
-PROMPT [8/26] drop function CUSTOMER_PROFILE
+PROMPT [8/34] drop function CUSTOMER_PROFILE
 DROP FUNCTION "CUSTOMER_PROFILE";
 
-PROMPT [9/26] drop function AUDIT_EVENT
+PROMPT [9/34] drop function AUDIT_EVENT
 DROP FUNCTION "AUDIT_EVENT";
 
-PROMPT [10/26] drop procedure AWSLAMBDA_PROC
+PROMPT [10/34] drop procedure AWSLAMBDA_PROC
 DROP PROCEDURE "AWSLAMBDA_PROC";
 
-PROMPT [11/26] drop function AWSLAMBDA_FN_CLOB
+PROMPT [11/34] drop function AWSLAMBDA_FN_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_CLOB";
 
-PROMPT [12/26] drop function AWSLAMBDA_FN_ASYNC_CLOB
+PROMPT [12/34] drop function AWSLAMBDA_FN_ASYNC_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB";
 
-PROMPT [13/26] drop function AWSLAMBDA_FN_ASYNC
+PROMPT [13/34] drop function AWSLAMBDA_FN_ASYNC
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC";
 
-PROMPT [14/26] drop function AWSLAMBDA_FN
+PROMPT [14/34] drop function AWSLAMBDA_FN
 DROP FUNCTION "AWSLAMBDA_FN";
 
-PROMPT [15/26] drop package SQLAMBDA_RT
+PROMPT [15/34] drop package SQLAMBDA_RT
 DROP PACKAGE "SQLAMBDA_RT";
 
-PROMPT [16/26] drop package SQLAMBDA_JAVA
+PROMPT [16/34] drop package SQLAMBDA_JAVA
 DROP PACKAGE "SQLAMBDA_JAVA";
 
-PROMPT [17/26] drop java source sqlambda/LambdaInvoke
+PROMPT [17/34] drop java source sqlambda/LambdaInvoke
 DROP JAVA SOURCE "sqlambda/LambdaInvoke";
 
-PROMPT [18/26] drop java source sqlambda/ClobFactory
+PROMPT [18/34] drop java source sqlambda/ClobFactory
 DROP JAVA SOURCE "sqlambda/ClobFactory";
 
-PROMPT [19/26] drop java source sqlambda/CredentialChain
+PROMPT [19/34] drop java source sqlambda/CredentialChain
 DROP JAVA SOURCE "sqlambda/CredentialChain";
 
-PROMPT [20/26] drop java source sqlambda/LambdaTimeoutException
+PROMPT [20/34] drop java source sqlambda/LambdaTimeoutException
 DROP JAVA SOURCE "sqlambda/LambdaTimeoutException";
 
-PROMPT [21/26] drop java source sqlambda/LambdaFunctionException
+PROMPT [21/34] drop java source sqlambda/LambdaFunctionException
 DROP JAVA SOURCE "sqlambda/LambdaFunctionException";
 
-PROMPT [22/26] drop java source sqlambda/LambdaException
+PROMPT [22/34] drop java source sqlambda/LambdaException
 DROP JAVA SOURCE "sqlambda/LambdaException";
 
-PROMPT [23/26] drop java source sqlambda/SigV4
+PROMPT [23/34] drop java source sqlambda/SigV4
 DROP JAVA SOURCE "sqlambda/SigV4";
 
-PROMPT [24/26] drop java source sqlambda/AwsCredentials
+PROMPT [24/34] drop java source sqlambda/AwsCredentials
 DROP JAVA SOURCE "sqlambda/AwsCredentials";
 
-PROMPT [25/26] drop java source sqlambda/Json
+PROMPT [25/34] drop java source sqlambda/Json
 DROP JAVA SOURCE "sqlambda/Json";
 
-PROMPT [26/26] drop java permission SocketPermission lambda.eu-west-1.amazonaws.com:443
+PROMPT [26/34] drop java permission SocketPermission lambda.eu-west-1.amazonaws.com:443
 DECLARE
   v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
 BEGIN
   DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', 'lambda.eu-west-1.amazonaws.com:443', 'connect,resolve');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [27/34] drop java permission SocketPermission 169.254.169.254:80
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', '169.254.169.254:80', 'connect,resolve');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [28/34] drop java permission RuntimePermission getenv.AWS_SESSION_TOKEN
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SESSION_TOKEN', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [29/34] drop java permission RuntimePermission getenv.AWS_SECRET_ACCESS_KEY
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SECRET_ACCESS_KEY', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [30/34] drop java permission RuntimePermission getenv.AWS_ENDPOINT_URL_LAMBDA
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL_LAMBDA', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [31/34] drop java permission RuntimePermission getenv.AWS_ENDPOINT_URL
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [32/34] drop java permission RuntimePermission getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [33/34] drop java permission RuntimePermission getenv.AWS_EC2_METADATA_DISABLED
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_DISABLED', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [34/34] drop java permission RuntimePermission getenv.AWS_ACCESS_KEY_ID
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ACCESS_KEY_ID', '');
 EXCEPTION
   WHEN OTHERS THEN
     NULL;

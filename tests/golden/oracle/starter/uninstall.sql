@@ -12,59 +12,147 @@ SET FEEDBACK ON
 WHENEVER OSERROR EXIT FAILURE
 WHENEVER SQLERROR EXIT FAILURE
 
-PROMPT [1/17] drop procedure AWSLAMBDA_PROC
+PROMPT [1/25] drop procedure AWSLAMBDA_PROC
 DROP PROCEDURE "AWSLAMBDA_PROC";
 
-PROMPT [2/17] drop function AWSLAMBDA_FN_CLOB
+PROMPT [2/25] drop function AWSLAMBDA_FN_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_CLOB";
 
-PROMPT [3/17] drop function AWSLAMBDA_FN_ASYNC_CLOB
+PROMPT [3/25] drop function AWSLAMBDA_FN_ASYNC_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB";
 
-PROMPT [4/17] drop function AWSLAMBDA_FN_ASYNC
+PROMPT [4/25] drop function AWSLAMBDA_FN_ASYNC
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC";
 
-PROMPT [5/17] drop function AWSLAMBDA_FN
+PROMPT [5/25] drop function AWSLAMBDA_FN
 DROP FUNCTION "AWSLAMBDA_FN";
 
-PROMPT [6/17] drop package SQLAMBDA_RT
+PROMPT [6/25] drop package SQLAMBDA_RT
 DROP PACKAGE "SQLAMBDA_RT";
 
-PROMPT [7/17] drop package SQLAMBDA_JAVA
+PROMPT [7/25] drop package SQLAMBDA_JAVA
 DROP PACKAGE "SQLAMBDA_JAVA";
 
-PROMPT [8/17] drop java source sqlambda/LambdaInvoke
+PROMPT [8/25] drop java source sqlambda/LambdaInvoke
 DROP JAVA SOURCE "sqlambda/LambdaInvoke";
 
-PROMPT [9/17] drop java source sqlambda/ClobFactory
+PROMPT [9/25] drop java source sqlambda/ClobFactory
 DROP JAVA SOURCE "sqlambda/ClobFactory";
 
-PROMPT [10/17] drop java source sqlambda/CredentialChain
+PROMPT [10/25] drop java source sqlambda/CredentialChain
 DROP JAVA SOURCE "sqlambda/CredentialChain";
 
-PROMPT [11/17] drop java source sqlambda/LambdaTimeoutException
+PROMPT [11/25] drop java source sqlambda/LambdaTimeoutException
 DROP JAVA SOURCE "sqlambda/LambdaTimeoutException";
 
-PROMPT [12/17] drop java source sqlambda/LambdaFunctionException
+PROMPT [12/25] drop java source sqlambda/LambdaFunctionException
 DROP JAVA SOURCE "sqlambda/LambdaFunctionException";
 
-PROMPT [13/17] drop java source sqlambda/LambdaException
+PROMPT [13/25] drop java source sqlambda/LambdaException
 DROP JAVA SOURCE "sqlambda/LambdaException";
 
-PROMPT [14/17] drop java source sqlambda/SigV4
+PROMPT [14/25] drop java source sqlambda/SigV4
 DROP JAVA SOURCE "sqlambda/SigV4";
 
-PROMPT [15/17] drop java source sqlambda/AwsCredentials
+PROMPT [15/25] drop java source sqlambda/AwsCredentials
 DROP JAVA SOURCE "sqlambda/AwsCredentials";
 
-PROMPT [16/17] drop java source sqlambda/Json
+PROMPT [16/25] drop java source sqlambda/Json
 DROP JAVA SOURCE "sqlambda/Json";
 
-PROMPT [17/17] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
+PROMPT [17/25] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
 DECLARE
   v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
 BEGIN
   DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', 'lambda.us-east-1.amazonaws.com:443', 'connect,resolve');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [18/25] drop java permission SocketPermission 169.254.169.254:80
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', '169.254.169.254:80', 'connect,resolve');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [19/25] drop java permission RuntimePermission getenv.AWS_SESSION_TOKEN
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SESSION_TOKEN', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [20/25] drop java permission RuntimePermission getenv.AWS_SECRET_ACCESS_KEY
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SECRET_ACCESS_KEY', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [21/25] drop java permission RuntimePermission getenv.AWS_ENDPOINT_URL_LAMBDA
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL_LAMBDA', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [22/25] drop java permission RuntimePermission getenv.AWS_ENDPOINT_URL
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [23/25] drop java permission RuntimePermission getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [24/25] drop java permission RuntimePermission getenv.AWS_EC2_METADATA_DISABLED
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_DISABLED', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [25/25] drop java permission RuntimePermission getenv.AWS_ACCESS_KEY_ID
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ACCESS_KEY_ID', '');
 EXCEPTION
   WHEN OTHERS THEN
     NULL;

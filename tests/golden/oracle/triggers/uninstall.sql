@@ -12,16 +12,16 @@ SET FEEDBACK ON
 WHENEVER OSERROR EXIT FAILURE
 WHENEVER SQLERROR EXIT FAILURE
 
-PROMPT [1/24] drop trigger PAYMENTS_SYNC
+PROMPT [1/32] drop trigger PAYMENTS_SYNC
 DROP TRIGGER "PAYMENTS_SYNC";
 
-PROMPT [2/24] drop trigger ORDERS_OUT
+PROMPT [2/32] drop trigger ORDERS_OUT
 DROP TRIGGER "ORDERS_OUT";
 
-PROMPT [3/24] drop package SQLAMBDA_OUTBOX_PKG
+PROMPT [3/32] drop package SQLAMBDA_OUTBOX_PKG
 DROP PACKAGE "SQLAMBDA_OUTBOX_PKG";
 
-PROMPT [4/24] drop table SQLAMBDA_OUTBOX_DEAD
+PROMPT [4/32] drop table SQLAMBDA_OUTBOX_DEAD
 DECLARE
   v_rows NUMBER;
 BEGIN
@@ -40,7 +40,7 @@ EXCEPTION
 END;
 /
 
-PROMPT [5/24] drop table SQLAMBDA_OUTBOX
+PROMPT [5/32] drop table SQLAMBDA_OUTBOX
 DECLARE
   v_rows NUMBER;
 BEGIN
@@ -59,65 +59,153 @@ EXCEPTION
 END;
 /
 
-PROMPT [6/24] drop grant execute on ORDER_CHANGED to APP_WRITER
+PROMPT [6/32] drop grant execute on ORDER_CHANGED to APP_WRITER
 REVOKE EXECUTE ON "ORDER_CHANGED" FROM "APP_WRITER";
 
-PROMPT [7/24] drop function ORDER_CHANGED
+PROMPT [7/32] drop function ORDER_CHANGED
 DROP FUNCTION "ORDER_CHANGED";
 
-PROMPT [8/24] drop procedure AWSLAMBDA_PROC
+PROMPT [8/32] drop procedure AWSLAMBDA_PROC
 DROP PROCEDURE "AWSLAMBDA_PROC";
 
-PROMPT [9/24] drop function AWSLAMBDA_FN_CLOB
+PROMPT [9/32] drop function AWSLAMBDA_FN_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_CLOB";
 
-PROMPT [10/24] drop function AWSLAMBDA_FN_ASYNC_CLOB
+PROMPT [10/32] drop function AWSLAMBDA_FN_ASYNC_CLOB
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC_CLOB";
 
-PROMPT [11/24] drop function AWSLAMBDA_FN_ASYNC
+PROMPT [11/32] drop function AWSLAMBDA_FN_ASYNC
 DROP FUNCTION "AWSLAMBDA_FN_ASYNC";
 
-PROMPT [12/24] drop function AWSLAMBDA_FN
+PROMPT [12/32] drop function AWSLAMBDA_FN
 DROP FUNCTION "AWSLAMBDA_FN";
 
-PROMPT [13/24] drop package SQLAMBDA_RT
+PROMPT [13/32] drop package SQLAMBDA_RT
 DROP PACKAGE "SQLAMBDA_RT";
 
-PROMPT [14/24] drop package SQLAMBDA_JAVA
+PROMPT [14/32] drop package SQLAMBDA_JAVA
 DROP PACKAGE "SQLAMBDA_JAVA";
 
-PROMPT [15/24] drop java source sqlambda/LambdaInvoke
+PROMPT [15/32] drop java source sqlambda/LambdaInvoke
 DROP JAVA SOURCE "sqlambda/LambdaInvoke";
 
-PROMPT [16/24] drop java source sqlambda/ClobFactory
+PROMPT [16/32] drop java source sqlambda/ClobFactory
 DROP JAVA SOURCE "sqlambda/ClobFactory";
 
-PROMPT [17/24] drop java source sqlambda/CredentialChain
+PROMPT [17/32] drop java source sqlambda/CredentialChain
 DROP JAVA SOURCE "sqlambda/CredentialChain";
 
-PROMPT [18/24] drop java source sqlambda/LambdaTimeoutException
+PROMPT [18/32] drop java source sqlambda/LambdaTimeoutException
 DROP JAVA SOURCE "sqlambda/LambdaTimeoutException";
 
-PROMPT [19/24] drop java source sqlambda/LambdaFunctionException
+PROMPT [19/32] drop java source sqlambda/LambdaFunctionException
 DROP JAVA SOURCE "sqlambda/LambdaFunctionException";
 
-PROMPT [20/24] drop java source sqlambda/LambdaException
+PROMPT [20/32] drop java source sqlambda/LambdaException
 DROP JAVA SOURCE "sqlambda/LambdaException";
 
-PROMPT [21/24] drop java source sqlambda/SigV4
+PROMPT [21/32] drop java source sqlambda/SigV4
 DROP JAVA SOURCE "sqlambda/SigV4";
 
-PROMPT [22/24] drop java source sqlambda/AwsCredentials
+PROMPT [22/32] drop java source sqlambda/AwsCredentials
 DROP JAVA SOURCE "sqlambda/AwsCredentials";
 
-PROMPT [23/24] drop java source sqlambda/Json
+PROMPT [23/32] drop java source sqlambda/Json
 DROP JAVA SOURCE "sqlambda/Json";
 
-PROMPT [24/24] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
+PROMPT [24/32] drop java permission SocketPermission lambda.us-east-1.amazonaws.com:443
 DECLARE
   v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
 BEGIN
   DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', 'lambda.us-east-1.amazonaws.com:443', 'connect,resolve');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [25/32] drop java permission SocketPermission 169.254.169.254:80
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', '169.254.169.254:80', 'connect,resolve');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [26/32] drop java permission RuntimePermission getenv.AWS_SESSION_TOKEN
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SESSION_TOKEN', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [27/32] drop java permission RuntimePermission getenv.AWS_SECRET_ACCESS_KEY
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SECRET_ACCESS_KEY', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [28/32] drop java permission RuntimePermission getenv.AWS_ENDPOINT_URL_LAMBDA
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL_LAMBDA', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [29/32] drop java permission RuntimePermission getenv.AWS_ENDPOINT_URL
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [30/32] drop java permission RuntimePermission getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [31/32] drop java permission RuntimePermission getenv.AWS_EC2_METADATA_DISABLED
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_DISABLED', '');
+EXCEPTION
+  WHEN OTHERS THEN
+    NULL;
+END;
+/
+
+PROMPT [32/32] drop java permission RuntimePermission getenv.AWS_ACCESS_KEY_ID
+DECLARE
+  v_grantee VARCHAR2(128) := SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA');
+BEGIN
+  DBMS_JAVA.REVOKE_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ACCESS_KEY_ID', '');
 EXCEPTION
   WHEN OTHERS THEN
     NULL;
