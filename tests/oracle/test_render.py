@@ -249,10 +249,10 @@ def test_immediate_compound_trigger_with_limits(full_spec):
     assert f"c_max_bytes CONSTANT NUMBER := 4096 - {env};" in st
     for section in ("BEFORE STATEMENT IS", "AFTER EACH ROW IS", "AFTER STATEMENT IS", "END AFTER STATEMENT;"):
         assert section in st
-    # rows are only buffered per row; the call happens in AFTER STATEMENT
+    # a batch leaves as soon as it is full (bounded memory), the rest in AFTER STATEMENT
     row_section = st.split("AFTER EACH ROW IS", 1)[1].split("END AFTER EACH ROW;", 1)[0]
-    assert "invoke" not in row_section and "send(" not in row_section
-    assert "v_rows >= c_max_rows" in st and "v_bytes + g_events(i).bytes + 1 > c_max_bytes" in st
+    assert "g_rows >= c_max_rows OR g_bytes + v_bytes + 1 > c_max_bytes" in row_section and "send(g_op, g_batch);" in row_section
+    assert "send(g_op, g_batch);" in st.split("AFTER STATEMENT IS", 1)[1]
     assert "invoke_sync_clob('echo', v_payload)" in st
     assert "KEY 'id' VALUE :NEW.\"ID\"" in st and "KEY 'id' VALUE :OLD.\"ID\"" in st
     assert a.drop == ('DROP TRIGGER "APP"."ORDERS_NOW"',)
@@ -316,3 +316,30 @@ def test_statements_are_shaped_for_the_driver(full_spec):
                 assert re.search(r"\bEND( [A-Za-z_]+)?;$", st), (a.key, st[-40:])
             else:
                 assert not st.endswith(";"), (a.key, st[-40:])
+
+
+def _trigger_spec(columns: int, delivery: str, name_len: int = 10) -> Spec:
+    return Spec.model_validate({"project": "p", "triggers": [
+        {"name": "wide", "table": "app.wide", "columns": [f"c{i:0{name_len - 1}d}" for i in range(columns)],
+         "lambda": "echo", "delivery": delivery, "events": ["insert", "update", "delete"]}]})
+
+
+@pytest.mark.parametrize("delivery", ["immediate", "outbox"])
+def test_a_trigger_over_oracles_32k_is_refused_at_render(delivery):
+    # each column is named twice per trigger (the new and the old image, each built once): 300 fit
+    arts = R.render(_trigger_spec(300, delivery)).artifacts
+    (trigger,) = [a for a in arts if a.kind == "trigger"]
+    assert max(len(st.encode()) for st in trigger.statements) <= R.TRIGGER_LIMIT
+    with pytest.raises(RenderError, match=r"triggers\.wide: the rendered trigger is [\d,]+ bytes, over Oracle's limit"):
+        R.render(_trigger_spec(600, delivery))
+
+
+def test_trigger_memory_is_bounded_by_one_batch():
+    imm = "\n".join(a.statements[0] for a in R.render(_trigger_spec(3, "immediate")).artifacts if a.kind == "trigger")
+    row_part = imm.split("AFTER EACH ROW IS", 1)[1].split("END AFTER EACH ROW;", 1)[0]
+    assert "send(g_op, g_batch);" in row_part  # a full batch leaves during the statement
+    assert "TABLE OF" not in imm  # no collection of every row's event
+    out = "\n".join(a.statements[0] for a in R.render(_trigger_spec(3, "outbox")).artifacts if a.kind == "trigger")
+    row_part = out.split("AFTER EACH ROW IS", 1)[1].split("END AFTER EACH ROW;", 1)[0]
+    assert "IF g_docs.COUNT >= c_flush_rows OR g_chars >= c_flush_chars THEN" in row_part and "flush;" in row_part
+    assert f"c_flush_rows  CONSTANT PLS_INTEGER := {R.OUTBOX_FLUSH_ROWS};" in out

@@ -38,6 +38,12 @@ IMDS_HOST_PORT = "169.254.169.254:80"
 SYNC_LIMIT = resources.plpython_module("sqlambda_core").SYNC_LIMIT
 ASYNC_LIMIT = resources.plpython_module("sqlambda_core").ASYNC_LIMIT
 SCHEDULER_INTERVAL_SECONDS = 10
+#: an outbox trigger writes its buffer to the queue once it holds this many events or characters:
+#: a statement's memory is bounded by one buffer, whatever its size
+OUTBOX_FLUSH_ROWS = 1000
+OUTBOX_FLUSH_CHARS = 4_000_000
+#: the most a trigger's source may be (19c PL/SQL Language Reference, "Trigger size": 32K)
+TRIGGER_LIMIT = 32_767
 
 # Fixed object names. Upper case because Oracle folds unquoted names to upper case: quoting the
 # upper-case spelling lets SQL call `awslambda_fn(...)` without quotes.
@@ -557,11 +563,19 @@ def _triggers(spec: Spec, names: Names) -> list[Artifact]:
             lambda_name=_trigger_target(spec, t), mode=spec.route(t).mode, queue=queue, **envelope.oracle_context(),
             max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes,
             envelope_bytes=envelope_bytes(t.table, t.name),
+            flush_rows=OUTBOX_FLUSH_ROWS, flush_chars=OUTBOX_FLUSH_CHARS,
         )
         template = "trigger_outbox.sql.j2" if t.delivery == "outbox" else "trigger_immediate.sql.j2"
+        statements = _statements(template, **ctx)
+        size = max(len(st.encode("utf-8")) for st in statements)
+        if size > TRIGGER_LIMIT:
+            raise RenderError(
+                f"triggers.{t.name}: the rendered trigger is {size:,} bytes, over Oracle's limit of 32K for a "
+                f"trigger's source ({TRIGGER_LIMIT:,} bytes); list fewer columns in triggers.{t.name}.columns "
+                f"(it lists {len(t.columns or [])}), or split them over two triggers on {t.table}")
         arts.append(Artifact(
             key=f"trigger {names.label(t.name)}", kind="trigger",
-            statements=_statements(template, **ctx),
+            statements=statements,
             drop=_statements("drop.sql.j2", kind="TRIGGER", object=trig, purge=False),
             order=70, replace="statements", probe=(("type", "TRIGGER"), ("name", t.name.upper())),
             summary=f"{t.delivery} compound trigger on {t.table} ({', '.join(t.events)})",

@@ -2920,14 +2920,28 @@ COMPOUND TRIGGER
   TYPE t_docs IS TABLE OF CLOB INDEX BY PLS_INTEGER;
   g_ops  t_ops;
   g_docs t_docs;
+  g_chars NUMBER := 0;
+  c_flush_rows  CONSTANT PLS_INTEGER := 1000;
+  c_flush_chars CONSTANT NUMBER := 4000000;
   -- the transaction's id and the statement's time (UTC), the same for every row of the statement
   g_txid VARCHAR2(64);
   g_ts   VARCHAR2(40);
+
+  PROCEDURE flush IS
+  BEGIN
+    FORALL i IN 1 .. g_docs.COUNT
+      INSERT INTO "SQLAMBDA_OUTBOX" (trigger_name, table_name, op, payload)
+      VALUES ('orders_to_warehouse', 'public.orders', g_ops(i), g_docs(i));
+    g_ops.DELETE;
+    g_docs.DELETE;
+    g_chars := 0;
+  END flush;
 
   BEFORE STATEMENT IS
   BEGIN
     g_ops.DELETE;
     g_docs.DELETE;
+    g_chars := 0;
     g_txid := DBMS_TRANSACTION.LOCAL_TRANSACTION_ID(TRUE);
     g_ts := TO_CHAR(SYS_EXTRACT_UTC(SYSTIMESTAMP), 'YYYY-MM-DD"T"HH24:MI:SS.FF6"Z"');
   END BEFORE STATEMENT;
@@ -2935,47 +2949,39 @@ COMPOUND TRIGGER
   AFTER EACH ROW IS
     v_op  VARCHAR2(6);
     v_doc CLOB;
+    v_new CLOB;
+    v_old CLOB;
   BEGIN
-    IF INSERTING THEN
-      v_op := 'insert';
-      SELECT JSON_OBJECT(
-                         KEY 'txid' VALUE g_txid,
-                         KEY 'ts' VALUE g_ts,
-                         KEY 'new' VALUE JSON_OBJECT(KEY 'id' VALUE :NEW."ID", KEY 'customer_id' VALUE :NEW."CUSTOMER_ID", KEY 'status' VALUE :NEW."STATUS", KEY 'total' VALUE :NEW."TOTAL", KEY 'updated_at' VALUE :NEW."UPDATED_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON,
-                         KEY 'old' VALUE NULL
-                         NULL ON NULL RETURNING CLOB)
-        INTO v_doc FROM dual;
-    ELSIF UPDATING THEN
-      v_op := 'update';
-      SELECT JSON_OBJECT(
-                         KEY 'txid' VALUE g_txid,
-                         KEY 'ts' VALUE g_ts,
-                         KEY 'new' VALUE JSON_OBJECT(KEY 'id' VALUE :NEW."ID", KEY 'customer_id' VALUE :NEW."CUSTOMER_ID", KEY 'status' VALUE :NEW."STATUS", KEY 'total' VALUE :NEW."TOTAL", KEY 'updated_at' VALUE :NEW."UPDATED_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON,
-                         KEY 'old' VALUE JSON_OBJECT(KEY 'id' VALUE :OLD."ID", KEY 'customer_id' VALUE :OLD."CUSTOMER_ID", KEY 'status' VALUE :OLD."STATUS", KEY 'total' VALUE :OLD."TOTAL", KEY 'updated_at' VALUE :OLD."UPDATED_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON
-                         NULL ON NULL RETURNING CLOB)
-        INTO v_doc FROM dual;
-    ELSE
-      v_op := 'delete';
-      SELECT JSON_OBJECT(
-                         KEY 'txid' VALUE g_txid,
-                         KEY 'ts' VALUE g_ts,
-                         KEY 'new' VALUE NULL,
-                         KEY 'old' VALUE JSON_OBJECT(KEY 'id' VALUE :OLD."ID", KEY 'customer_id' VALUE :OLD."CUSTOMER_ID", KEY 'status' VALUE :OLD."STATUS", KEY 'total' VALUE :OLD."TOTAL", KEY 'updated_at' VALUE :OLD."UPDATED_AT" NULL ON NULL RETURNING CLOB) FORMAT JSON
-                         NULL ON NULL RETURNING CLOB)
-        INTO v_doc FROM dual;
+    -- each image is built once (a column is named twice per trigger, not four times: a trigger's
+    -- source is limited to 32K, see render.TRIGGER_LIMIT), then the event around them
+    v_new := NULL;
+    v_old := NULL;
+    IF INSERTING OR UPDATING THEN
+      SELECT JSON_OBJECT(KEY 'id' VALUE :NEW."ID", KEY 'customer_id' VALUE :NEW."CUSTOMER_ID", KEY 'status' VALUE :NEW."STATUS", KEY 'total' VALUE :NEW."TOTAL", KEY 'updated_at' VALUE :NEW."UPDATED_AT" NULL ON NULL RETURNING CLOB) INTO v_new FROM dual;
     END IF;
+    IF UPDATING OR DELETING THEN
+      SELECT JSON_OBJECT(KEY 'id' VALUE :OLD."ID", KEY 'customer_id' VALUE :OLD."CUSTOMER_ID", KEY 'status' VALUE :OLD."STATUS", KEY 'total' VALUE :OLD."TOTAL", KEY 'updated_at' VALUE :OLD."UPDATED_AT" NULL ON NULL RETURNING CLOB) INTO v_old FROM dual;
+    END IF;
+    v_op := CASE WHEN INSERTING THEN 'insert' WHEN UPDATING THEN 'update' ELSE 'delete' END;
+    SELECT JSON_OBJECT(
+                       KEY 'txid' VALUE g_txid,
+                       KEY 'ts' VALUE g_ts,
+                       KEY 'new' VALUE v_new FORMAT JSON,
+                       KEY 'old' VALUE v_old FORMAT JSON
+                       NULL ON NULL RETURNING CLOB)
+      INTO v_doc FROM dual;
 
     g_ops(g_ops.COUNT + 1) := v_op;
     g_docs(g_docs.COUNT + 1) := v_doc;
+    g_chars := g_chars + DBMS_LOB.GETLENGTH(v_doc);
+    IF g_docs.COUNT >= c_flush_rows OR g_chars >= c_flush_chars THEN
+      flush;
+    END IF;
   END AFTER EACH ROW;
 
   AFTER STATEMENT IS
   BEGIN
-    FORALL i IN 1 .. g_docs.COUNT
-      INSERT INTO "SQLAMBDA_OUTBOX" (trigger_name, table_name, op, payload)
-      VALUES ('orders_to_warehouse', 'public.orders', g_ops(i), g_docs(i));
-    g_ops.DELETE;
-    g_docs.DELETE;
+    flush;
   END AFTER STATEMENT;
 END;
 /
@@ -3003,9 +3009,11 @@ COMPOUND TRIGGER
   c_max_rows  CONSTANT PLS_INTEGER := 500;
   -- max_bytes minus the envelope around the records array.
   c_max_bytes CONSTANT NUMBER := 262144 - 144;
-  TYPE t_event IS RECORD (op VARCHAR2(6), doc CLOB, bytes NUMBER);
-  TYPE t_events IS TABLE OF t_event INDEX BY PLS_INTEGER;
-  g_events t_events;
+  -- the batch being filled: at most c_max_rows events of one operation
+  g_batch JSON_ARRAY_T;
+  g_op    VARCHAR2(6);
+  g_rows  PLS_INTEGER := 0;
+  g_bytes NUMBER := 0;
   -- the transaction's id and the statement's time (UTC), the same for every row of the statement
   g_txid VARCHAR2(64);
   g_ts   VARCHAR2(40);
@@ -3027,7 +3035,9 @@ COMPOUND TRIGGER
 
   BEFORE STATEMENT IS
   BEGIN
-    g_events.DELETE;
+    g_batch := NULL;
+    g_rows := 0;
+    g_bytes := 0;
     g_txid := DBMS_TRANSACTION.LOCAL_TRANSACTION_ID(TRUE);
     g_ts := TO_CHAR(SYS_EXTRACT_UTC(SYSTIMESTAMP), 'YYYY-MM-DD"T"HH24:MI:SS.FF6"Z"');
   END BEFORE STATEMENT;
@@ -3035,72 +3045,54 @@ COMPOUND TRIGGER
   AFTER EACH ROW IS
     v_op    VARCHAR2(6);
     v_doc   CLOB;
-    v_event t_event;
+    v_new   CLOB;
+    v_old   CLOB;
+    v_bytes NUMBER;
   BEGIN
-    IF INSERTING THEN
-      v_op := 'insert';
-      SELECT JSON_OBJECT(
-                         KEY 'idempotency_key' VALUE RAWTOHEX(SYS_GUID()),
-                         KEY 'txid' VALUE g_txid,
-                         KEY 'ts' VALUE g_ts,
-                         KEY 'new' VALUE JSON_OBJECT(KEY 'reading_time' VALUE :NEW."READING_TIME", KEY 'reading_value' VALUE :NEW."READING_VALUE" NULL ON NULL RETURNING CLOB) FORMAT JSON,
-                         KEY 'old' VALUE NULL
-                         NULL ON NULL RETURNING CLOB)
-        INTO v_doc FROM dual;
-    ELSIF UPDATING THEN
-      v_op := 'update';
-      SELECT JSON_OBJECT(
-                         KEY 'idempotency_key' VALUE RAWTOHEX(SYS_GUID()),
-                         KEY 'txid' VALUE g_txid,
-                         KEY 'ts' VALUE g_ts,
-                         KEY 'new' VALUE JSON_OBJECT(KEY 'reading_time' VALUE :NEW."READING_TIME", KEY 'reading_value' VALUE :NEW."READING_VALUE" NULL ON NULL RETURNING CLOB) FORMAT JSON,
-                         KEY 'old' VALUE JSON_OBJECT(KEY 'reading_time' VALUE :OLD."READING_TIME", KEY 'reading_value' VALUE :OLD."READING_VALUE" NULL ON NULL RETURNING CLOB) FORMAT JSON
-                         NULL ON NULL RETURNING CLOB)
-        INTO v_doc FROM dual;
-    ELSE
-      v_op := 'delete';
-      SELECT JSON_OBJECT(
-                         KEY 'idempotency_key' VALUE RAWTOHEX(SYS_GUID()),
-                         KEY 'txid' VALUE g_txid,
-                         KEY 'ts' VALUE g_ts,
-                         KEY 'new' VALUE NULL,
-                         KEY 'old' VALUE JSON_OBJECT(KEY 'reading_time' VALUE :OLD."READING_TIME", KEY 'reading_value' VALUE :OLD."READING_VALUE" NULL ON NULL RETURNING CLOB) FORMAT JSON
-                         NULL ON NULL RETURNING CLOB)
-        INTO v_doc FROM dual;
+    -- each image is built once (a column is named twice per trigger, not four times: a trigger's
+    -- source is limited to 32K, see render.TRIGGER_LIMIT), then the event around them
+    v_new := NULL;
+    v_old := NULL;
+    IF INSERTING OR UPDATING THEN
+      SELECT JSON_OBJECT(KEY 'reading_time' VALUE :NEW."READING_TIME", KEY 'reading_value' VALUE :NEW."READING_VALUE" NULL ON NULL RETURNING CLOB) INTO v_new FROM dual;
     END IF;
+    IF UPDATING OR DELETING THEN
+      SELECT JSON_OBJECT(KEY 'reading_time' VALUE :OLD."READING_TIME", KEY 'reading_value' VALUE :OLD."READING_VALUE" NULL ON NULL RETURNING CLOB) INTO v_old FROM dual;
+    END IF;
+    v_op := CASE WHEN INSERTING THEN 'insert' WHEN UPDATING THEN 'update' ELSE 'delete' END;
+    SELECT JSON_OBJECT(
+                       KEY 'idempotency_key' VALUE RAWTOHEX(SYS_GUID()),
+                       KEY 'txid' VALUE g_txid,
+                       KEY 'ts' VALUE g_ts,
+                       KEY 'new' VALUE v_new FORMAT JSON,
+                       KEY 'old' VALUE v_old FORMAT JSON
+                       NULL ON NULL RETURNING CLOB)
+      INTO v_doc FROM dual;
 
-    v_event.op := v_op;
-    v_event.doc := v_doc;
-    v_event.bytes := "SQLAMBDA_RT".byte_length(v_doc);
-    g_events(g_events.COUNT + 1) := v_event;
+    v_bytes := "SQLAMBDA_RT".byte_length(v_doc);
+    -- send the batch before a row that would pass a limit or change the operation
+    IF g_rows > 0 AND (v_op <> g_op OR g_rows >= c_max_rows OR g_bytes + v_bytes + 1 > c_max_bytes) THEN
+      send(g_op, g_batch);
+      g_rows := 0;
+      g_bytes := 0;
+    END IF;
+    IF g_rows = 0 THEN
+      g_batch := JSON_ARRAY_T();
+      g_op := v_op;
+    END IF;
+    g_batch.append(JSON_OBJECT_T.parse(v_doc));
+    g_rows := g_rows + 1;
+    g_bytes := g_bytes + v_bytes + 1;
   END AFTER EACH ROW;
 
   AFTER STATEMENT IS
-    v_batch JSON_ARRAY_T;
-    v_op    VARCHAR2(6);
-    v_rows  PLS_INTEGER := 0;
-    v_bytes NUMBER := 0;
   BEGIN
-    FOR i IN 1 .. g_events.COUNT LOOP
-      -- Cut before a row that would pass a limit or change the operation.
-      IF v_rows > 0 AND (g_events(i).op <> v_op OR v_rows >= c_max_rows
-                         OR v_bytes + g_events(i).bytes + 1 > c_max_bytes) THEN
-        send(v_op, v_batch);
-        v_rows := 0;
-        v_bytes := 0;
-      END IF;
-      IF v_rows = 0 THEN
-        v_batch := JSON_ARRAY_T();
-        v_op := g_events(i).op;
-      END IF;
-      v_batch.append(JSON_OBJECT_T.parse(g_events(i).doc));
-      v_rows := v_rows + 1;
-      v_bytes := v_bytes + g_events(i).bytes + 1;
-    END LOOP;
-    IF v_rows > 0 THEN
-      send(v_op, v_batch);
+    IF g_rows > 0 THEN
+      send(g_op, g_batch);
     END IF;
-    g_events.DELETE;
+    g_batch := NULL;
+    g_rows := 0;
+    g_bytes := 0;
   END AFTER STATEMENT;
 END;
 /
