@@ -185,6 +185,54 @@ public final class LambdaInvoke {
         return configured ? 1 : 0;
     }
 
+    /**
+     * For `sqlambda doctor`: where this session's credentials come from ("ok: environment",
+     * "ok: imds:<role>", ...) or why there are none ("error: ..."); never a key. Call spec:
+     * FUNCTION credentials_check RETURN VARCHAR2 AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.credentials_check() return java.lang.String';
+     */
+    public static String credentials_check() {
+        try {
+            return "ok: " + CREDENTIALS.resolve().getSource();
+        } catch (LambdaException e) {
+            return "error: " + e.getMessage();
+        }
+    }
+
+    /**
+     * For `sqlambda doctor`: opens a connection to the Lambda endpoint as a call would (for https,
+     * the TLS handshake against the JVM's trust store: is the endpoint's CA trusted?) and sends
+     * nothing. "ok: ..." or "error: ...". Call spec:
+     * FUNCTION endpoint_check RETURN VARCHAR2 AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.endpoint_check() return java.lang.String';
+     */
+    public static String endpoint_check() {
+        String url;
+        try {
+            url = resolveEndpoint(resolveRegion());
+        } catch (LambdaException e) {
+            return "error: " + e.getMessage();
+        }
+        HttpURLConnection conn = null;
+        try {
+            conn = (HttpURLConnection) new URL(url + "/").openConnection(Proxy.NO_PROXY);
+            conn.setConnectTimeout(connectTimeoutMs > 0 ? connectTimeoutMs : DEFAULT_CONNECT_TIMEOUT_MS);
+            conn.setReadTimeout(connectTimeoutMs > 0 ? connectTimeoutMs : DEFAULT_CONNECT_TIMEOUT_MS);
+            conn.connect();
+            return "ok: " + (url.startsWith("https:") ? "TLS handshake with " : "TCP connection to ") + hostOf(url)
+                    + " succeeded";
+        } catch (SSLException e) {
+            return "error: TLS to " + hostOf(url) + " failed (" + e.getClass().getSimpleName()
+                    + "): the endpoint's CA is not in the database JVM's trust store";
+        } catch (SecurityException e) {
+            return "error: " + CredentialChain.missingPermission(e, "connecting to " + hostOf(url)).getMessage();
+        } catch (IOException e) {
+            return "error: cannot connect to " + hostOf(url) + " (" + e.getClass().getSimpleName() + ")";
+        } finally {
+            if (conn != null) {
+                conn.disconnect();
+            }
+        }
+    }
+
     /** Java API for step 1 of the credential chain; null removes the provider. */
     public static void setCredentialsProvider(AwsCredentials.Provider provider) {
         CREDENTIALS.setProvider(provider);

@@ -343,3 +343,18 @@ def test_trigger_memory_is_bounded_by_one_batch():
     row_part = out.split("AFTER EACH ROW IS", 1)[1].split("END AFTER EACH ROW;", 1)[0]
     assert "IF g_docs.COUNT >= c_flush_rows OR g_chars >= c_flush_chars THEN" in row_part and "flush;" in row_part
     assert f"c_flush_rows  CONSTANT PLS_INTEGER := {R.OUTBOX_FLUSH_ROWS};" in out
+
+
+def test_the_drainer_never_commits_the_callers_transaction(full_spec):
+    pkg = next(a for a in R.render(full_spec).artifacts if a.key.endswith("SQLAMBDA_OUTBOX_PKG"))
+    body = pkg.statements[-1]
+    for unit in ("FUNCTION drain_batch(", "FUNCTION retry_dead("):
+        part = body.split(unit, 1)[1].split(" IS\n", 1)[1].lstrip()
+        assert part.startswith("PRAGMA AUTONOMOUS_TRANSACTION;"), unit
+    assert "ROLLBACK;  -- an autonomous transaction must end" in body
+
+
+def test_a_java_permission_granted_through_a_role_counts(full_spec):
+    perm = next(a for a in R.render(full_spec).artifacts if a.kind == "java_permission")
+    assert "FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES" in perm.statements[0]
+    assert "FROM USER_JAVA_POLICY" in perm.statements[0]  # direct grants, readable by anyone

@@ -90,6 +90,10 @@ public final class InvokeProbe {
                     out.println("{\"ok\":false,\"class\":" + q(e.getClass().getName()) + ",\"message\":" + q(e.getMessage())
                             + ",\"toString\":" + q(e.toString()) + "}");
                 }
+            } else if (cmd.equals("doctor")) {
+                // what the runtime package's credentials_check / endpoint_check answer for `sqlambda doctor`
+                out.println("{\"ok\":true,\"credentials\":" + q(LambdaInvoke.credentials_check())
+                        + ",\"endpoint\":" + q(LambdaInvoke.endpoint_check()) + "}");
             } else if (cmd.equals("reset_state")) {
                 // what a Java session reset does to the client's state, as the runtime package sees it
                 int before = LambdaInvoke.is_configured();

@@ -243,3 +243,40 @@ def test_the_runtime_package_can_see_a_java_state_reset(java_build, local_stack)
     assert got == {"ok": True, "before": 1, "after": 0}
     rt = next(a for a in R.render(Spec(project="p")).artifacts if "configures the Java client" in a.summary)
     assert '"SQLAMBDA_JAVA".is_configured() = 1' in "\n".join(rt.statements)
+
+
+def test_the_doctor_checks_answer_from_the_client(java_build, local_stack, tmp_path):
+    got = _call(java_build, local_stack, "doctor", "-")
+    assert got["credentials"] == "ok: environment"
+    assert got["endpoint"].startswith("ok: TCP connection to 127.0.0.1:")
+    none = _call(java_build, local_stack, "doctor", "-", env={"AWS_EC2_METADATA_DISABLED": "true"})
+    assert none["credentials"].startswith("error: CredentialsError: no AWS credentials")
+
+
+def test_the_doctor_sees_an_untrusted_tls_endpoint(java_build, local_stack, tmp_path):
+    """An https endpoint whose certificate the JVM's trust store does not hold: what a database JVM
+    without the Amazon root CA meets. The check must say so, naming the trust store."""
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        proc = java_build.run("InvokeProbe", "doctor", "-", input="", props={**_props(local_stack), "probe.endpointUrl": url},
+                              env=ENV)
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert got["endpoint"].startswith("error: TLS to 127.0.0.1:") and "trust store" in got["endpoint"], got
+    finally:
+        server.server_close()

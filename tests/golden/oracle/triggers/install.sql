@@ -26,6 +26,19 @@ BEGIN
      AND kind = 'GRANT'
      AND enabled = 'ENABLED';
   IF v_have = 0 THEN
+    -- granted through a role (or PUBLIC) counts too; only DBA_JAVA_POLICY shows those, and reading
+    -- it needs a privilege the installer may lack (then only direct grants are seen)
+    BEGIN
+      EXECUTE IMMEDIATE
+        'SELECT COUNT(*) FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES UNION ALL SELECT ''PUBLIC'' FROM DUAL) '
+        || 'AND type_name = :t AND name = :n AND NVL(action, '' '') = NVL(:a, '' '') AND kind = ''GRANT'' AND enabled = ''ENABLED'''
+        INTO v_have USING 'java.lang.RuntimePermission', 'getenv.AWS_ACCESS_KEY_ID', '';
+    EXCEPTION
+      WHEN OTHERS THEN
+        v_have := 0;
+    END;
+  END IF;
+  IF v_have = 0 THEN
     BEGIN
       DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ACCESS_KEY_ID', '');
     EXCEPTION
@@ -52,6 +65,19 @@ BEGIN
      AND NVL(action, ' ') = NVL('', ' ')
      AND kind = 'GRANT'
      AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    -- granted through a role (or PUBLIC) counts too; only DBA_JAVA_POLICY shows those, and reading
+    -- it needs a privilege the installer may lack (then only direct grants are seen)
+    BEGIN
+      EXECUTE IMMEDIATE
+        'SELECT COUNT(*) FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES UNION ALL SELECT ''PUBLIC'' FROM DUAL) '
+        || 'AND type_name = :t AND name = :n AND NVL(action, '' '') = NVL(:a, '' '') AND kind = ''GRANT'' AND enabled = ''ENABLED'''
+        INTO v_have USING 'java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_DISABLED', '';
+    EXCEPTION
+      WHEN OTHERS THEN
+        v_have := 0;
+    END;
+  END IF;
   IF v_have = 0 THEN
     BEGIN
       DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_DISABLED', '');
@@ -80,6 +106,19 @@ BEGIN
      AND kind = 'GRANT'
      AND enabled = 'ENABLED';
   IF v_have = 0 THEN
+    -- granted through a role (or PUBLIC) counts too; only DBA_JAVA_POLICY shows those, and reading
+    -- it needs a privilege the installer may lack (then only direct grants are seen)
+    BEGIN
+      EXECUTE IMMEDIATE
+        'SELECT COUNT(*) FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES UNION ALL SELECT ''PUBLIC'' FROM DUAL) '
+        || 'AND type_name = :t AND name = :n AND NVL(action, '' '') = NVL(:a, '' '') AND kind = ''GRANT'' AND enabled = ''ENABLED'''
+        INTO v_have USING 'java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT', '';
+    EXCEPTION
+      WHEN OTHERS THEN
+        v_have := 0;
+    END;
+  END IF;
+  IF v_have = 0 THEN
     BEGIN
       DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_EC2_METADATA_SERVICE_ENDPOINT', '');
     EXCEPTION
@@ -106,6 +145,19 @@ BEGIN
      AND NVL(action, ' ') = NVL('', ' ')
      AND kind = 'GRANT'
      AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    -- granted through a role (or PUBLIC) counts too; only DBA_JAVA_POLICY shows those, and reading
+    -- it needs a privilege the installer may lack (then only direct grants are seen)
+    BEGIN
+      EXECUTE IMMEDIATE
+        'SELECT COUNT(*) FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES UNION ALL SELECT ''PUBLIC'' FROM DUAL) '
+        || 'AND type_name = :t AND name = :n AND NVL(action, '' '') = NVL(:a, '' '') AND kind = ''GRANT'' AND enabled = ''ENABLED'''
+        INTO v_have USING 'java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL', '';
+    EXCEPTION
+      WHEN OTHERS THEN
+        v_have := 0;
+    END;
+  END IF;
   IF v_have = 0 THEN
     BEGIN
       DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL', '');
@@ -134,6 +186,19 @@ BEGIN
      AND kind = 'GRANT'
      AND enabled = 'ENABLED';
   IF v_have = 0 THEN
+    -- granted through a role (or PUBLIC) counts too; only DBA_JAVA_POLICY shows those, and reading
+    -- it needs a privilege the installer may lack (then only direct grants are seen)
+    BEGIN
+      EXECUTE IMMEDIATE
+        'SELECT COUNT(*) FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES UNION ALL SELECT ''PUBLIC'' FROM DUAL) '
+        || 'AND type_name = :t AND name = :n AND NVL(action, '' '') = NVL(:a, '' '') AND kind = ''GRANT'' AND enabled = ''ENABLED'''
+        INTO v_have USING 'java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL_LAMBDA', '';
+    EXCEPTION
+      WHEN OTHERS THEN
+        v_have := 0;
+    END;
+  END IF;
+  IF v_have = 0 THEN
     BEGIN
       DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_ENDPOINT_URL_LAMBDA', '');
     EXCEPTION
@@ -160,6 +225,19 @@ BEGIN
      AND NVL(action, ' ') = NVL('', ' ')
      AND kind = 'GRANT'
      AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    -- granted through a role (or PUBLIC) counts too; only DBA_JAVA_POLICY shows those, and reading
+    -- it needs a privilege the installer may lack (then only direct grants are seen)
+    BEGIN
+      EXECUTE IMMEDIATE
+        'SELECT COUNT(*) FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES UNION ALL SELECT ''PUBLIC'' FROM DUAL) '
+        || 'AND type_name = :t AND name = :n AND NVL(action, '' '') = NVL(:a, '' '') AND kind = ''GRANT'' AND enabled = ''ENABLED'''
+        INTO v_have USING 'java.lang.RuntimePermission', 'getenv.AWS_SECRET_ACCESS_KEY', '';
+    EXCEPTION
+      WHEN OTHERS THEN
+        v_have := 0;
+    END;
+  END IF;
   IF v_have = 0 THEN
     BEGIN
       DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SECRET_ACCESS_KEY', '');
@@ -188,6 +266,19 @@ BEGIN
      AND kind = 'GRANT'
      AND enabled = 'ENABLED';
   IF v_have = 0 THEN
+    -- granted through a role (or PUBLIC) counts too; only DBA_JAVA_POLICY shows those, and reading
+    -- it needs a privilege the installer may lack (then only direct grants are seen)
+    BEGIN
+      EXECUTE IMMEDIATE
+        'SELECT COUNT(*) FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES UNION ALL SELECT ''PUBLIC'' FROM DUAL) '
+        || 'AND type_name = :t AND name = :n AND NVL(action, '' '') = NVL(:a, '' '') AND kind = ''GRANT'' AND enabled = ''ENABLED'''
+        INTO v_have USING 'java.lang.RuntimePermission', 'getenv.AWS_SESSION_TOKEN', '';
+    EXCEPTION
+      WHEN OTHERS THEN
+        v_have := 0;
+    END;
+  END IF;
+  IF v_have = 0 THEN
     BEGIN
       DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.lang.RuntimePermission', 'getenv.AWS_SESSION_TOKEN', '');
     EXCEPTION
@@ -215,6 +306,19 @@ BEGIN
      AND kind = 'GRANT'
      AND enabled = 'ENABLED';
   IF v_have = 0 THEN
+    -- granted through a role (or PUBLIC) counts too; only DBA_JAVA_POLICY shows those, and reading
+    -- it needs a privilege the installer may lack (then only direct grants are seen)
+    BEGIN
+      EXECUTE IMMEDIATE
+        'SELECT COUNT(*) FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES UNION ALL SELECT ''PUBLIC'' FROM DUAL) '
+        || 'AND type_name = :t AND name = :n AND NVL(action, '' '') = NVL(:a, '' '') AND kind = ''GRANT'' AND enabled = ''ENABLED'''
+        INTO v_have USING 'java.net.SocketPermission', '169.254.169.254:80', 'connect,resolve';
+    EXCEPTION
+      WHEN OTHERS THEN
+        v_have := 0;
+    END;
+  END IF;
+  IF v_have = 0 THEN
     BEGIN
       DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', '169.254.169.254:80', 'connect,resolve');
     EXCEPTION
@@ -241,6 +345,19 @@ BEGIN
      AND NVL(action, ' ') = NVL('connect,resolve', ' ')
      AND kind = 'GRANT'
      AND enabled = 'ENABLED';
+  IF v_have = 0 THEN
+    -- granted through a role (or PUBLIC) counts too; only DBA_JAVA_POLICY shows those, and reading
+    -- it needs a privilege the installer may lack (then only direct grants are seen)
+    BEGIN
+      EXECUTE IMMEDIATE
+        'SELECT COUNT(*) FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES UNION ALL SELECT ''PUBLIC'' FROM DUAL) '
+        || 'AND type_name = :t AND name = :n AND NVL(action, '' '') = NVL(:a, '' '') AND kind = ''GRANT'' AND enabled = ''ENABLED'''
+        INTO v_have USING 'java.net.SocketPermission', 'lambda.us-east-1.amazonaws.com:443', 'connect,resolve';
+    EXCEPTION
+      WHEN OTHERS THEN
+        v_have := 0;
+    END;
+  END IF;
   IF v_have = 0 THEN
     BEGIN
       DBMS_JAVA.GRANT_PERMISSION(v_grantee, 'SYS:java.net.SocketPermission', 'lambda.us-east-1.amazonaws.com:443', 'connect,resolve');
@@ -1950,6 +2067,54 @@ public final class LambdaInvoke {
         return configured ? 1 : 0;
     }
 
+    /**
+     * For `sqlambda doctor`: where this session's credentials come from ("ok: environment",
+     * "ok: imds:<role>", ...) or why there are none ("error: ..."); never a key. Call spec:
+     * FUNCTION credentials_check RETURN VARCHAR2 AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.credentials_check() return java.lang.String';
+     */
+    public static String credentials_check() {
+        try {
+            return "ok: " + CREDENTIALS.resolve().getSource();
+        } catch (LambdaException e) {
+            return "error: " + e.getMessage();
+        }
+    }
+
+    /**
+     * For `sqlambda doctor`: opens a connection to the Lambda endpoint as a call would (for https,
+     * the TLS handshake against the JVM's trust store: is the endpoint's CA trusted?) and sends
+     * nothing. "ok: ..." or "error: ...". Call spec:
+     * FUNCTION endpoint_check RETURN VARCHAR2 AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.endpoint_check() return java.lang.String';
+     */
+    public static String endpoint_check() {
+        String url;
+        try {
+            url = resolveEndpoint(resolveRegion());
+        } catch (LambdaException e) {
+            return "error: " + e.getMessage();
+        }
+        HttpURLConnection conn = null;
+        try {
+            conn = (HttpURLConnection) new URL(url + "/").openConnection(Proxy.NO_PROXY);
+            conn.setConnectTimeout(connectTimeoutMs > 0 ? connectTimeoutMs : DEFAULT_CONNECT_TIMEOUT_MS);
+            conn.setReadTimeout(connectTimeoutMs > 0 ? connectTimeoutMs : DEFAULT_CONNECT_TIMEOUT_MS);
+            conn.connect();
+            return "ok: " + (url.startsWith("https:") ? "TLS handshake with " : "TCP connection to ") + hostOf(url)
+                    + " succeeded";
+        } catch (SSLException e) {
+            return "error: TLS to " + hostOf(url) + " failed (" + e.getClass().getSimpleName()
+                    + "): the endpoint's CA is not in the database JVM's trust store";
+        } catch (SecurityException e) {
+            return "error: " + CredentialChain.missingPermission(e, "connecting to " + hostOf(url)).getMessage();
+        } catch (IOException e) {
+            return "error: cannot connect to " + hostOf(url) + " (" + e.getClass().getSimpleName() + ")";
+        } finally {
+            if (conn != null) {
+                conn.disconnect();
+            }
+        }
+    }
+
     /** Java API for step 1 of the credential chain; null removes the provider. */
     public static void setCredentialsProvider(AwsCredentials.Provider provider) {
         CREDENTIALS.setProvider(provider);
@@ -2319,6 +2484,8 @@ CREATE OR REPLACE PACKAGE "SQLAMBDA_JAVA" AUTHID DEFINER AS
   PROCEDURE configure_credentials_provider(class_name VARCHAR2);
   PROCEDURE configure_credentials_source(source VARCHAR2);
   FUNCTION is_configured RETURN NUMBER;
+  FUNCTION credentials_check RETURN VARCHAR2;
+  FUNCTION endpoint_check RETURN VARCHAR2;
   PROCEDURE reset;
   FUNCTION invoke_sync(fn VARCHAR2, payload VARCHAR2) RETURN VARCHAR2;
   FUNCTION invoke_async(fn VARCHAR2, payload VARCHAR2) RETURN NUMBER;
@@ -2357,6 +2524,10 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_JAVA" AS
   AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.configure_credentials_source(java.lang.String)';
   FUNCTION is_configured RETURN NUMBER
   AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.is_configured() return int';
+  FUNCTION credentials_check RETURN VARCHAR2
+  AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.credentials_check() return java.lang.String';
+  FUNCTION endpoint_check RETURN VARCHAR2
+  AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.endpoint_check() return java.lang.String';
   PROCEDURE reset
   AS LANGUAGE JAVA NAME 'sqlambda.LambdaInvoke.reset()';
   FUNCTION invoke_sync(fn VARCHAR2, payload VARCHAR2) RETURN VARCHAR2
@@ -2405,6 +2576,9 @@ CREATE OR REPLACE PACKAGE "SQLAMBDA_RT" AUTHID DEFINER AS
   -- Size of a CLOB in bytes of the database character set (UTF-8 under AL32UTF8), used to cut
   -- batches by max_bytes. DBMS_LOB.GETLENGTH counts characters, not bytes.
   FUNCTION byte_length(doc CLOB) RETURN NUMBER;
+  -- For `sqlambda doctor`, from this session as a call would run: 'ok: <source>' or 'error: ...'.
+  FUNCTION credentials_check RETURN VARCHAR2;
+  FUNCTION endpoint_check RETURN VARCHAR2;
 END;
 /
 SHOW ERRORS PACKAGE "SQLAMBDA_RT"
@@ -2488,6 +2662,18 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_RT" AS
     ensure_configured;
     RETURN "SQLAMBDA_JAVA".invoke_sync_clob_original(fn, payload);
   END invoke_sync_clob_original;
+
+  FUNCTION credentials_check RETURN VARCHAR2 IS
+  BEGIN
+    ensure_configured;
+    RETURN "SQLAMBDA_JAVA".credentials_check;
+  END credentials_check;
+
+  FUNCTION endpoint_check RETURN VARCHAR2 IS
+  BEGIN
+    ensure_configured;
+    RETURN "SQLAMBDA_JAVA".endpoint_check;
+  END endpoint_check;
 
   FUNCTION byte_length(doc CLOB) RETURN NUMBER IS
     -- 8000 characters fit a VARCHAR2(32767) even at 4 bytes each.
@@ -2732,7 +2918,8 @@ CREATE TABLE "SQLAMBDA_OUTBOX_DEAD" (
 
 PROMPT [30/32] outbox drainer (FOR UPDATE SKIP LOCKED, retries, dead-letter)
 CREATE OR REPLACE PACKAGE "SQLAMBDA_OUTBOX_PKG" AUTHID DEFINER AS
-  -- Sends due events of every trigger of the spec; returns how many were delivered. Commits.
+  -- Sends due events of every trigger of the spec; returns how many were delivered. Each batch
+  -- commits in its own autonomous transaction; the caller's transaction is left alone.
   FUNCTION drain(p_max_batches NUMBER DEFAULT 100) RETURN NUMBER;
   -- The scheduler job's action.
   PROCEDURE drain_job;
@@ -2766,6 +2953,7 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
   FUNCTION drain_batch(p_trigger VARCHAR2, p_table VARCHAR2, p_fn VARCHAR2, p_async BOOLEAN,
                        p_max_rows PLS_INTEGER, p_max_bytes NUMBER,
                        p_max_attempts PLS_INTEGER, p_base_ms NUMBER, p_max_ms NUMBER) RETURN NUMBER IS
+    PRAGMA AUTONOMOUS_TRANSACTION;
     CURSOR c_due IS
       SELECT id, op, idempotency_key, payload
         FROM "SQLAMBDA_OUTBOX"
@@ -2841,6 +3029,10 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
       DELETE FROM "SQLAMBDA_OUTBOX" WHERE id = v_ids(i);
     COMMIT;
     RETURN v_n;
+  EXCEPTION
+    WHEN OTHERS THEN
+      ROLLBACK;  -- an autonomous transaction must end before it returns, even on an error
+      RAISE;
   END drain_batch;
 
   FUNCTION drain(p_max_batches NUMBER DEFAULT 100) RETURN NUMBER IS
@@ -2866,6 +3058,7 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
   END drain_job;
 
   FUNCTION retry_dead(p_trigger VARCHAR2 DEFAULT NULL) RETURN NUMBER IS
+    PRAGMA AUTONOMOUS_TRANSACTION;
     v_n NUMBER;
   BEGIN
     INSERT INTO "SQLAMBDA_OUTBOX" (trigger_name, table_name, op, idempotency_key, payload, created_at)
@@ -2876,6 +3069,10 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
     DELETE FROM "SQLAMBDA_OUTBOX_DEAD" WHERE p_trigger IS NULL OR trigger_name = p_trigger;
     COMMIT;
     RETURN v_n;
+  EXCEPTION
+    WHEN OTHERS THEN
+      ROLLBACK;
+      RAISE;
   END retry_dead;
 END;
 /
