@@ -63,11 +63,18 @@ def java_round(proc: subprocess.Popen, calls: int) -> float:
         raise SystemExit(f"Java bench failed: {line}") from None
 
 
-def boto3_round(client, calls: int) -> float:
-    t0 = time.perf_counter()
+def boto3_round(client, calls: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) for ``calls`` sequential invokes."""
+    c0, t0 = time.process_time(), time.perf_counter()
     for _ in range(calls):
         client.invoke(FunctionName="echo", Payload=PAYLOAD)["Payload"].read()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process so far (/proc/<pid>/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,15 +98,21 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             compile_java(Path(tmp))
             java = start_java(Path(tmp), stack.endpoint_url)
-            java_s = boto_s = 0.0
+            java_s = boto_s = java_cpu = boto_cpu = 0.0
             for _ in range(args.rounds):
+                c0 = cpu_seconds(java.pid)
                 java_s += java_round(java, args.calls)
-                boto_s += boto3_round(client, args.calls)
+                java_cpu += cpu_seconds(java.pid) - c0
+                wall, cpu = boto3_round(client, args.calls)
+                boto_s += wall
+                boto_cpu += cpu
         total = args.rounds * args.calls
         java_rate, boto_rate = total / java_s, total / boto_s
         print(f"calls per client: {total} in {args.rounds} alternating rounds of {args.calls}")
-        print(f"java  (sqlambda.LambdaInvoke, keep-alive): {java_rate:8.1f} calls/s")
-        print(f"boto3 (lambda.invoke)                    : {boto_rate:8.1f} calls/s")
+        print(f"java  (sqlambda.LambdaInvoke, keep-alive): {java_rate:8.1f} calls/s, "
+              f"{java_cpu / total * 1e6:7.0f} us client CPU per call")
+        print(f"boto3 (lambda.invoke)                    : {boto_rate:8.1f} calls/s, "
+              f"{boto_cpu / total * 1e6:7.0f} us client CPU per call")
         print(f"ratio java/boto3                         : {java_rate / boto_rate:8.2f}   (target >= 1.0)")
     finally:
         if java is not None:
