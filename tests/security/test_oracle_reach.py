@@ -54,4 +54,11 @@ def test_the_runtime_package_configures_the_spec_constants_only():
     spec_part = body.split("CREATE OR REPLACE PACKAGE BODY", 1)[0]
     declarations = [ln for ln in spec_part.splitlines() if not ln.strip().startswith("--")]
     # what the package offers (to its owner only): no procedure takes a region, an endpoint or a key
-    assert not re.search(r"region|endpoint|credential|proxy", "\n".join(declarations[1:]), re.I), declarations
+    # (the doctor's credentials_check/endpoint_check take nothing: they report what configure() set)
+    decls = re.findall(r"^\s*(PROCEDURE|FUNCTION)\s+(\w+)\s*(\([^)]*\))?", "\n".join(declarations[1:]), re.M)
+    assert len(decls) >= 5, declarations
+    for _kind, name, params in decls:
+        assert not re.search(r"region|endpoint|credential|proxy|key|secret|token", params, re.I), (name, params)
+    checks = {name for _k, name, params in decls if re.search(r"region|endpoint|credential|proxy", name, re.I)}
+    assert checks == {"credentials_check", "endpoint_check"}, checks
+    assert all(not params for _k, name, params in decls if name in checks)
