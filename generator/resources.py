@@ -46,7 +46,10 @@ def plpython_module(name: str) -> Any:
     written there once (batch cutting, error classification, the endpoint rule) hold outside too."""
     import sys
 
-    if name != "sqlambda_core":
+    if name == "sqlambda_core":
+        # the core imports its call path by its bare name, as the database's loader provides it
+        sys.modules.setdefault("sqlambda_http", plpython_module("sqlambda_http"))
+    elif name != "sqlambda_http":
         # the modules import the core by its bare name, as the database's loader provides it
         sys.modules.setdefault("sqlambda_core", plpython_module("sqlambda_core"))
     path = folder("plpython") / f"{name}.py"

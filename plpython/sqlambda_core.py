@@ -2,8 +2,9 @@
 
 Owns: resolving the settings (the spec defaults baked into the render, then a DBA's
 ``ALTER DATABASE ... SET sqlambda.*`` read from the catalog; a session may only lower timeouts and
-attempts), the boto3 Lambda client cached per backend in ``GD``, one Lambda ``Invoke`` with our own
-retry loop, the payload limits, and the mapping of every failure to a SQLSTATE, a message
+attempts), the boto3 Lambda client and session cached per backend in ``GD`` (for the endpoint and
+region rules and the credential chain), one Lambda ``Invoke`` sent through ``sqlambda_http``'s
+kept-alive connection with our own retry loop, the payload limits, and the mapping of every failure to a SQLSTATE, a message
 ``lambda <fn> failed: <errorType>: <errorMessage>``, a DETAIL and a HINT.
 
 Must not: ``import plpy`` (``plpy`` and ``GD`` are passed in, so this module is importable and
@@ -35,7 +36,10 @@ import json
 import random
 import re
 import time
+from threading import get_ident as _thread_id
 from urllib.parse import urlsplit
+
+import sqlambda_http
 
 #: Lambda's payload quotas (RequestResponse 6 MB; Event 1 MB since 2025, 256 KB before): the one
 #: definition, which the spec loader, the Oracle renderer and the local stack load from here
@@ -365,6 +369,35 @@ def client(GD, cfg, region=None):
     return c
 
 
+def _sender(GD, c):
+    """The kept-alive connection to this client's endpoint, verifying TLS against what botocore would
+    use: the ``ca_bundle`` setting / AWS_CA_BUNDLE, else its own.
+
+    One per endpoint and thread: a backend has one thread, but the drainer's workers share one GD
+    (``sqlambda.delivery.sink``), and an HTTP connection carries one request at a time."""
+    key = (c.meta.endpoint_url, _thread_id())
+    cache = GD.get("sqlambda.senders")
+    if cache is None:
+        cache = GD["sqlambda.senders"] = {}
+    send = cache.get(key)
+    if send is None:
+        from botocore.httpsession import get_cert_path
+
+        ca = GD["sqlambda.session"]._session.get_config_variable("ca_bundle") or get_cert_path(True)
+        send = cache[key] = sqlambda_http.Sender(key[0], ca if isinstance(ca, str) else None)
+    return send
+
+
+def _credentials(GD):
+    """The backend's credentials from botocore's default chain, refreshed by botocore when they expire."""
+    from botocore.exceptions import NoCredentialsError
+
+    creds = GD["sqlambda.session"].get_credentials()
+    if creds is None:
+        raise NoCredentialsError()
+    return creds.get_frozen_credentials()
+
+
 # -- payload ------------------------------------------------------------------------------------
 def encode_payload(function_name, payload, invocation_type):
     """The request body as bytes, after checking it is JSON and within the limit for its type."""
@@ -525,20 +558,25 @@ def invoke_raw(plpy, GD, function_name, payload, invocation_type="RequestRespons
         raise LambdaFailure("22023", "region %r is not an AWS region name" % region)
     region = region or cfg["region"]
     c = client(GD, cfg, region)
-    kwargs = {"FunctionName": function_name, "InvocationType": invocation_type, "LogType": log_type, "Payload": data}
-    if qualifier:
-        kwargs["Qualifier"] = qualifier
-    ctx = client_context_b64(client_context)
-    if ctx:
-        kwargs["ClientContext"] = ctx
-
+    for name, value, most in (("FunctionName", function_name, 170), ("Qualifier", qualifier, 128)):
+        if value and len(value) > most:  # botocore's parameter validation, which this path replaces
+            raise LambdaFailure("22023", "lambda %s failed: InvalidParameter: Invalid length for parameter %s, "
+                                "value: %d, valid max length: %d" % (function_name[:170], name, len(value), most),
+                                kind="parameter")
+    send = _sender(GD, c)
+    url, headers = sqlambda_http.invoke_request(send.endpoint_url, function_name, data, invocation_type, log_type,
+                                                qualifier or None, client_context_b64(client_context))
     attempts = max(1, int(cfg["max_attempts"]))
     attempt = 0
     while True:
         attempt += 1
         try:
-            resp = c.invoke(**kwargs)
-            body = resp["Payload"].read() if "Payload" in resp else b""
+            creds = _credentials(GD)
+            signed = sqlambda_http.sign("POST", url, dict(headers), data, creds.access_key, creds.secret_key,
+                                        creds.token, c.meta.region_name, "lambda")
+            resp = sqlambda_http.response(*send.send(url, signed, data, cfg["connect_timeout_ms"] / 1000.0,
+                                                     cfg["request_timeout_ms"] / 1000.0))
+            body = resp["Payload"]
             break
         except Exception as exc:  # noqa: BLE001 - classified below; unknown ones propagate
             failure = classify(function_name, exc, cfg, region)

@@ -80,10 +80,11 @@ def module_source(name: str) -> dict:
 def make_bundle(names: list[str], defaults: dict) -> dict:
     """What the ``plpython_body`` macro embeds: modules in load order, their GD key, the spec defaults.
 
-    ``sqlambda_core`` is always loaded first (other modules import it). The key covers every
+    ``sqlambda_core`` is always loaded first (other modules import it), and with it ``sqlambda_http``
+    (its call path; imported by the core when a call is made). The key covers every
     module checksum and the defaults, so a changed module or spec reloads in open sessions.
     """
-    ordered = ["sqlambda_core"] + [n for n in names if n != "sqlambda_core"]
+    ordered = ["sqlambda_http", "sqlambda_core"] + [n for n in names if n not in ("sqlambda_core", "sqlambda_http")]
     modules = [module_source(n) for n in ordered]
     h = hashlib.sha256()
     for m in modules:

@@ -1,0 +1,267 @@
+"""sqlambda_http: the lean Invoke call path: one SigV4-signed HTTP request over a connection kept per
+backend and endpoint.
+
+Owns: building Lambda's Invoke request exactly as botocore does (path, query, headers), signing it
+with AWS Signature Version 4, sending it over a kept-alive ``http.client`` connection (TLS verified
+against botocore's CA bundle or AWS_CA_BUNDLE; HTTPS_PROXY/HTTP_PROXY/NO_PROXY honoured as botocore
+does), and answering like ``client.invoke()``: a response dict, or the botocore exception botocore
+would have raised, so ``sqlambda_core.classify`` maps every failure to the same SQLSTATE, message,
+DETAIL and HINT as before.
+
+What stays with boto3/botocore: the credential chain (with refresh), the endpoint and region rules
+(regional, FIPS, VPC endpoints, from the boto3 client ``sqlambda_core.client`` builds once per
+backend), and the exception classes.
+
+Why written here and not botocore's own sender: a call through ``client.invoke()`` costs about
+800 us of the database backend's CPU, of which botocore's signer alone is ~60 us and its request
+pipeline (events, parameter validation, serialization, urllib3) most of the rest; the same call
+here is a fraction of that (bench/pg_invoke.py prints both). The signer is ~40 lines and is
+tested against botocore's on thousands of generated requests (tests/plpython/test_http.py).
+
+Must not: import plpy, retry (``sqlambda_core.invoke_raw`` decides, by classification), or log
+anything that carries a credential.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import socket
+import ssl
+import time
+from urllib.parse import quote, urlsplit
+
+USER_AGENT = "sqlambda-lean botocore-credentials"
+
+#: the SigV4 signing key for (secret, date, region, service): four HMACs saved per call
+_KEYS: dict = {}
+
+
+# -- the request ----------------------------------------------------------------------------------
+def invoke_request(endpoint_url, function_name, payload, invocation_type, log_type, qualifier, client_context):
+    """(url, headers) of Lambda's Invoke as botocore serializes it (rest-json: the name in the path,
+    Qualifier in the query, the rest in X-Amz-* headers; no Content-Type)."""
+    path = "/2015-03-31/functions/" + quote(function_name, safe="") + "/invocations"
+    url = endpoint_url.rstrip("/") + path + ("?Qualifier=" + quote(qualifier, safe="-_.~") if qualifier else "")
+    headers = {"X-Amz-Invocation-Type": invocation_type}
+    if log_type is not None:
+        headers["X-Amz-Log-Type"] = log_type
+    if client_context:
+        headers["X-Amz-Client-Context"] = client_context
+    return url, headers
+
+
+def sign(method, url, headers, body, access_key, secret_key, token, region, service, now=None):
+    """Add X-Amz-Date, X-Amz-Security-Token and Authorization to ``headers`` (AWS Signature Version 4,
+    as botocore's SigV4Auth signs a non-S3 request: every header but User-Agent and Expect signed,
+    the path URI-encoded once more, the body's SHA-256 in the canonical request)."""
+    now = now or time.gmtime()
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", now)
+    date = amz_date[:8]
+    parts = urlsplit(url)
+    headers["X-Amz-Date"] = amz_date
+    if token:
+        headers["X-Amz-Security-Token"] = token
+    signed = {"host": _host(parts)}
+    for k, v in headers.items():
+        lk = k.lower()
+        if lk not in ("user-agent", "expect", "x-amzn-trace-id", "authorization"):
+            signed[lk] = " ".join(str(v).split())
+    names = sorted(signed)
+    canonical = "\n".join((
+        method,
+        quote(parts.path or "/", safe="/~"),
+        "&".join(sorted(_pair(p) for p in parts.query.split("&"))) if parts.query else "",
+        "".join("%s:%s\n" % (n, signed[n]) for n in names),
+        ";".join(names),
+        hashlib.sha256(body).hexdigest(),
+    ))
+    scope = "%s/%s/%s/aws4_request" % (date, region, service)
+    to_sign = "AWS4-HMAC-SHA256\n%s\n%s\n%s" % (amz_date, scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest())
+    key = _signing_key(secret_key, date, region, service)
+    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
+        access_key, scope, ";".join(names), signature)
+    return headers
+
+
+def _pair(item):
+    name, _, value = item.partition("=")
+    return "%s=%s" % (quote(_unquote(name), safe="-_.~"), quote(_unquote(value), safe="-_.~"))
+
+
+def _unquote(text):
+    from urllib.parse import unquote
+
+    return unquote(text)
+
+
+def _host(parts):
+    """The Host header botocore signs: host[:port], the port only when it is not the scheme's default."""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = "[%s]" % host
+    default = 443 if parts.scheme == "https" else 80
+    return host + (":%d" % parts.port if parts.port and parts.port != default else "")
+
+
+def _signing_key(secret, date, region, service):
+    k = (secret, date, region, service)
+    key = _KEYS.get(k)
+    if key is None:
+        if len(_KEYS) > 64:
+            _KEYS.clear()
+        key = hmac.new(("AWS4" + secret).encode("utf-8"), date.encode("utf-8"), hashlib.sha256).digest()
+        for part in (region, service, "aws4_request"):
+            key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+        _KEYS[k] = key
+    return key
+
+
+# -- the connection -------------------------------------------------------------------------------
+class Sender:
+    """One kept-alive connection to one endpoint, used by one thread at a time (sqlambda_core keeps one
+    per endpoint and thread in GD)."""
+
+    def __init__(self, endpoint_url, ca_bundle=None):
+        self.endpoint_url = endpoint_url.rstrip("/")
+        parts = urlsplit(self.endpoint_url)
+        self.scheme, self.host = parts.scheme, parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.ca_bundle = ca_bundle
+        self.conn = None
+        self.timeout = None  # the read timeout the open connection's socket has now
+        self.proxy = _proxy_for(self.endpoint_url)
+        self.proxy_headers = _proxy_headers(self.proxy) if self.proxy else None
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+            self.conn = None
+
+    def _connect(self, connect_timeout):
+        if self.proxy is not None:
+            p = urlsplit(self.proxy)
+            target = (p.hostname, p.port or (443 if p.scheme == "https" else 80))
+        else:
+            target = (self.host, self.port)
+        if self.scheme == "https":
+            ctx = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else ssl.create_default_context()
+            conn = http.client.HTTPSConnection(target[0], target[1], timeout=connect_timeout, context=ctx)
+            if self.proxy is not None:
+                conn.set_tunnel(self.host, self.port, headers=self.proxy_headers)
+        else:
+            conn = http.client.HTTPConnection(target[0], target[1], timeout=connect_timeout)
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn, self.timeout = conn, connect_timeout
+
+    def send(self, url, headers, body, connect_timeout, read_timeout):
+        """(status, headers as a lower-cased dict, body bytes); botocore's exception on a transport
+        failure. A kept-alive connection the server had closed is opened again once, before any
+        answer came (a read timeout never is: the function may be running). Timeouts in seconds."""
+        from botocore import exceptions as bx
+
+        parts = urlsplit(url)
+        target = url if (self.proxy is not None and self.scheme == "http") else \
+            (parts.path + ("?" + parts.query if parts.query else ""))
+        headers = dict(headers)
+        headers["User-Agent"] = USER_AGENT
+        if self.proxy_headers and self.scheme == "http":
+            headers.update(self.proxy_headers)  # a plain-HTTP proxy sees the request itself
+        while True:
+            reused = self.conn is not None
+            if not reused:
+                try:
+                    self._connect(connect_timeout)
+                except ssl.SSLError as exc:
+                    self.close()
+                    raise bx.SSLError(endpoint_url=url, error=exc) from None
+                except (TimeoutError, socket.timeout) as exc:
+                    self.close()
+                    raise bx.ConnectTimeoutError(endpoint_url=url, error=exc) from None
+                except OSError as exc:
+                    self.close()
+                    raise bx.EndpointConnectionError(endpoint_url=url, error=exc) from None
+            if self.timeout != read_timeout:
+                self.conn.sock.settimeout(read_timeout)
+                self.timeout = read_timeout
+            try:
+                self.conn.request("POST", target, body=body, headers=headers)
+                resp = self.conn.getresponse()
+                data = resp.read()
+            except (TimeoutError, socket.timeout) as exc:
+                self.close()
+                raise bx.ReadTimeoutError(endpoint_url=url, error=exc) from None
+            except (http.client.HTTPException, OSError) as exc:
+                self.close()
+                if reused:
+                    continue  # the server had closed the idle connection: once more on a new one
+                raise bx.ConnectionClosedError(endpoint_url=url, error=exc) from None
+            if resp.will_close:
+                self.close()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+
+def _proxy_for(url):
+    """The proxy botocore would use for ``url`` (HTTPS_PROXY / HTTP_PROXY, unless NO_PROXY matches)."""
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(url)
+    proxies = getproxies()
+    proxy = proxies.get(parts.scheme)
+    if not proxy or proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy if "://" in proxy else "http://" + proxy
+
+
+def _proxy_headers(proxy):
+    import base64
+    from urllib.parse import unquote
+
+    p = urlsplit(proxy)
+    if p.username is None:
+        return None
+    token = base64.b64encode(("%s:%s" % (unquote(p.username), unquote(p.password or ""))).encode()).decode()
+    return {"Proxy-Authorization": "Basic " + token}
+
+
+# -- the answer -----------------------------------------------------------------------------------
+def response(status, headers, body):
+    """What ``client.invoke()`` returns, or raises the ClientError botocore would have raised."""
+    if 200 <= status < 300:
+        return {
+            "StatusCode": status,
+            "Payload": body,
+            "FunctionError": headers.get("x-amz-function-error"),
+            "LogResult": headers.get("x-amz-log-result"),
+            "ExecutedVersion": headers.get("x-amz-executed-version"),
+            "ResponseMetadata": {"RequestId": headers.get("x-amzn-requestid"), "HTTPStatusCode": status},
+        }
+    from botocore.exceptions import ClientError
+
+    code, message = _error_code(headers, body)
+    raise ClientError({"Error": {"Code": code, "Message": message},
+                       "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": headers.get("x-amzn-requestid")}},
+                      "Invoke")
+
+
+def _error_code(headers, body):
+    """As botocore's rest-json parser reads an error: the code from x-amzn-ErrorType (up to ':'),
+    else the body's __type / code; the message from the body's message / Message."""
+    doc = {}
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        pass
+    if not isinstance(doc, dict):
+        doc = {}
+    code = (headers.get("x-amzn-errortype") or doc.get("__type") or doc.get("code") or doc.get("Code") or "")
+    code = code.split(":")[0].split("#")[-1]
+    message = doc.get("message") or doc.get("Message") or (body.decode("utf-8", "replace")[:500] if body else "")
+    return code or str(headers.get(":status", "")) or "Unknown", message
