@@ -245,23 +245,34 @@ def response(status, headers, body):
         }
     from botocore.exceptions import ClientError
 
-    code, message = _error_code(headers, body)
+    code, message = _error_code(status, headers, body)
     raise ClientError({"Error": {"Code": code, "Message": message},
                        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": headers.get("x-amzn-requestid")}},
                       "Invoke")
 
 
-def _error_code(headers, body):
-    """As botocore's rest-json parser reads an error: the code from x-amzn-ErrorType (up to ':'),
-    else the body's __type / code; the message from the body's message / Message."""
+def _error_code(status, headers, body):
+    """(code, message) exactly as botocore's rest-json parser reads an error (tests/plpython/test_http.py
+    compares them): a 5xx with no body or an HTML page is generic (the status and its reason phrase);
+    else the message from the body's message / Message (a body that is not JSON is the message), the
+    code from x-amzn-ErrorType, else the body's code / Code, else __type, else the HTTP status."""
+    if status >= 500 and (not (body or b"").strip() or body.strip().startswith(b"<html>")):
+        return str(status), http.client.responses.get(status, "")
     doc = {}
-    try:
-        doc = json.loads(body or b"{}")
-    except ValueError:
-        pass
+    if body:
+        text = body.decode("utf-8", "replace")
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = {"message": text}
     if not isinstance(doc, dict):
         doc = {}
-    code = (headers.get("x-amzn-errortype") or doc.get("__type") or doc.get("code") or doc.get("Code") or "")
-    code = code.split(":")[0].split("#")[-1]
-    message = doc.get("message") or doc.get("Message") or (body.decode("utf-8", "replace")[:500] if body else "")
-    return code or str(headers.get(":status", "")) or "Unknown", message
+    message = doc.get("message", doc.get("Message", ""))
+    code = doc.get("__type", str(status))
+    if "x-amzn-errortype" in headers:
+        code = headers["x-amzn-errortype"]
+    elif "code" in doc or "Code" in doc:
+        code = doc.get("code", doc.get("Code", ""))
+    if isinstance(code, str):
+        code = code.split(":", 1)[0].rsplit("#", 1)[-1]
+    return code, message
