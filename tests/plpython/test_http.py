@@ -26,11 +26,10 @@ import boto3
 import botocore.auth
 import botocore.session
 import pytest
-from botocore import exceptions as bx
-from botocore.awsrequest import AWSResponse
-
 import sqlambda_core
 import sqlambda_http
+from botocore import exceptions as bx
+from botocore.awsrequest import AWSResponse
 
 ENDPOINTS = [
     "http://127.0.0.1:4566",
