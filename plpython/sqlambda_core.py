@@ -77,16 +77,17 @@ RDS_DEFAULTS = {"connect_timeout_ms": 1000, "request_timeout_ms": 3000}
 # ALTER ROLE ALL), which a session cannot change: SET, set_config(), PGOPTIONS, conninfo options
 # and ALTER ROLE <me> SET only ever reach current_setting(). Since PostgreSQL 15 only a superuser
 # (or a role the DBA granted SET on the parameter) can ALTER DATABASE ... SET a placeholder such as
-# sqlambda.*. postgresql.conf and ALTER SYSTEM values count too, read from pg_settings only while
-# their source is the configuration file: a session that SETs the name hides the file's value (it
-# then falls back to the spec's; the session's own value is never taken). Every name is
+# sqlambda.*. postgresql.conf and ALTER SYSTEM are no DBA channel here: pg_settings never lists a
+# custom placeholder such as sqlambda.endpoint_url (sqlambda defines no C-level GUC), so a file's
+# value reaches a call only through current_setting(), where it cannot be told from a session's
+# SET: it is treated as one (it may lower a timeout; an endpoint or region there is ignored, with a
+# WARNING). Every name is
 # schema-qualified and every operator spelled OPERATOR(pg_catalog.=), so nothing a caller puts on
 # its search_path is resolved here.
-_SETTINGS_SQL = (
-    "SELECT (SELECT pg_catalog.array_agg(p.name OPERATOR(pg_catalog.||) '=' OPERATOR(pg_catalog.||) p.setting) "
-    "FROM pg_catalog.pg_settings p WHERE p.source OPERATOR(pg_catalog.=) 'configuration file' "
-    "AND (pg_catalog.\"left\"(p.name, 9) OPERATOR(pg_catalog.=) 'sqlambda.' "
-    "OR pg_catalog.\"left\"(p.name, 11) OPERATOR(pg_catalog.=) 'aws_lambda.')) AS file, "
+#: what every call reads: the admin values of ALTER ROLE ALL SET / ALTER DATABASE SET from the
+#: catalog (indexed lookups) and the session's own values (which may only lower timeouts/attempts).
+#: (It once also read pg_settings, which builds all ~350 GUCs per call, for nothing: see above.)
+_ADMIN_AND_SESSION_SQL = (
     "(SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s "
     "WHERE s.setrole OPERATOR(pg_catalog.=) 0 AND s.setdatabase OPERATOR(pg_catalog.=) 0) AS cluster, "
     "(SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d "
@@ -95,6 +96,7 @@ _SETTINGS_SQL = (
     + ", ".join("pg_catalog.current_setting('sqlambda.%s', true) AS %s" % (g, g) for g in GUCS) + ", "
     + ", ".join("pg_catalog.current_setting('%s', true) AS \"%s\"" % (n, n) for n in RDS_SETTINGS)
 )
+_SETTINGS_SQL = "SELECT " + _ADMIN_AND_SESSION_SQL
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$")
 
@@ -226,10 +228,10 @@ def resolve_settings(row, rds=False):
     """The effective settings from one row of ``_SETTINGS_SQL`` (or a dict like it).
 
     Returns ``(cfg, sources, ignored)``: ``cfg`` the values a call uses; ``sources`` where each
-    came from (``spec``, ``aws_lambda default``, ``postgresql.conf``, ``ALTER ROLE ALL SET``,
+    came from (``spec``, ``aws_lambda default``, ``ALTER ROLE ALL SET``,
     ``ALTER DATABASE SET``, ``session (lowered)``); ``ignored`` the session values that were not
     applied, as ``{setting name: value}``. Precedence: the spec (``rds``: with the aws_lambda
-    extension's documented timeouts), then postgresql.conf, the cluster-wide and the database's
+    extension's documented timeouts), then the cluster-wide and the database's
     admin values; then, for timeouts and attempts only, the session's value when it is LOWER.
     ``rds``: also the aws_lambda.* settings, for ``aws_lambda.invoke()``.
     """
@@ -238,7 +240,7 @@ def resolve_settings(row, rds=False):
     if rds:
         cfg.update(RDS_DEFAULTS)
         sources.update({name: "aws_lambda default" for name in RDS_DEFAULTS})
-    for level, where in (("file", "postgresql.conf"), ("cluster", "ALTER ROLE ALL SET"), ("database", "ALTER DATABASE SET")):
+    for level, where in (("cluster", "ALTER ROLE ALL SET"), ("database", "ALTER DATABASE SET")):
         for name, value, setting in _config_items(row.get(level), rds):
             cfg[name] = _admin_value(name, value, where, setting)
             sources[name] = where
@@ -297,21 +299,23 @@ def settings(plpy, GD, rds=False):
     DBA's ALTER DATABASE takes effect on the next call and no user code (a cast inside a trigger's
     row images) can change what an already started call uses.
     """
-    plan = GD.get("sqlambda.settings_plan")
-    if plan is None:
-        plan = GD["sqlambda.settings_plan"] = plpy.prepare(_SETTINGS_SQL)
-    cfg, _sources, ignored = resolve_settings(plpy.execute(plan)[0], rds)
+    cfg, _sources, ignored = resolve_settings(_settings_row(plpy, GD), rds)
     if ignored:
         _warn_ignored(plpy, GD, ignored)
     return cfg
 
 
-def describe_settings(plpy, GD):
-    """Rows (name, value, source, note) for ``sqlambda doctor``: effective values and where each came from."""
+def _settings_row(plpy, GD):
+    """One row of ``_SETTINGS_SQL``, read with one plan cached per backend."""
     plan = GD.get("sqlambda.settings_plan")
     if plan is None:
         plan = GD["sqlambda.settings_plan"] = plpy.prepare(_SETTINGS_SQL)
-    cfg, sources, ignored = resolve_settings(plpy.execute(plan)[0])
+    return plpy.execute(plan)[0]
+
+
+def describe_settings(plpy, GD):
+    """Rows (name, value, source, note) for ``sqlambda doctor``: effective values and where each came from."""
+    cfg, sources, ignored = resolve_settings(_settings_row(plpy, GD))
     rows = []
     for name in GUCS:
         seen = ignored.get("sqlambda." + name)

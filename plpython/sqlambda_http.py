@@ -34,6 +34,7 @@ import time
 from urllib.parse import quote, urlsplit
 
 USER_AGENT = "sqlambda-lean botocore-credentials"
+MAX_HEADER_BYTES = 65536
 
 #: the SigV4 signing key for (secret, date, region, service): four HMACs saved per call
 _KEYS: dict = {}
@@ -164,16 +165,23 @@ class Sender:
     def send(self, url, headers, body, connect_timeout, read_timeout):
         """(status, headers as a lower-cased dict, body bytes); botocore's exception on a transport
         failure. A kept-alive connection the server had closed is opened again once, before any
-        answer came (a read timeout never is: the function may be running). Timeouts in seconds."""
+        answer came (a read timeout never is: the function may be running). Timeouts in seconds.
+
+        The connection (TCP, proxy tunnel, TLS with hostname check) is ``http.client``'s; the
+        request is written and the answer read here, in one ``sendall`` and as few ``recv`` calls as
+        the answer needs, because http.client's header writing and its email-package header parser
+        were ~170 us of CPU per call (bench/pg_invoke.py, profile in the module docstring)."""
         from botocore import exceptions as bx
 
         parts = urlsplit(url)
         target = url if (self.proxy is not None and self.scheme == "http") else \
             (parts.path + ("?" + parts.query if parts.query else ""))
-        headers = dict(headers)
-        headers["User-Agent"] = USER_AGENT
+        lines = ["POST %s HTTP/1.1" % target, "Host: " + _host(parts), "User-Agent: " + USER_AGENT,
+                 "Accept-Encoding: identity", "Content-Length: %d" % len(body)]
+        lines.extend("%s: %s" % kv for kv in headers.items())
         if self.proxy_headers and self.scheme == "http":
-            headers.update(self.proxy_headers)  # a plain-HTTP proxy sees the request itself
+            lines.extend("%s: %s" % kv for kv in self.proxy_headers.items())  # a plain-HTTP proxy sees the request
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
         while True:
             reused = self.conn is not None
             if not reused:
@@ -188,24 +196,100 @@ class Sender:
                 except OSError as exc:
                     self.close()
                     raise bx.EndpointConnectionError(endpoint_url=url, error=exc) from None
+            sock = self.conn.sock
             if self.timeout != read_timeout:
-                self.conn.sock.settimeout(read_timeout)
+                sock.settimeout(read_timeout)
                 self.timeout = read_timeout
+            self.answered = False
             try:
-                self.conn.request("POST", target, body=body, headers=headers)
-                resp = self.conn.getresponse()
-                data = resp.read()
+                sock.sendall(request)
+                status, answer, data, close = self._answer(sock)
             except (TimeoutError, socket.timeout) as exc:
                 self.close()
                 raise bx.ReadTimeoutError(endpoint_url=url, error=exc) from None
-            except (http.client.HTTPException, OSError) as exc:
+            except (OSError, ValueError) as exc:
                 self.close()
-                if reused:
+                if reused and not self.answered:
                     continue  # the server had closed the idle connection: once more on a new one
                 raise bx.ConnectionClosedError(endpoint_url=url, error=exc) from None
-            if resp.will_close:
+            if close:
                 self.close()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+            return status, answer, data
+
+    def _recv(self, sock):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        self.answered = True
+        return chunk
+
+    def _answer(self, sock):
+        """(status, headers, body, close) of one HTTP/1.x answer: Content-Length, chunked, or until the
+        server closes; interim 1xx answers skipped. ValueError for anything that is not HTTP."""
+        buf = b""
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            while end < 0:
+                if len(buf) > MAX_HEADER_BYTES:
+                    raise ValueError("the answer's headers exceed %d bytes" % MAX_HEADER_BYTES)
+                buf += self._recv(sock)
+                end = buf.find(b"\r\n\r\n")
+            lines = buf[:end].decode("latin-1").split("\r\n")
+            buf = buf[end + 4:]
+            version, _, rest = lines[0].partition(" ")
+            if not version.startswith("HTTP/1."):
+                raise ValueError("not an HTTP/1.x answer: %r" % lines[0][:80])
+            status = int(rest[:3])
+            if 100 <= status < 200:
+                continue
+            headers = {}
+            for line in lines[1:]:
+                name, sep, value = line.partition(":")
+                if not sep:
+                    raise ValueError("a malformed header line: %r" % line[:80])
+                name, value = name.strip().lower(), value.strip()
+                headers[name] = headers[name] + ", " + value if name in headers else value
+            connection = headers.get("connection", "").lower()
+            close = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                data, buf = self._chunked(sock, buf)
+            elif "content-length" in headers:
+                size = int(headers["content-length"])
+                while len(buf) < size:
+                    buf += self._recv(sock)
+                data, buf = buf[:size], buf[size:]
+            elif status in (204, 304):
+                data = b""
+            else:  # the body ends when the server closes the connection
+                chunks = [buf]
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                data, buf, close = b"".join(chunks), b"", True
+            if buf:
+                close = True  # bytes nobody asked for: the connection is out of step
+            return status, headers, data, close
+
+    def _chunked(self, sock, buf):
+        parts = []
+        while True:
+            end = buf.find(b"\r\n")
+            while end < 0:
+                buf += self._recv(sock)
+                end = buf.find(b"\r\n")
+            size = int(buf[:end].split(b";", 1)[0].strip(), 16)
+            buf = buf[end + 2:]
+            if size == 0:  # the last chunk, then optional trailers up to an empty line
+                while not (buf.startswith(b"\r\n") or b"\r\n\r\n" in buf):
+                    buf += self._recv(sock)
+                buf = buf[2:] if buf.startswith(b"\r\n") else buf[buf.index(b"\r\n\r\n") + 4:]
+                return b"".join(parts), buf
+            while len(buf) < size + 2:
+                buf += self._recv(sock)
+            parts.append(buf[:size])
+            buf = buf[size + 2:]
 
 
 def _proxy_for(url):

@@ -75,6 +75,12 @@ def test_settings_read_everything_with_one_cached_plan_and_warn_once_about_ignor
     assert len(plpy.warnings) == 1 and "ignored" in plpy.warnings[0][0] and "http://evil:1" in plpy.warnings[0][0]
 
 
+def test_the_per_call_settings_query_never_builds_pg_settings():
+    # pg_settings materializes every GUC of the server (most of a call's backend CPU when it was read
+    # per call), and never lists a placeholder such as sqlambda.endpoint_url anyway
+    assert "pg_settings" not in core._SETTINGS_SQL and "pg_show_all_settings" not in core._SETTINGS_SQL
+
+
 def test_the_settings_query_resolves_nothing_through_the_search_path():
     # every function and operator spelled out: a caller's search_path (a superuser's too) must never
     # pick what runs while the settings are read

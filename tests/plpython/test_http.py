@@ -348,3 +348,90 @@ def test_threads_sharing_one_gd_each_get_their_own_answer(server):
         t.join(60)
     assert not errors and not wrong, (errors[:3], wrong[:3])
     assert sorted(server.requests) == sorted(b"%d-%d" % (n, i) for n in range(8) for i in range(60))
+
+
+class _RawServer:
+    """Answers every request with the next scripted bytes (then closes if the script says so)."""
+
+    def __init__(self, script: list[tuple[bytes, bool]]) -> None:
+        self.script = list(script)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while self.script:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                buf = b""
+                while self.script:
+                    while b"\r\n\r\n" not in buf:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        buf += chunk
+                    if b"\r\n\r\n" not in buf:
+                        break
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    size = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                    while len(buf) < size:
+                        buf += conn.recv(65536)
+                    self.requests.append(head + b"\r\n\r\n" + buf[:size])
+                    buf = buf[size:]
+                    answer, close = self.script.pop(0)
+                    conn.sendall(answer)
+                    if close:
+                        break
+
+    def stop(self):
+        self.sock.close()
+
+
+OK = b'{"ok":1}'
+
+
+@pytest.mark.parametrize("answer,close,expected", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n" + OK, False, (200, OK)),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"o\r\n5;ext=1\r\nk\":1}\r\n0\r\nX-Trailer: t\r\n\r\n", False, (200, OK)),
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n" + OK, False, (200, OK)),
+    (b"HTTP/1.0 200 OK\r\n\r\n" + OK, True, (200, OK)),  # no length: the body ends at close
+    (b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", True, (202, b"")),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", False, (204, b"")),
+    (b"HTTP/1.1 429 Too Many\r\nX-Amzn-ErrorType: TooManyRequestsException\r\nSet: a\r\nSet: b\r\nContent-Length: 2\r\n\r\n{}",
+     False, (429, b"{}")),
+])
+def test_every_http_1x_answer_shape_is_read_whole(answer, close, expected):
+    server = _RawServer([(answer, close), (b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n" + OK, False)])
+    try:
+        sender = sqlambda_http.Sender(server.url)
+        status, headers, data = sender.send(server.url + "/p", {"X-A": "1"}, b"body", 2.0, 5.0)
+        assert (status, data) == expected
+        if status == 429:
+            assert headers["x-amzn-errortype"] == "TooManyRequestsException" and headers["set"] == "a, b"
+        # and the next call on the same sender works, on the kept or a new connection
+        assert sender.send(server.url + "/p", {}, b"again", 2.0, 5.0)[2] == OK
+        assert server.requests[0].startswith(b"POST /p HTTP/1.1\r\nHost: 127.0.0.1:") and server.requests[0].endswith(b"body")
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("answer", [
+    b"SSH-2.0-OpenSSH_9\r\n\r\n",  # not HTTP
+    b"HTTP/1.1 200 OK\r\nbroken header line\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",  # closed mid-body
+    b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"x" * 70000,  # headers without end
+])
+def test_a_broken_answer_is_a_connection_error_never_a_result(answer):
+    server = _RawServer([(answer, True)])
+    try:
+        with pytest.raises(bx.ConnectionClosedError):
+            sqlambda_http.Sender(server.url).send(server.url + "/p", {}, b"x", 2.0, 5.0)
+        assert len(server.requests) == 1  # an answer had started: never sent twice
+    finally:
+        server.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 import psycopg
 import pytest
@@ -332,3 +333,34 @@ def test_doctor_shows_each_effective_value_and_where_it_came_from(db, local_stac
     assert f"endpoint_url = {local_stack.endpoint_url} [spec]" in detail
     assert "request_timeout_ms = 4321 [ALTER DATABASE SET]" in detail
     assert "max_attempts = 2 [spec]" in detail
+
+
+def test_postgresql_conf_cannot_move_the_endpoint_and_is_treated_as_a_sessions_value(db, ctx, listener):
+    """A placeholder's value from postgresql.conf / ALTER SYSTEM reaches a call only through
+    current_setting(), like a session's SET (pg_settings never lists placeholders), so it gets exactly
+    a session's rights: the endpoint stays put, a timeout may only go down. ALTER DATABASE is the channel."""
+
+    def setting(conn, name):
+        return conn.execute("SELECT value, source FROM sqlambda.settings() WHERE name = %s", (name,)).fetchone()
+
+    with psycopg.connect(db, autocommit=True) as dba, psycopg.connect(db, autocommit=True) as observer, \
+            psycopg.connect(mallory_dsn(db), autocommit=True) as conn:
+        conn.execute("SELECT awslambda_fn('echo', '{}')")
+        before = len(listener.requests)
+        try:
+            for name, value in (("endpoint_url", listener.url), ("request_timeout_ms", "600000")):
+                dba.execute(f"SET sqlambda.{name} = '{value}'")  # PostgreSQL 15's ALTER SYSTEM needs the name known
+                dba.execute(f"ALTER SYSTEM SET sqlambda.{name} = '{value}'")
+            dba.execute("SELECT pg_reload_conf()")
+            deadline = time.monotonic() + 10
+            while observer.execute("SELECT current_setting('sqlambda.endpoint_url', true)").fetchone()[0] != listener.url:
+                assert time.monotonic() < deadline, "the reload never reached the session"
+                time.sleep(0.05)
+            assert setting(observer, "endpoint_url")[1] == "spec" and setting(observer, "request_timeout_ms") == ("8000", "spec")
+            for query in ("SELECT awslambda_fn('echo', '{\"k\": 1}')", "SELECT sec_status(7)"):
+                assert conn.execute(query).fetchone()[0] is not None
+            assert len(listener.requests) == before
+        finally:
+            for name in ("endpoint_url", "request_timeout_ms"):
+                dba.execute(f"ALTER SYSTEM RESET sqlambda.{name}")
+            dba.execute("SELECT pg_reload_conf()")

@@ -94,9 +94,9 @@ def load_routes(conn: Any, schema: str) -> dict[str, Route]:
         "SELECT trigger_name, table_name, lambda, qualifier, mode, max_rows, max_bytes, max_attempts, "
         "base_delay_ms, max_delay_ms, region, endpoint_url, max_age_s FROM {s}.outbox_route")).fetchall()
     admin = conn.execute(core._SETTINGS_SQL).fetchone()
-    # only the DBA's values (postgresql.conf, ALTER ROLE ALL, ALTER DATABASE: the first three
-    # columns): the drain session's own settings are not the database's decision
-    settings = {"file": admin[0], "cluster": admin[1], "database": admin[2]}
+    # only the DBA's values (ALTER ROLE ALL, ALTER DATABASE: the first two columns): the drain
+    # session's own settings are not the database's decision
+    settings = {"cluster": admin[0], "database": admin[1]}
     routes = {}
     for r in rows:
         route = Route(*r)
