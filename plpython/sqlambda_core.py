@@ -373,13 +373,14 @@ def client(GD, cfg, region=None):
     return c
 
 
-def _sender(GD, c):
+def _sender(GD, c, slot=0):
     """The kept-alive connection to this client's endpoint, verifying TLS against what botocore would
     use: the ``ca_bundle`` setting / AWS_CA_BUNDLE, else its own.
 
-    One per endpoint and thread: a backend has one thread, but the drainer's workers share one GD
-    (``sqlambda.delivery.sink``), and an HTTP connection carries one request at a time."""
-    key = (c.meta.endpoint_url, _thread_id())
+    One per endpoint, thread and slot: a backend has one thread, but the drainer's workers share one
+    GD (``sqlambda.delivery.sink``), and an HTTP connection carries one request at a time; a
+    ``Window`` keeps one per request it has in flight (slots 1..N)."""
+    key = (c.meta.endpoint_url, _thread_id(), slot)
     cache = GD.get("sqlambda.senders")
     if cache is None:
         cache = GD["sqlambda.senders"] = {}
@@ -546,73 +547,162 @@ def invoke_raw(plpy, GD, function_name, payload, invocation_type="RequestRespons
     (None, 'Unhandled' or 'Handled'; only seen when ``raise_function_error`` is False), ``request_id``,
     ``attempts``.
     """
-    if not function_name:
-        raise LambdaFailure("22023", "lambda function name must not be empty")
-    if invocation_type not in INVOCATION_TYPES:
-        raise LambdaFailure("22023", "invocation_type must be one of %s, not %r" % (", ".join(INVOCATION_TYPES), invocation_type))
-    if log_type is None:
-        log_type = "None"
-    if log_type not in LOG_TYPES:
-        raise LambdaFailure("22023", "log_type must be one of %s, not %r" % (", ".join(LOG_TYPES), log_type))
-    data = encode_payload(function_name, payload, invocation_type)
-    if cfg is None:
-        cfg = settings(plpy, GD)
-    if region and not _REGION_RE.match(region):
-        # botocore builds the host from the region: only a real region name may reach it
-        raise LambdaFailure("22023", "region %r is not an AWS region name" % region)
-    region = region or cfg["region"]
-    c = client(GD, cfg, region)
-    for name, value, most in (("FunctionName", function_name, 170), ("Qualifier", qualifier, 128)):
-        if value and len(value) > most:  # botocore's parameter validation, which this path replaces
-            raise LambdaFailure("22023", "lambda %s failed: InvalidParameter: Invalid length for parameter %s, "
-                                "value: %d, valid max length: %d" % (function_name[:170], name, len(value), most),
-                                kind="parameter")
-    send = _sender(GD, c)
-    url, headers = sqlambda_http.invoke_request(send.endpoint_url, function_name, data, invocation_type, log_type,
-                                                qualifier or None, client_context_b64(client_context))
-    attempts = max(1, int(cfg["max_attempts"]))
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            creds = _credentials(GD)
-            signed = sqlambda_http.sign("POST", url, dict(headers), data, creds.access_key, creds.secret_key,
-                                        creds.token, c.meta.region_name, "lambda")
-            resp = sqlambda_http.response(*send.send(url, signed, data, cfg["connect_timeout_ms"] / 1000.0,
-                                                     cfg["request_timeout_ms"] / 1000.0))
-            body = resp["Payload"]
-            break
-        except Exception as exc:  # noqa: BLE001 - classified below; unknown ones propagate
-            failure = classify(function_name, exc, cfg, region)
-            if failure is None:
-                raise
-            if failure.retryable and attempt < attempts:
-                _sleep(plpy, backoff_delay(attempt))
-                continue
-            if failure.retryable and attempts > 1:
-                failure.message += " (after %d attempts)" % attempt
-            raise failure from None
+    call = _Call(plpy, GD, function_name, payload, invocation_type, log_type, qualifier, client_context, region, cfg)
+    return call.result(call.complete(plpy, GD, call.sender, 0, None), raise_function_error)
 
-    ferr = resp.get("FunctionError")
-    if ferr and raise_function_error:
-        raise function_error(function_name, ferr, body)
-    log_b64 = resp.get("LogResult")
-    log_text = None
-    if log_b64:
+
+class _Call:
+    """One Invoke, validated and built once (payload, client, URL, unsigned headers); signed afresh
+    for every attempt. ``complete`` runs the attempts: send, classify a failure, back off, retry."""
+
+    __slots__ = ("function_name", "invocation_type", "data", "cfg", "region", "client", "sender", "url", "headers",
+                 "attempts")
+
+    def __init__(self, plpy, GD, function_name, payload, invocation_type, log_type, qualifier, client_context,
+                 region, cfg):
+        if not function_name:
+            raise LambdaFailure("22023", "lambda function name must not be empty")
+        if invocation_type not in INVOCATION_TYPES:
+            raise LambdaFailure("22023", "invocation_type must be one of %s, not %r" % (", ".join(INVOCATION_TYPES), invocation_type))
+        if log_type is None:
+            log_type = "None"
+        if log_type not in LOG_TYPES:
+            raise LambdaFailure("22023", "log_type must be one of %s, not %r" % (", ".join(LOG_TYPES), log_type))
+        self.function_name, self.invocation_type = function_name, invocation_type
+        self.data = encode_payload(function_name, payload, invocation_type)
+        self.cfg = cfg = settings(plpy, GD) if cfg is None else cfg
+        if region and not _REGION_RE.match(region):
+            # botocore builds the host from the region: only a real region name may reach it
+            raise LambdaFailure("22023", "region %r is not an AWS region name" % region)
+        self.region = region = region or cfg["region"]
+        self.client = c = client(GD, cfg, region)
+        for name, value, most in (("FunctionName", function_name, 170), ("Qualifier", qualifier, 128)):
+            if value and len(value) > most:  # botocore's parameter validation, which this path replaces
+                raise LambdaFailure("22023", "lambda %s failed: InvalidParameter: Invalid length for parameter %s, "
+                                    "value: %d, valid max length: %d" % (function_name[:170], name, len(value), most),
+                                    kind="parameter")
+        self.sender = _sender(GD, c)
+        self.url, self.headers = sqlambda_http.invoke_request(self.sender.endpoint_url, function_name, self.data,
+                                                              invocation_type, log_type, qualifier or None,
+                                                              client_context_b64(client_context))
+
+    def start(self, GD, sender):
+        """Sign and write one attempt on ``sender`` (an exception: it failed before it was written)."""
+        creds = _credentials(GD)
+        signed = sqlambda_http.sign("POST", self.url, dict(self.headers), self.data, creds.access_key, creds.secret_key,
+                                    creds.token, self.client.meta.region_name, "lambda")
+        sender.start(self.url, signed, self.data, self.cfg["connect_timeout_ms"] / 1000.0,
+                     self.cfg["request_timeout_ms"] / 1000.0)
+
+    def complete(self, plpy, GD, sender, attempt, failed):
+        """The answer (``client.invoke()``'s dict) after ``attempt`` attempts were made, the last of
+        them failing with ``failed`` (or, with ``failed`` None and ``attempt`` 1, written on ``sender``
+        and not yet read): retries by classification on this call's own sender."""
+        attempts = max(1, int(self.cfg["max_attempts"]))
+        while True:
+            if failed is None and attempt:
+                self.attempts = attempt
+                try:
+                    return sqlambda_http.response(*sender.finish())
+                except Exception as exc:  # noqa: BLE001 - classified below; unknown ones propagate
+                    failed = exc
+            if failed is not None:
+                failure = classify(self.function_name, failed, self.cfg, self.region)
+                if failure is None:
+                    raise failed
+                if not (failure.retryable and attempt < attempts):
+                    if failure.retryable and attempts > 1:
+                        failure.message += " (after %d attempts)" % attempt
+                    raise failure from None
+                _sleep(plpy, backoff_delay(attempt))
+            attempt, failed, sender = attempt + 1, None, self.sender
+            try:
+                self.start(GD, sender)
+            except Exception as exc:  # noqa: BLE001 - classified above
+                failed = exc
+
+    def result(self, resp, raise_function_error):
+        body = resp["Payload"]
+        ferr = resp.get("FunctionError")
+        if ferr and raise_function_error:
+            raise function_error(self.function_name, ferr, body)
+        log_b64 = resp.get("LogResult")
+        log_text = None
+        if log_b64:
+            try:
+                log_text = base64.b64decode(log_b64).decode("utf-8", "replace")
+            except (ValueError, TypeError):
+                log_text = log_b64
+        return {
+            "status_code": resp.get("StatusCode"),
+            "payload": body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else body,
+            "executed_version": resp.get("ExecutedVersion"),
+            "log_result": log_text,
+            "log_result_b64": log_b64,
+            "function_error": ferr,
+            "request_id": resp.get("ResponseMetadata", {}).get("RequestId"),
+            "attempts": self.attempts,
+        }
+
+
+class Window:
+    """Up to ``size`` invocations of one function in flight at once, on ``size`` kept connections,
+    without threads (a PostgreSQL backend must not run any): ``submit`` writes a request and returns;
+    when all connections are busy it first completes the OLDEST call. ``close`` completes the rest.
+
+    A failed attempt is retried (by classification, with backoff) on that call's own connection
+    while the others stay in flight; a call that finally fails raises its LambdaFailure, after the
+    window dropped the connections of the calls still in flight (their answers are never read, so a
+    sync Lambda may still run them: the caller's statement fails anyway). ``size`` 1 is strictly
+    one call after the other, each sent only after the previous one succeeded."""
+
+    def __init__(self, plpy, GD, function_name, invocation_type, qualifier, cfg, size):
+        self.plpy, self.GD, self.cfg = plpy, GD, cfg
+        self.function_name, self.invocation_type, self.qualifier = function_name, invocation_type, qualifier
+        self.size = max(1, int(size))
+        self.flight = []  # (call, sender, failed-before-written exception or None), oldest first
+        self.free = None
+        self.done = 0
+
+    def submit(self, payload):
+        call = _Call(self.plpy, self.GD, self.function_name, payload, self.invocation_type, "None", self.qualifier,
+                     None, None, self.cfg)
+        if self.free is None:
+            self.free = [_sender(self.GD, call.client, slot) for slot in range(1, self.size + 1)]
+        if not self.free:
+            self._complete_oldest()
+        sender = self.free.pop()
+        failed = None
         try:
-            log_text = base64.b64decode(log_b64).decode("utf-8", "replace")
-        except (ValueError, TypeError):
-            log_text = log_b64
-    return {
-        "status_code": resp.get("StatusCode"),
-        "payload": body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else body,
-        "executed_version": resp.get("ExecutedVersion"),
-        "log_result": log_text,
-        "log_result_b64": log_b64,
-        "function_error": ferr,
-        "request_id": resp.get("ResponseMetadata", {}).get("RequestId"),
-        "attempts": attempt,
-    }
+            call.start(self.GD, sender)
+        except Exception as exc:  # noqa: BLE001 - completed (classified, retried) in order
+            failed = exc
+        self.flight.append((call, sender, failed))
+
+    def _complete_oldest(self):
+        call, sender, failed = self.flight.pop(0)
+        try:
+            call.result(call.complete(self.plpy, self.GD, sender, 1, failed), True)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self.free.append(sender)
+        self.done += 1
+
+    def close(self):
+        """Complete every call still in flight, oldest first; the number completed in all."""
+        while self.flight:
+            self._complete_oldest()
+        return self.done
+
+    def abort(self):
+        """Drop the connections of the calls in flight (their answers are never read)."""
+        for _call, sender, _failed in self.flight:
+            sender.close()
+            sender.pending = None
+            self.free.append(sender)
+        self.flight = []
 
 
 def invoke(plpy, GD, function_name, payload, invocation_type="RequestResponse", log_type="None",

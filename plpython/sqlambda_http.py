@@ -134,6 +134,8 @@ class Sender:
         self.ca_bundle = ca_bundle
         self.conn = None
         self.timeout = None  # the read timeout the open connection's socket has now
+        self.pending = None  # (url, request bytes, timeouts) written by start(), not yet answered
+        self.reused = self.answered = False
         self.proxy = _proxy_for(self.endpoint_url)
         self.proxy_headers = _proxy_headers(self.proxy) if self.proxy else None
 
@@ -170,9 +172,15 @@ class Sender:
         The connection (TCP, proxy tunnel, TLS with hostname check) is ``http.client``'s; the
         request is written and the answer read here, in one ``sendall`` and as few ``recv`` calls as
         the answer needs, because http.client's header writing and its email-package header parser
-        were ~170 us of CPU per call (bench/pg_invoke.py, profile in the module docstring)."""
-        from botocore import exceptions as bx
+        were ~170 us of CPU per call (bench/pg_invoke.py)."""
+        self.start(url, headers, body, connect_timeout, read_timeout)
+        return self.finish()
 
+    def start(self, url, headers, body, connect_timeout, read_timeout):
+        """Write one request (connecting first if needed) without waiting for its answer, so a caller
+        can have requests on several Senders in flight at once; ``finish`` reads the answer."""
+        if self.pending is not None:
+            self.close()  # an answer nobody read: the connection is out of step
         parts = urlsplit(url)
         target = url if (self.proxy is not None and self.scheme == "http") else \
             (parts.path + ("?" + parts.query if parts.query else ""))
@@ -181,40 +189,68 @@ class Sender:
         lines.extend("%s: %s" % kv for kv in headers.items())
         if self.proxy_headers and self.scheme == "http":
             lines.extend("%s: %s" % kv for kv in self.proxy_headers.items())  # a plain-HTTP proxy sees the request
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        while True:
-            reused = self.conn is not None
-            if not reused:
-                try:
-                    self._connect(connect_timeout)
-                except ssl.SSLError as exc:
-                    self.close()
-                    raise bx.SSLError(endpoint_url=url, error=exc) from None
-                except (TimeoutError, socket.timeout) as exc:
-                    self.close()
-                    raise bx.ConnectTimeoutError(endpoint_url=url, error=exc) from None
-                except OSError as exc:
-                    self.close()
-                    raise bx.EndpointConnectionError(endpoint_url=url, error=exc) from None
-            sock = self.conn.sock
-            if self.timeout != read_timeout:
-                sock.settimeout(read_timeout)
-                self.timeout = read_timeout
-            self.answered = False
+        self.pending = (url, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body, connect_timeout, read_timeout)
+        self._write()
+
+    def _write(self):
+        from botocore import exceptions as bx
+
+        url, request, connect_timeout, read_timeout = self.pending
+        self.reused = self.conn is not None
+        if not self.reused:
             try:
-                sock.sendall(request)
-                status, answer, data, close = self._answer(sock)
+                self._connect(connect_timeout)
+            except ssl.SSLError as exc:
+                self._fail()
+                raise bx.SSLError(endpoint_url=url, error=exc) from None
             except (TimeoutError, socket.timeout) as exc:
-                self.close()
-                raise bx.ReadTimeoutError(endpoint_url=url, error=exc) from None
-            except (OSError, ValueError) as exc:
-                self.close()
-                if reused and not self.answered:
-                    continue  # the server had closed the idle connection: once more on a new one
-                raise bx.ConnectionClosedError(endpoint_url=url, error=exc) from None
-            if close:
-                self.close()
-            return status, answer, data
+                self._fail()
+                raise bx.ConnectTimeoutError(endpoint_url=url, error=exc) from None
+            except OSError as exc:
+                self._fail()
+                raise bx.EndpointConnectionError(endpoint_url=url, error=exc) from None
+        sock = self.conn.sock
+        if self.timeout != read_timeout:
+            sock.settimeout(read_timeout)
+            self.timeout = read_timeout
+        self.answered = False
+        try:
+            sock.sendall(request)
+        except (TimeoutError, socket.timeout) as exc:
+            self._fail()
+            raise bx.ReadTimeoutError(endpoint_url=url, error=exc) from None
+        except OSError as exc:
+            self.close()
+            if self.reused:
+                return self._write()  # the server had closed the idle connection: once more on a new one
+            self._fail()
+            raise bx.ConnectionClosedError(endpoint_url=url, error=exc) from None
+
+    def finish(self):
+        """The answer to the request ``start`` wrote, as ``send`` returns it."""
+        from botocore import exceptions as bx
+
+        url = self.pending[0]
+        try:
+            status, answer, data, close = self._answer(self.conn.sock)
+        except (TimeoutError, socket.timeout) as exc:
+            self._fail()
+            raise bx.ReadTimeoutError(endpoint_url=url, error=exc) from None
+        except (OSError, ValueError) as exc:
+            self.close()
+            if self.reused and not self.answered:
+                self._write()  # closed before any answer on a kept connection: once more on a new one
+                return self.finish()
+            self._fail()
+            raise bx.ConnectionClosedError(endpoint_url=url, error=exc) from None
+        self.pending = None
+        if close:
+            self.close()
+        return status, answer, data
+
+    def _fail(self):
+        self.close()
+        self.pending = None
 
     def _recv(self, sock):
         chunk = sock.recv(65536)

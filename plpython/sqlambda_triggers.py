@@ -146,6 +146,13 @@ def fire(plpy, GD, TD, route):
     max_rows, max_bytes and ``query``, a SELECT over the transition table(s) returning ``new`` and
     ``old`` row images as JSON text in statement order. A failed call raises (the statement
     aborts); an async call already accepted stays sent even if the transaction rolls back.
+
+    ``concurrency`` (batch.concurrency) batches are in flight at once: a batch is written as soon as
+    it is full while earlier ones are still running, so a statement of N batches waits about
+    N / concurrency Lambda latencies, not N. Order: with 1, batch k+1 is sent only after batch k
+    succeeded; above 1 the Lambda may run a statement's batches in parallel (each record's
+    idempotency key ends with its position in the statement). Either way the statement fails if any
+    batch finally fails, and batches answered before that stay delivered.
     """
     # settings first, before the row images are built: building them may run the writer's own
     # code (a cast to json of a user type), which must not be able to change where we send
@@ -159,14 +166,22 @@ def fire(plpy, GD, TD, route):
     prefix, suffix = envelope(route["trigger"], route["table"], route["operation"])
     limit = effective_max_bytes(route["mode"], route["max_bytes"])
     batcher = Batcher(prefix, suffix, route["max_rows"], limit)
-    itype = invocation_type(route["mode"])
+    # up to batch.concurrency batches in flight at once (core.Window: kept connections, no threads)
+    window = core.Window(plpy, GD, route["lambda"], invocation_type(route["mode"]), route.get("qualifier"), cfg,
+                         route.get("concurrency", 1))
+    try:
+        _stream(plpy, route, window, batcher, txid, ts, stmt)
+    except core.LambdaFailure as failure:
+        window.abort()
+        core.raise_lambda_error(plpy, failure)
+    except BaseException:
+        window.abort()  # the writer's own code failed building a row image: nothing more is read or sent
+        raise
+    return None
 
-    def send(batch):
-        try:
-            core.invoke_raw(plpy, GD, route["lambda"], batch[0], itype, "None", route.get("qualifier"), cfg=cfg)
-        except core.LambdaFailure as failure:
-            core.raise_lambda_error(plpy, failure)
 
+def _stream(plpy, route, window, batcher, txid, ts, stmt):
+    """Read the statement's rows, cut batches, submit each as soon as it is full; wait for all."""
     cursor = plpy.cursor(route["query"])
     n = 0
     while True:
@@ -179,16 +194,17 @@ def fire(plpy, GD, TD, route):
             try:
                 done = batcher.add(record(key, txid, ts, row["new"], row["old"]), n)
             except OversizeRecord as exc:
-                core.raise_lambda_error(plpy, core.LambdaFailure(
+                window.abort()
+                raise core.LambdaFailure(
                     "54000",
                     "trigger %s: row %d of the statement is %d bytes as a change event, over the batch "
                     "limit of %d bytes; nothing more was sent" % (route["trigger"], n, exc.size, exc.limit),
                     hint="raise batch.max_bytes (Lambda allows %d bytes for this call type) or send fewer "
                          "columns (triggers[].columns)" % (ASYNC_LIMIT if route["mode"] == "async" else SYNC_LIMIT),
-                ))
+                ) from None
             if done is not None:
-                send(done)
+                window.submit(done[0])
     last = batcher.flush()
     if last is not None:
-        send(last)
-    return None
+        window.submit(last[0])
+    window.close()

@@ -74,9 +74,22 @@ class FaultTable:
             s = self._stats.setdefault(function, {})
             s[what] = s.get(what, 0) + 1
 
+    def enter(self, function: str) -> None:
+        """A request for ``function`` started: ``in_flight`` now, ``in_flight_max`` the most at once."""
+        with self._lock:
+            s = self._stats.setdefault(function, {})
+            s["in_flight"] = s.get("in_flight", 0) + 1
+            s["in_flight_max"] = max(s.get("in_flight_max", 0), s["in_flight"])
+
+    def leave(self, function: str) -> None:
+        with self._lock:
+            s = self._stats.setdefault(function, {})
+            s["in_flight"] = max(0, s.get("in_flight", 0) - 1)
+
     def stats(self, function: str) -> dict:
         with self._lock:
-            s = {"invocations": 0, "requests": 0, "throttled": 0, "faults": 0, **self._stats.get(function, {})}
+            s = {"invocations": 0, "requests": 0, "throttled": 0, "faults": 0, "in_flight": 0, "in_flight_max": 0,
+                 **self._stats.get(function, {})}
             s["rules"] = [r.to_dict() for r in self._rules.get(function, [])]
             return s
 

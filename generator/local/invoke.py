@@ -153,6 +153,17 @@ class InvokeService:
 
     # -- the API ------------------------------------------------------------------------------
     def handle(self, environ: dict) -> tuple[int, dict, bytes]:
+        """One Invoke request; while it runs it counts as in flight for its function name (the
+        ``in_flight_max`` statistic shows how many requests a client really had open at once)."""
+        m = INVOKE_RE.match(environ.get("PATH_INFO", ""))
+        key = unquote(m.group("name")) if m else ""
+        self.faults.enter(key)
+        try:
+            return self._handle(environ)
+        finally:
+            self.faults.leave(key)
+
+    def _handle(self, environ: dict) -> tuple[int, dict, bytes]:
         m = INVOKE_RE.match(environ.get("PATH_INFO", ""))
         name = unquote(m.group("name")) if m else ""
         query = parse_qs(environ.get("QUERY_STRING", ""))

@@ -358,3 +358,15 @@ def test_a_java_permission_granted_through_a_role_counts(full_spec):
     perm = next(a for a in R.render(full_spec).artifacts if a.kind == "java_permission")
     assert "FROM DBA_JAVA_POLICY WHERE grantee IN (SELECT role FROM SESSION_ROLES" in perm.statements[0]
     assert "FROM USER_JAVA_POLICY" in perm.statements[0]  # direct grants, readable by anyone
+
+
+@pytest.mark.parametrize("concurrency,ok", [(None, True), (1, True), (2, False), (8, False)])
+def test_batch_concurrency_is_refused_on_oracle_unless_one(concurrency, ok):
+    batch = {"max_rows": 10} if concurrency is None else {"max_rows": 10, "concurrency": concurrency}
+    spec = Spec.model_validate({"project": "p", "triggers": [
+        {"name": "par", "table": "app.t", "lambda": "echo", "delivery": "immediate", "columns": ["id"], "batch": batch}]})
+    if ok:
+        assert any(a.kind == "trigger" for a in R.render(spec).artifacts)
+    else:
+        with pytest.raises(RenderError, match=r"triggers\.par\.batch\.concurrency: \d+ batches in flight at once is a PostgreSQL feature"):
+            R.render(spec)

@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 trig = outbox.runtime_module("sqlambda_triggers")
 FAST_RETRY = {"max_attempts": 3, "base_delay_ms": 1, "max_delay_ms": 5}
 SQLAMBDA = os.path.join(os.path.dirname(sys.executable), "sqlambda")
-TABLES = ("basic", "limits", "flaky", "slow", "big", "now_sync", "now_async", "now_fail", "now_big")
+TABLES = ("basic", "limits", "flaky", "slow", "big", "now_sync", "now_async", "now_fail", "now_big", "now_par", "now_seq",
+          "now_par_fail")
 
 
 def spec_dict(endpoint: str, rec: str, flaky: str) -> dict:
@@ -51,6 +52,12 @@ def spec_dict(endpoint: str, rec: str, flaky: str) -> dict:
             {"name": "t_now_fail", "table": "now_fail", "lambda": flaky, "mode": "sync", "delivery": "immediate"},
             {"name": "t_now_big", "table": "now_big", "lambda": rec, "mode": "async", "delivery": "immediate",
              "events": ["insert"], "batch": {"max_rows": 500}},
+            {"name": "t_now_par", "table": "now_par", "lambda": rec, "mode": "sync", "delivery": "immediate",
+             "events": ["insert"], "batch": {"max_rows": 10, "concurrency": 4}},
+            {"name": "t_now_seq", "table": "now_seq", "lambda": rec, "mode": "sync", "delivery": "immediate",
+             "events": ["insert"], "batch": {"max_rows": 10, "concurrency": 1}},
+            {"name": "t_now_par_fail", "table": "now_par_fail", "lambda": flaky, "mode": "sync", "delivery": "immediate",
+             "events": ["insert"], "batch": {"max_rows": 5, "concurrency": 3}},
         ],
     }
 
@@ -173,6 +180,66 @@ def test_immediate_row_larger_than_a_batch_is_refused_before_sending(db, recorde
         sql(db, f"INSERT INTO now_sync VALUES (1, '{'x' * 5000}')")
     assert err.value.sqlstate == "54000" and "over the batch limit of 2048 bytes" in str(err.value)
     assert recorder.batches("t_now") == []
+
+
+# -- batches in flight at once (batch.concurrency) -----------------------------------------------------
+def _delivered_ids(recorder, trigger):
+    return sorted(r["new"]["id"] for b in recorder.batches(trigger) for r in b["records"])
+
+
+def test_immediate_batches_are_in_flight_together_up_to_the_concurrency_and_arrive_once(db, recorder, faults):
+    faults.clear(recorder.name)
+    faults.latency(recorder.name, 300, count=None)  # a Lambda that takes 300 ms: the sends overlap
+    try:
+        sql(db, "INSERT INTO now_par SELECT g, 'p' FROM generate_series(1, 80) g")  # 8 batches of 10
+        stats = faults.stats(recorder.name)
+    finally:
+        faults.clear(recorder.name)
+    assert stats["in_flight_max"] == 4 and stats["requests"] == 8, stats  # never more than batch.concurrency
+    assert _delivered_ids(recorder, "t_now_par") == list(range(1, 81))
+    keys = [r["idempotency_key"] for b in recorder.batches("t_now_par") for r in b["records"]]
+    assert len(set(keys)) == 80 and sorted(int(k.rsplit(":", 1)[1]) for k in keys) == list(range(80))
+
+
+def test_concurrency_one_sends_each_batch_after_the_previous_one_succeeded(db, recorder, faults):
+    faults.clear(recorder.name)
+    faults.latency(recorder.name, 100, count=None)
+    try:
+        sql(db, "INSERT INTO now_seq SELECT g, 's' FROM generate_series(1, 40) g")
+        stats = faults.stats(recorder.name)
+    finally:
+        faults.clear(recorder.name)
+    assert stats["in_flight_max"] == 1 and stats["requests"] == 4, stats
+    assert _delivered_ids(recorder, "t_now_seq") == list(range(1, 41))
+
+
+def test_a_throttled_batch_is_retried_on_its_own_while_the_others_stay_in_flight(db, recorder, faults):
+    faults.clear(recorder.name)
+    faults.throttle(recorder.name, count=2)
+    try:
+        sql(db, "INSERT INTO now_par SELECT g, 't' FROM generate_series(1, 60) g")
+        stats = faults.stats(recorder.name)
+    finally:
+        faults.clear(recorder.name)
+    assert stats["throttled"] == 2 and stats["requests"] == 8, stats  # 6 batches + 2 retries
+    assert _delivered_ids(recorder, "t_now_par") == list(range(1, 61))
+
+
+def test_a_failing_batch_aborts_the_statement_and_the_session_stays_usable(db, flaky):
+    flaky.fail(True)
+    with psycopg.connect(db, autocommit=True) as conn:
+        with pytest.raises(psycopg.Error) as err:
+            conn.execute("INSERT INTO now_par_fail SELECT g, 'f' FROM generate_series(1, 20) g")
+        assert err.value.sqlstate == "LA001" and "asked to fail" in str(err.value)
+        assert conn.execute("SELECT count(*) FROM now_par_fail").fetchone()[0] == 0
+        flaky.fail(False)
+        flaky.clear()
+        # the connections of the abandoned calls were dropped: no stale answer is read as a new one
+        conn.execute("INSERT INTO now_par_fail SELECT g, 'g' FROM generate_series(1, 20) g")
+        assert conn.execute("SELECT count(*) FROM now_par_fail").fetchone()[0] == 20
+    # (calls of the failed statement that were in flight may still have run: their answers were dropped)
+    second = sorted(r["new"]["id"] for b in flaky.batches("t_now_par_fail") for r in b["records"] if r["new"]["note"] == "g")
+    assert second == list(range(1, 21))
 
 
 # -- limits ---------------------------------------------------------------------------------------------

@@ -555,6 +555,12 @@ def _triggers(spec: Spec, names: Names) -> list[Artifact]:
                 summary=f"DBMS_SCHEDULER job draining the outbox every {SCHEDULER_INTERVAL_SECONDS}s",
             ))
     for t in spec.triggers:
+        if "concurrency" in t.batch.model_fields_set and t.batch.concurrency > 1:
+            # PL/SQL has no way to keep several UTL_HTTP/Java calls open at once from one session
+            raise RenderError(
+                f"triggers.{t.name}.batch.concurrency: {t.batch.concurrency} batches in flight at once is a "
+                f"PostgreSQL feature; an Oracle trigger sends its batches one after another (remove the key "
+                f"or set it to 1)")
         trig = names.obj(t.name)
         cols = [dict(key=c, col=oracle_ident(c)) for c in t.columns or []]
         ctx = dict(
