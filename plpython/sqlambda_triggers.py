@@ -100,7 +100,7 @@ class Batcher:
         self._size = self._overhead
 
     def add(self, text, tag=None):
-        size = len(text.encode("utf-8"))
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
         if self._overhead + size > self.max_bytes:
             raise OversizeRecord(self._overhead + size, self.max_bytes, tag)
         done = None
@@ -170,7 +170,7 @@ def fire(plpy, GD, TD, route):
     window = core.Window(plpy, GD, route["lambda"], invocation_type(route["mode"]), route.get("qualifier"), cfg,
                          route.get("concurrency", 1))
     try:
-        _stream(plpy, route, window, batcher, txid, ts, stmt)
+        _stream(plpy, GD, route, window, batcher, txid, ts, stmt)
     except core.LambdaFailure as failure:
         window.abort()
         core.raise_lambda_error(plpy, failure)
@@ -180,19 +180,27 @@ def fire(plpy, GD, TD, route):
     return None
 
 
-def _stream(plpy, route, window, batcher, txid, ts, stmt):
-    """Read the statement's rows, cut batches, submit each as soon as it is full; wait for all."""
-    cursor = plpy.cursor(route["query"])
+def _stream(plpy, GD, route, window, batcher, txid, ts, stmt):
+    """Read the statement's rows, cut batches, submit each as soon as it is full; wait for all.
+
+    The query (``sql/postgres/triggers/immediate_function.sql.j2``) returns each row as its finished
+    record, given the two constant parts of ``record()``; its plan is prepared once per backend."""
+    plans = GD.setdefault("sqlambda.trigger_plans", {})
+    plan = plans.get(route["query"])
+    if plan is None:
+        plan = plans[route["query"]] = plpy.prepare(route["query"], ["text", "text"])
+    key_head = json.dumps("%s:%s:%s:" % (route["trigger"], txid, stmt))[:-1]
+    cursor = plpy.cursor(plan, ['{"idempotency_key":' + key_head, '"' + record_head(txid, ts)])
+    add = batcher.add
     n = 0
     while True:
         rows = cursor.fetch(FETCH_ROWS)
         if not rows:
             break
         for row in rows:
-            key = "%s:%s:%s:%d" % (route["trigger"], txid, stmt, n)
             n += 1
             try:
-                done = batcher.add(record(key, txid, ts, row["new"], row["old"]), n)
+                done = add(row["rec"], n)
             except OversizeRecord as exc:
                 window.abort()
                 raise core.LambdaFailure(

@@ -279,7 +279,7 @@ class Batch(_Strict):
     max_rows: StrictInt = Field(500, ge=1, le=100_000)
     max_bytes: StrictInt = Field(256 * 1024, ge=1024, le=_SYNC_LIMIT)
     concurrency: StrictInt = Field(
-        4, ge=1, le=32,
+        16, ge=1, le=64,
         description="delivery: immediate: batches of one statement in flight at once, on as many kept "
                     "connections (1: each sent only after the previous one succeeded, in statement order)")
 

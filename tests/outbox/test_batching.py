@@ -128,3 +128,26 @@ def test_oracle_builds_the_same_envelope_from_the_same_names():
     assert "v_env.put('source', 'sqlambda')" in text
     for field in ("txid", "ts", "new", "old"):
         assert f"KEY '{field}' VALUE" in text
+
+
+def test_the_drainers_batches_are_byte_identical_to_record_with():
+    """The drainer formats records with each chunk's constant parts encoded once; the bytes must be
+    exactly what ``record()`` / ``record_with()`` produce (the immediate trigger and Oracle share them)."""
+    from sqlambda.targets.postgres.drain import DrainWorker, idempotency_key
+
+    worker = DrainWorker.__new__(DrainWorker)
+    worker.trig = trig
+    rnd = random.Random(3)
+    route = Route("t_x", "public.x", "fn", None, "sync", 7, 4096, 3, 10, 100, "us-east-1", None)
+    events = []
+    for cid in (5, 9):
+        for base in (1, 1001):
+            chunk = (cid, base, "t_x", "update", str(rnd.randint(1, 10**9)), "2026-12-02T00:00:00.000001Z", 0, 1.0, 0, 30, 0)
+            for k in range(1, 12):
+                new = json.dumps({"id": k, "s": "é\"\\" * rnd.randint(0, 3)}, ensure_ascii=False)
+                events.append((chunk, k, new, None if k % 3 else '{"id": 0}'))
+    sent = [a for a in worker._actions("t_x", route, events) if a[0] == "send"]
+    prefix, suffix = trig.envelope("t_x", "public.x", "update")
+    expected = trig.cut([(trig.record_with(trig.record_head(c[4], c[5]), idempotency_key("t_x", c[4], c[0], c[1], k), n, o),
+                          (c[0], c[1], k, c[6])) for c, k, n, o in events], prefix, suffix, 7, 4096)
+    assert [(a[1], a[2]) for a in sent] == expected and len(expected) == 7
