@@ -14,13 +14,12 @@ import ssl
 import threading
 
 import pytest
+import sqlambda_http
 from botocore import exceptions as bx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-import sqlambda_http
 
 
 def _cert(tmp_path, names: list[str], ips: list[str]) -> tuple[str, str]:
