@@ -485,6 +485,14 @@ def classify(function_name, exc, cfg, region):
             hint="the function may still have run; raise sqlambda.request_timeout_ms or make the function faster",
             kind="timeout",
         )
+    if getattr(exc, "answer_started", False):
+        # the connection broke in the middle of Lambda's answer: the function ran, so it is not sent
+        # again here (a drainer redelivers later, with the same idempotency key)
+        return LambdaFailure(
+            "LA004",
+            "lambda %s failed: EndpointUnreachable: the answer was cut off: %s" % (function_name, exc),
+            hint="the function has run (or is running); it was not called again", kind="endpoint",
+        )
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ConnectionError, bx.HTTPClientError)):
         return LambdaFailure(
             "LA004",
@@ -601,11 +609,16 @@ class _Call:
         attempts = max(1, int(self.cfg["max_attempts"]))
         while True:
             if failed is None and attempt:
-                self.attempts = attempt
                 try:
                     return sqlambda_http.response(*sender.finish())
                 except Exception as exc:  # noqa: BLE001 - classified below; unknown ones propagate
                     failed = exc
+                finally:
+                    # a request the sender wrote again on a new connection (the old one had closed)
+                    # counts as an attempt, so max_attempts bounds what was really sent
+                    attempt += sender.resends
+                    sender.resends = 0
+                    self.attempts = attempt
             if failed is not None:
                 failure = classify(self.function_name, failed, self.cfg, self.region)
                 if failure is None:
@@ -668,7 +681,7 @@ class Window:
         call = _Call(self.plpy, self.GD, self.function_name, payload, self.invocation_type, "None", self.qualifier,
                      None, None, self.cfg)
         if self.free is None:
-            self.free = [_sender(self.GD, call.client, slot) for slot in range(1, self.size + 1)]
+            self.free = self._lease(call.client)
         if not self.free:
             self._complete_oldest()
         sender = self.free.pop()
@@ -684,16 +697,30 @@ class Window:
         try:
             call.result(call.complete(self.plpy, self.GD, sender, 1, failed), True)
         except BaseException:
-            self.abort()
-            raise
-        finally:
             self.free.append(sender)
+            self.abort()  # releases every connection of this window, this one too
+            raise
+        self.free.append(sender)
         self.done += 1
+
+    def _lease(self, c):
+        """``size`` connections no other window holds: a row image's own code may fire another
+        immediate trigger while this window has calls in flight, and that window must not write on
+        (and so lose) one of these connections."""
+        out, slot = [], 1
+        while len(out) < self.size:
+            sender = _sender(self.GD, c, slot)
+            if not sender.leased:
+                sender.leased = True
+                out.append(sender)
+            slot += 1
+        return out
 
     def close(self):
         """Complete every call still in flight, oldest first; the number completed in all."""
         while self.flight:
             self._complete_oldest()
+        self._release()
         return self.done
 
     def abort(self):
@@ -703,6 +730,11 @@ class Window:
             sender.pending = None
             self.free.append(sender)
         self.flight = []
+        self._release()
+
+    def _release(self):
+        for sender in self.free or ():
+            sender.leased = False
 
 
 def invoke(plpy, GD, function_name, payload, invocation_type="RequestResponse", log_type="None",

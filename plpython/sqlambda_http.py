@@ -28,6 +28,8 @@ import hashlib
 import hmac
 import http.client
 import json
+import re
+import select
 import socket
 import ssl
 import time
@@ -35,6 +37,12 @@ from urllib.parse import quote, urlsplit
 
 USER_AGENT = "sqlambda-lean botocore-credentials"
 MAX_HEADER_BYTES = 65536
+#: the most an answer's body may be: Lambda's sync response quota is 6 MB; anything far above it is
+#: a broken or hostile server, refused instead of filling the backend's memory
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: interim (1xx) answers skipped before the real one, at most
+MAX_INTERIM = 10
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 #: the SigV4 signing key for (secret, date, region, service): four HMACs saved per call
 _KEYS: dict = {}
@@ -73,7 +81,7 @@ def sign(method, url, headers, body, access_key, secret_key, token, region, serv
     names = sorted(signed)
     canonical = "\n".join((
         method,
-        quote(parts.path or "/", safe="/~"),
+        quote(_dot_free(parts.path or "/"), safe="/~"),
         "&".join(sorted(_pair(p) for p in parts.query.split("&"))) if parts.query else "",
         "".join("%s:%s\n" % (n, signed[n]) for n in names),
         ";".join(names),
@@ -86,6 +94,16 @@ def sign(method, url, headers, body, access_key, secret_key, token, region, serv
     headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
         access_key, scope, ";".join(names), signature)
     return headers
+
+
+def _dot_free(path):
+    """The path as botocore signs it: '.' and '..' segments removed (RFC 3986 5.2.4); the URL sent
+    keeps them, as botocore's does. Only a function named '.' or '..' has any."""
+    if "/." not in path:
+        return path
+    from botocore.utils import normalize_url_path
+
+    return normalize_url_path(path)
 
 
 def _pair(item):
@@ -136,6 +154,8 @@ class Sender:
         self.timeout = None  # the read timeout the open connection's socket has now
         self.pending = None  # (url, request bytes, timeouts) written by start(), not yet answered
         self.reused = self.answered = False
+        self.resends = 0  # requests written again on a new connection for the current start()
+        self.leased = False  # held by a core.Window (nested windows must not share a connection)
         self.proxy = _proxy_for(self.endpoint_url)
         self.proxy_headers = _proxy_headers(self.proxy) if self.proxy else None
 
@@ -150,7 +170,10 @@ class Sender:
     def _connect(self, connect_timeout):
         if self.proxy is not None:
             p = urlsplit(self.proxy)
-            target = (p.hostname, p.port or (443 if p.scheme == "https" else 80))
+            if p.scheme != "http":
+                raise ValueError("the proxy %s://%s: only http:// proxy URLs are supported (HTTPS goes through them "
+                                 "in a CONNECT tunnel, encrypted end to end)" % (p.scheme, p.hostname))
+            target = (p.hostname, p.port or 80)
         else:
             target = (self.host, self.port)
         if self.scheme == "https":
@@ -190,12 +213,17 @@ class Sender:
         if self.proxy_headers and self.scheme == "http":
             lines.extend("%s: %s" % kv for kv in self.proxy_headers.items())  # a plain-HTTP proxy sees the request
         self.pending = (url, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body, connect_timeout, read_timeout)
+        self.resends = 0
         self._write()
 
     def _write(self):
         from botocore import exceptions as bx
 
         url, request, connect_timeout, read_timeout = self.pending
+        if self.conn is not None and _readable(self.conn.sock):
+            # an idle kept connection has something to say (a 408, a close, stray bytes): whatever it
+            # is, it is no answer to this request, so never read it as one
+            self.close()
         self.reused = self.conn is not None
         if not self.reused:
             try:
@@ -206,7 +234,7 @@ class Sender:
             except (TimeoutError, socket.timeout) as exc:
                 self._fail()
                 raise bx.ConnectTimeoutError(endpoint_url=url, error=exc) from None
-            except OSError as exc:
+            except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: a bad proxy URL
                 self._fail()
                 raise bx.EndpointConnectionError(endpoint_url=url, error=exc) from None
         sock = self.conn.sock
@@ -222,6 +250,7 @@ class Sender:
         except OSError as exc:
             self.close()
             if self.reused:
+                self.resends += 1
                 return self._write()  # the server had closed the idle connection: once more on a new one
             self._fail()
             raise bx.ConnectionClosedError(endpoint_url=url, error=exc) from None
@@ -230,6 +259,8 @@ class Sender:
         """The answer to the request ``start`` wrote, as ``send`` returns it."""
         from botocore import exceptions as bx
 
+        if self.pending is None or self.conn is None:
+            raise bx.ConnectionClosedError(endpoint_url=self.endpoint_url, error="no request is in flight here")
         url = self.pending[0]
         try:
             status, answer, data, close = self._answer(self.conn.sock)
@@ -239,10 +270,14 @@ class Sender:
         except (OSError, ValueError) as exc:
             self.close()
             if self.reused and not self.answered:
+                self.resends += 1
                 self._write()  # closed before any answer on a kept connection: once more on a new one
                 return self.finish()
             self._fail()
-            raise bx.ConnectionClosedError(endpoint_url=url, error=exc) from None
+            error = bx.ConnectionClosedError(endpoint_url=url, error=exc)
+            # an answer had begun: the function ran (or runs); sending it again would run it twice
+            error.answer_started = self.answered
+            raise error from None
         self.pending = None
         if close:
             self.close()
@@ -252,80 +287,108 @@ class Sender:
         self.close()
         self.pending = None
 
-    def _recv(self, sock):
+    def _fill(self, sock, buf):
+        """Append what the server sends next to ``buf`` (a bytearray: in place, never quadratic)."""
         chunk = sock.recv(65536)
         if not chunk:
             raise ConnectionResetError("the server closed the connection")
         self.answered = True
-        return chunk
+        buf += chunk
+
+    def _line_end(self, sock, buf, pos, marker, most):
+        end = buf.find(marker, pos)
+        while end < 0:
+            if len(buf) - pos > most:
+                raise ValueError("the answer has a header or chunk line over %d bytes" % most)
+            self._fill(sock, buf)
+            end = buf.find(marker, pos)
+        return end
 
     def _answer(self, sock):
         """(status, headers, body, close) of one HTTP/1.x answer: Content-Length, chunked, or until the
-        server closes; interim 1xx answers skipped. ValueError for anything that is not HTTP."""
-        buf = b""
+        server closes; interim 1xx answers skipped. ValueError for anything that is not HTTP or is
+        larger than an answer can be (MAX_HEADER_BYTES, MAX_ANSWER_BYTES, MAX_INTERIM)."""
+        buf, pos, interim = bytearray(), 0, 0
         while True:
-            end = buf.find(b"\r\n\r\n")
-            while end < 0:
-                if len(buf) > MAX_HEADER_BYTES:
-                    raise ValueError("the answer's headers exceed %d bytes" % MAX_HEADER_BYTES)
-                buf += self._recv(sock)
-                end = buf.find(b"\r\n\r\n")
-            lines = buf[:end].decode("latin-1").split("\r\n")
-            buf = buf[end + 4:]
+            end = self._line_end(sock, buf, pos, b"\r\n\r\n", MAX_HEADER_BYTES)
+            lines = bytes(buf[pos:end]).decode("latin-1").split("\r\n")
+            pos = end + 4
             version, _, rest = lines[0].partition(" ")
-            if not version.startswith("HTTP/1."):
+            if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
                 raise ValueError("not an HTTP/1.x answer: %r" % lines[0][:80])
             status = int(rest[:3])
             if 100 <= status < 200:
+                interim += 1
+                if interim > MAX_INTERIM:
+                    raise ValueError("more than %d interim answers" % MAX_INTERIM)
                 continue
             headers = {}
             for line in lines[1:]:
                 name, sep, value = line.partition(":")
-                if not sep:
+                if not sep or line[:1] in (" ", "\t"):  # no name, or an obsolete folded line
                     raise ValueError("a malformed header line: %r" % line[:80])
                 name, value = name.strip().lower(), value.strip()
                 headers[name] = headers[name] + ", " + value if name in headers else value
             connection = headers.get("connection", "").lower()
             close = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
             if "chunked" in headers.get("transfer-encoding", "").lower():
-                data, buf = self._chunked(sock, buf)
+                data, pos = self._chunked(sock, buf, pos)
             elif "content-length" in headers:
-                size = int(headers["content-length"])
-                while len(buf) < size:
-                    buf += self._recv(sock)
-                data, buf = buf[:size], buf[size:]
+                length = headers["content-length"]
+                if not length.isdigit() or int(length) > MAX_ANSWER_BYTES:
+                    raise ValueError("an answer of Content-Length %r" % length[:40])
+                size = int(length)
+                while len(buf) - pos < size:
+                    self._fill(sock, buf)
+                data, pos = bytes(buf[pos:pos + size]), pos + size
             elif status in (204, 304):
                 data = b""
             else:  # the body ends when the server closes the connection
-                chunks = [buf]
                 while True:
                     chunk = sock.recv(65536)
                     if not chunk:
                         break
-                    chunks.append(chunk)
-                data, buf, close = b"".join(chunks), b"", True
-            if buf:
+                    buf += chunk
+                    if len(buf) - pos > MAX_ANSWER_BYTES:
+                        raise ValueError("an answer over %d bytes" % MAX_ANSWER_BYTES)
+                data, pos, close = bytes(buf[pos:]), len(buf), True
+            if pos < len(buf):
                 close = True  # bytes nobody asked for: the connection is out of step
             return status, headers, data, close
 
-    def _chunked(self, sock, buf):
-        parts = []
+    def _chunked(self, sock, buf, pos):
+        parts, total = [], 0
         while True:
-            end = buf.find(b"\r\n")
-            while end < 0:
-                buf += self._recv(sock)
-                end = buf.find(b"\r\n")
-            size = int(buf[:end].split(b";", 1)[0].strip(), 16)
-            buf = buf[end + 2:]
-            if size == 0:  # the last chunk, then optional trailers up to an empty line
-                while not (buf.startswith(b"\r\n") or b"\r\n\r\n" in buf):
-                    buf += self._recv(sock)
-                buf = buf[2:] if buf.startswith(b"\r\n") else buf[buf.index(b"\r\n\r\n") + 4:]
-                return b"".join(parts), buf
-            while len(buf) < size + 2:
-                buf += self._recv(sock)
-            parts.append(buf[:size])
-            buf = buf[size + 2:]
+            end = self._line_end(sock, buf, pos, b"\r\n", 4096)
+            field = bytes(buf[pos:end]).split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(field):
+                raise ValueError("a malformed chunk size %r" % field[:40])
+            size, pos = int(field, 16), end + 2
+            if size == 0:  # the last chunk, then optional trailer lines up to an empty one
+                while True:
+                    end = self._line_end(sock, buf, pos, b"\r\n", MAX_HEADER_BYTES)
+                    empty, pos = end == pos, end + 2
+                    if empty:
+                        return b"".join(parts), pos
+            total += size
+            if total > MAX_ANSWER_BYTES:
+                raise ValueError("a chunked answer over %d bytes" % MAX_ANSWER_BYTES)
+            while len(buf) - pos < size + 2:
+                self._fill(sock, buf)
+            if buf[pos + size:pos + size + 2] != b"\r\n":
+                raise ValueError("a chunk not followed by CRLF")
+            parts.append(bytes(buf[pos:pos + size]))
+            pos += size + 2
+
+
+def _readable(sock):
+    """True when an idle connection has bytes (or its close) waiting: no answer to anything we sent."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 def _proxy_for(url):
@@ -335,7 +398,7 @@ def _proxy_for(url):
     parts = urlsplit(url)
     proxies = getproxies()
     proxy = proxies.get(parts.scheme)
-    if not proxy or proxy_bypass(parts.hostname or ""):
+    if not proxy or proxy_bypass(parts.netloc):  # netloc, as botocore: NO_PROXY=host:port matches
         return None
     return proxy if "://" in proxy else "http://" + proxy
 
@@ -345,7 +408,7 @@ def _proxy_headers(proxy):
     from urllib.parse import unquote
 
     p = urlsplit(proxy)
-    if p.username is None:
+    if not p.username or not p.password:  # as botocore: credentials only when both are given
         return None
     token = base64.b64encode(("%s:%s" % (unquote(p.username), unquote(p.password or ""))).encode()).decode()
     return {"Proxy-Authorization": "Basic " + token}

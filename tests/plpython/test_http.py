@@ -435,3 +435,137 @@ def test_a_broken_answer_is_a_connection_error_never_a_result(answer):
         assert len(server.requests) == 1  # an answer had started: never sent twice
     finally:
         server.stop()
+
+
+# -- found in review: each of these failed before its fix ---------------------------------------------
+def _gd_cfg(url, attempts=3):
+    gd = {"sqlambda.session": boto3.Session(aws_access_key_id="a", aws_secret_access_key="b", region_name="us-east-1")}
+    cfg = {"region": "us-east-1", "endpoint_url": url, "connect_timeout_ms": 2000, "request_timeout_ms": 5000,
+           "max_attempts": attempts}
+    return gd, cfg
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",  # cut off mid-body
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":",  # cut off mid-chunk
+    b"HTTP/1.1 200 OK\r\nContent-Length: 8, 8\r\n\r\n" + OK,  # not a length
+])
+def test_an_answer_cut_off_is_never_sent_again(answer):
+    """The function ran once its answer began: retrying would run it again (3 runs before the fix)."""
+    server = _RawServer([(answer, True)] + [(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n" + OK, False)] * 3)
+    try:
+        gd, cfg = _gd_cfg(server.url)
+        with pytest.raises(sqlambda_core.LambdaFailure) as e:
+            sqlambda_core.invoke_raw(None, gd, "f", "{}", cfg=cfg)
+        assert e.value.sqlstate == "LA004" and not e.value.retryable and "cut off" in e.value.message
+        assert "was not called again" in e.value.hint
+        time.sleep(0.2)
+        assert len(server.requests) == 1
+    finally:
+        server.stop()
+
+
+def test_a_stale_answer_on_an_idle_connection_is_never_read_as_the_next_one():
+    """A server that sends 408 + close on an idle kept connection: the next call must go out on a new
+    connection and get its own answer (before the fix it returned the 408, its request never sent)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    seen = []
+
+    def serve():
+        for n in range(2):
+            conn, _ = sock.accept()
+            with conn:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += conn.recv(65536)
+                seen.append(buf)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n" + OK)
+                if n == 0:
+                    time.sleep(0.1)
+                    conn.sendall(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                    time.sleep(0.3)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        sender = sqlambda_http.Sender(url)
+        assert sender.send(url + "/p", {}, b"1", 2.0, 5.0)[0] == 200
+        time.sleep(0.25)  # the 408 has arrived on the idle connection
+        status, _h, data = sender.send(url + "/p", {}, b"2", 2.0, 5.0)
+        assert (status, data) == (200, OK) and len(seen) == 2
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n" + OK,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffff\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nabcde\r\n0\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\n" * 11 + b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n" + OK,
+    b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 8\r\n\r\n" + OK,
+])
+def test_hostile_answers_are_refused_without_reading_them_whole(answer):
+    server = _RawServer([(answer, True)])
+    try:
+        with pytest.raises(bx.ConnectionClosedError):
+            sqlambda_http.Sender(server.url).send(server.url + "/p", {}, b"x", 2.0, 5.0)
+    finally:
+        server.stop()
+
+
+def test_a_large_answer_is_read_in_linear_time():
+    big = b"[" + b"1," * (3 * 1024 * 1024) + b"1]"
+    server = _RawServer([(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big, False)])
+    try:
+        status, _h, data = sqlambda_http.Sender(server.url).send(server.url + "/p", {}, b"x", 2.0, 30.0)
+        assert status == 200 and data == big
+    finally:
+        server.stop()
+
+
+def test_a_resend_on_a_new_connection_counts_as_an_attempt():
+    """max_attempts bounds what is really sent: the sender's own resend (a kept connection the server
+    had closed) is one of them (before the fix: max_attempts + 1 requests, 'after N attempts' said N)."""
+    drop = (b"", True)  # the server closes without answering
+    # answered, the connection kept; the next request on it is dropped unanswered, as is its resend
+    server = _RawServer([(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n" + OK, False), drop, drop, drop, drop])
+    try:
+        gd, cfg = _gd_cfg(server.url, attempts=2)
+        assert sqlambda_core.invoke_raw(None, gd, "f", "{}", cfg=cfg)["payload"] == OK.decode()
+        with pytest.raises(sqlambda_core.LambdaFailure) as e:
+            sqlambda_core.invoke_raw(None, gd, "f", "{}", cfg=cfg)
+        assert e.value.sqlstate == "LA004" and "(after 2 attempts)" in e.value.message
+        time.sleep(0.2)
+        assert len(server.requests) == 1 + 2
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/../b"])
+def test_dot_segments_are_signed_as_botocore_signs_them(name):
+    when = datetime.datetime(2026, 12, 2, 1, 2, 3)
+    case = {"FunctionName": name, "Payload": b"{}", "InvocationType": "RequestResponse", "LogType": None,
+            "ClientContext": None, "Qualifier": None, "when": when}
+    client, captured = _client("http://127.0.0.1:4566", "us-east-1", None, lambda: (200, {}, b"{}"))
+    request, _ = _botocores(client, captured, case)
+    url, headers = _ours("http://127.0.0.1:4566", "us-east-1", None, case)
+    assert url == request.url and headers["Authorization"] == request.headers["Authorization"].decode()
+
+
+def test_nested_windows_never_share_a_connection(server):
+    """A row image's own code can fire another immediate trigger while a window has calls in flight:
+    the inner window must lease other connections (before the fix it reused slot 1 and the outer
+    call's answer was lost)."""
+    gd, cfg = _gd_cfg(server.url)
+    outer = sqlambda_core.Window(None, gd, "f", "RequestResponse", None, cfg, 2)
+    outer.submit('{"n": "outer-1"}')
+    outer.submit('{"n": "outer-2"}')
+    inner = sqlambda_core.Window(None, gd, "f", "RequestResponse", None, cfg, 2)
+    inner.submit('{"n": "inner-1"}')
+    assert inner.close() == 1
+    assert outer.close() == 2
+    assert sorted(json.loads(b)["n"] for b in server.requests) == ["inner-1", "outer-1", "outer-2"]
+    assert not any(s.leased for s in gd["sqlambda.senders"].values())  # all given back
