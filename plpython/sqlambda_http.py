@@ -220,7 +220,7 @@ class Sender:
         from botocore import exceptions as bx
 
         url, request, connect_timeout, read_timeout = self.pending
-        if self.conn is not None and _readable(self.conn.sock):
+        if self.conn is not None and self._stale():
             # an idle kept connection has something to say (a 408, a close, stray bytes): whatever it
             # is, it is no answer to this request, so never read it as one
             self.close()
@@ -286,6 +286,31 @@ class Sender:
     def _fail(self):
         self.close()
         self.pending = None
+
+    def _stale(self):
+        """True when the idle kept connection has bytes (or its close) waiting: no answer to anything
+        we sent. Over TLS a readable socket may hold only a session ticket (TLS 1.3 sends them after
+        the handshake): reading it yields no data, and the connection stays."""
+        sock = self.conn.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        try:
+            if not select.select([sock], [], [], 0)[0]:
+                return False
+        except (OSError, ValueError):
+            return True
+        if not isinstance(sock, ssl.SSLSocket):
+            return True
+        sock.setblocking(False)
+        try:
+            sock.recv(1)
+            return True  # application data or the close
+        except ssl.SSLWantReadError:
+            return False  # only TLS housekeeping was waiting
+        except OSError:
+            return True
+        finally:
+            sock.settimeout(self.timeout)
 
     def _fill(self, sock, buf):
         """Append what the server sends next to ``buf`` (a bytearray: in place, never quadratic)."""
@@ -379,16 +404,6 @@ class Sender:
                 raise ValueError("a chunk not followed by CRLF")
             parts.append(bytes(buf[pos:pos + size]))
             pos += size + 2
-
-
-def _readable(sock):
-    """True when an idle connection has bytes (or its close) waiting: no answer to anything we sent."""
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return True
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True
 
 
 def _proxy_for(url):
