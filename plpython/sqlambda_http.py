@@ -33,7 +33,7 @@ import select
 import socket
 import ssl
 import time
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 USER_AGENT = "sqlambda-lean botocore-credentials"
 MAX_HEADER_BYTES = 65536
@@ -108,13 +108,7 @@ def _dot_free(path):
 
 def _pair(item):
     name, _, value = item.partition("=")
-    return "%s=%s" % (quote(_unquote(name), safe="-_.~"), quote(_unquote(value), safe="-_.~"))
-
-
-def _unquote(text):
-    from urllib.parse import unquote
-
-    return unquote(text)
+    return "%s=%s" % (quote(unquote(name), safe="-_.~"), quote(unquote(value), safe="-_.~"))
 
 
 def _host(parts):
@@ -420,7 +414,6 @@ def _proxy_for(url):
 
 def _proxy_headers(proxy):
     import base64
-    from urllib.parse import unquote
 
     p = urlsplit(proxy)
     if not p.username or not p.password:  # as botocore: credentials only when both are given

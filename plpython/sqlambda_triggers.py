@@ -81,6 +81,20 @@ def record_with(head, key, new, old):
         json.dumps(key), head, new if new is not None else "null", old if old is not None else "null")
 
 
+def record_parts(key_prefix, txid, ts):
+    """What the records keyed ``<key_prefix><n>`` of one transaction share, encoded once: the text
+    before ``n`` and after it, so that ``record_at(parts, n, new, old)`` is
+    ``record(key_prefix + str(n), txid, ts, new, old)`` byte for byte (the key is JSON-escaped as a
+    whole; the digits of ``n`` need no escaping). The immediate trigger's SQL appends the rest itself
+    (``sql/postgres/triggers/immediate_function.sql.j2``); the drainer calls ``record_at``."""
+    return '{"idempotency_key":' + json.dumps(key_prefix)[:-1], '"' + record_head(txid, ts)
+
+
+def record_at(parts, n, new, old):
+    """The record numbered ``n`` of ``record_parts``; ``new`` / ``old`` as for ``record()``."""
+    return '%s%d%s%s,"old":%s}' % (parts[0], n, parts[1], "null" if new is None else new, "null" if old is None else old)
+
+
 class Batcher:
     """Cuts a stream of records into payloads of at most ``max_rows`` records and ``max_bytes`` bytes.
 
@@ -184,13 +198,12 @@ def _stream(plpy, GD, route, window, batcher, txid, ts, stmt):
     """Read the statement's rows, cut batches, submit each as soon as it is full; wait for all.
 
     The query (``sql/postgres/triggers/immediate_function.sql.j2``) returns each row as its finished
-    record, given the two constant parts of ``record()``; its plan is prepared once per backend."""
+    record, given the two ``record_parts``; its plan is prepared once per backend."""
     plans = GD.setdefault("sqlambda.trigger_plans", {})
     plan = plans.get(route["query"])
     if plan is None:
         plan = plans[route["query"]] = plpy.prepare(route["query"], ["text", "text"])
-    key_head = json.dumps("%s:%s:%s:" % (route["trigger"], txid, stmt))[:-1]
-    cursor = plpy.cursor(plan, ['{"idempotency_key":' + key_head, '"' + record_head(txid, ts)])
+    cursor = plpy.cursor(plan, list(record_parts("%s:%s:%s:" % (route["trigger"], txid, stmt), txid, ts)))
     add = batcher.add
     n = 0
     while True:

@@ -156,16 +156,14 @@ class InvokeService:
         """One Invoke request; while it runs it counts as in flight for its function name (the
         ``in_flight_max`` statistic shows how many requests a client really had open at once)."""
         m = INVOKE_RE.match(environ.get("PATH_INFO", ""))
-        key = unquote(m.group("name")) if m else ""
-        self.faults.enter(key)
-        try:
-            return self._handle(environ)
-        finally:
-            self.faults.leave(key)
-
-    def _handle(self, environ: dict) -> tuple[int, dict, bytes]:
-        m = INVOKE_RE.match(environ.get("PATH_INFO", ""))
         name = unquote(m.group("name")) if m else ""
+        self.faults.enter(name)
+        try:
+            return self._handle(environ, name)
+        finally:
+            self.faults.leave(name)
+
+    def _handle(self, environ: dict, name: str) -> tuple[int, dict, bytes]:
         query = parse_qs(environ.get("QUERY_STRING", ""))
         qualifier = (query.get("Qualifier") or [None])[0]
         auth = environ.get("HTTP_AUTHORIZATION", "")

@@ -151,3 +151,10 @@ def test_the_drainers_batches_are_byte_identical_to_record_with():
     expected = trig.cut([(trig.record_with(trig.record_head(c[4], c[5]), idempotency_key("t_x", c[4], c[0], c[1], k), n, o),
                           (c[0], c[1], k, c[6])) for c, k, n, o in events], prefix, suffix, 7, 4096)
     assert [(a[1], a[2]) for a in sent] == expected and len(expected) == 7
+
+
+@pytest.mark.parametrize("prefix", ["t:1:abc:", "t_x:77:5.", 'odd"\\é:'])
+def test_record_parts_give_record_byte_for_byte(prefix):
+    parts = trig.record_parts(prefix, 81234, "2026-12-02T00:00:00.000001Z")
+    for n, new, old in ((0, '{"id":1}', None), (17, None, '{"a":"é"}'), (1001, '{"x":[1]}', '{"x":[2]}')):
+        assert trig.record_at(parts, n, new, old) == trig.record(prefix + str(n), 81234, "2026-12-02T00:00:00.000001Z", new, old)

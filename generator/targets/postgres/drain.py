@@ -40,7 +40,6 @@ sqlambda.endpoint_url`` (read from the catalog, like the functions in the databa
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -291,14 +290,10 @@ class DrainWorker:
                 tag = (cid, base, k, attempts)
                 parts = heads.get((cid, base))
                 if parts is None:
-                    # trig.record_with() with what is the same for the whole chunk encoded once: the
-                    # key up to the event's number (JSON-escaped as a whole; digits need no escaping)
-                    parts = heads[(cid, base)] = (
-                        '{"idempotency_key":' + json.dumps(idempotency_key(trigger, txid, cid, 0, 0))[:-2],
-                        '"' + trig.record_head(txid, ts))
+                    # what the chunk's records share, encoded once: the key up to the event's number
+                    parts = heads[(cid, base)] = trig.record_parts(idempotency_key(trigger, txid, cid, 0, 0)[:-1], txid, ts)
                 try:
-                    done = add("%s%d%s%s,\"old\":%s}" % (parts[0], base + k, parts[1], "null" if new is None else new,
-                                                        "null" if old is None else old), tag)
+                    done = add(trig.record_at(parts, base + k, new, old), tag)
                 except trig.OversizeRecord as exc:
                     # retrying cannot make it smaller: straight to dead-letter, with the reason
                     last = batcher.flush()
