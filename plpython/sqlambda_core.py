@@ -663,8 +663,8 @@ class Window:
     without threads (a PostgreSQL backend must not run any): ``submit`` writes a request and returns;
     when all connections are busy it first completes the OLDEST call. ``close`` completes the rest.
 
-    A failed attempt is retried (by classification, with backoff) on that call's own connection
-    while the others stay in flight; a call that finally fails raises its LambdaFailure, after the
+    A failed attempt is retried (by classification, with backoff) on the backend's plain-call
+    connection (``_Call.sender``, slot 0) while the others stay in flight; a call that finally fails raises its LambdaFailure, after the
     window dropped the connections of the calls still in flight (their answers are never read, so a
     sync Lambda may still run them: the caller's statement fails anyway). ``size`` 1 is strictly
     one call after the other, each sent only after the previous one succeeded."""
