@@ -423,3 +423,27 @@ def call_function(plpy, GD, fn, values):
         return result_value(fn, out["payload"])
     except LambdaFailure as failure:
         core.raise_lambda_error(plpy, failure)
+
+
+# -- modernize: a router's Lambda -------------------------------------------------------------------
+
+
+def call_payload(plpy, GD, fn, payload):
+    """``<name>__lambda(payload jsonb)``: the router built the payload (jsonb text); the value at
+    ``fn['path']`` (all of the result without one) comes back as JSON text, NULL for JSON null, and
+    the router casts it to the original's result type. Errors carry the Lambda's errorType/message."""
+    try:
+        out = core.invoke_raw(plpy, GD, fn["lambda"], payload, "RequestResponse", qualifier=fn.get("qualifier"))
+        text = out["payload"]
+        try:
+            doc = json.loads(text, parse_float=Decimal)
+        except (TypeError, ValueError):
+            raise LambdaFailure("LA007", "lambda %s returned a result that is not JSON" % fn["lambda"],
+                                detail=core.trim(text)) from None
+        value = extract(doc, fn["path"]) if fn.get("path") else doc
+        if value is _MISSING:
+            raise LambdaFailure("LA007", "%s: the result of lambda %s has no %s" % (fn["name"], fn["lambda"], fn["path"]),
+                                detail=core.trim(text), hint="fix modernize[].path in the spec or the function's result")
+        return None if value is None else to_json(value)
+    except LambdaFailure as failure:
+        core.raise_lambda_error(plpy, failure)

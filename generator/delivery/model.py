@@ -54,6 +54,8 @@ class DrainStats:
     last_error: str | None = None
     #: claims made (each a short transaction); a NOTIFY, which any role may send, costs at most one
     polls: int = 0
+    #: modernize shadow calls compared (``sqlambda.targets.postgres.shadow``)
+    compared: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: Any) -> None:
@@ -67,10 +69,10 @@ class DrainStats:
     @property
     def ok(self) -> bool:
         """False when the run dead-lettered anything, or had events to send and delivered none."""
-        return self.dead == 0 and not (self.delivered == 0 and self.failed_events > 0)
+        return self.dead == 0 and not (self.delivered == 0 and self.compared == 0 and self.failed_events > 0)
 
     def to_dict(self) -> dict:
-        out = {k: getattr(self, k) for k in ("delivered", "batches", "failed_batches", "failed_events", "dead", "last_error", "polls")}
+        out = {k: getattr(self, k) for k in ("delivered", "batches", "failed_batches", "failed_events", "dead", "last_error", "polls", "compared")}
         out["ok"] = self.ok
         return out
 

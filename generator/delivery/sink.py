@@ -50,6 +50,11 @@ class LambdaSink:
 
     def send(self, route: Route, payload: str) -> Failure | None:
         """None on success, else the Failure (errorType and message, as the database reports it)."""
+        return self.call(route, payload)[1]
+
+    def call(self, route: Route, payload: str) -> tuple[str | None, Failure | None]:
+        """The Lambda's response payload and None, or None and why it failed (a shadow comparison
+        needs the answer itself; ``send`` needs only whether it came)."""
         core = self.core
         trig = plpython_module("sqlambda_triggers")
         cfg = self.cfg(route)
@@ -62,8 +67,8 @@ class LambdaSink:
             kind = "permanent" if failure.sqlstate in PERMANENT else "transient"
             if failure.sqlstate == "LA006" and not failure.retryable:
                 kind = "permanent"  # an unexpected 4xx: retrying the same request cannot succeed
-            return Failure(kind, f"[{failure.sqlstate}] {failure.message}")
+            return None, Failure(kind, f"[{failure.sqlstate}] {failure.message}")
         if result.get("function_error"):
             f = core.function_error(route.lambda_name, result["function_error"], result.get("payload") or "")
-            return Failure("function", f"[{f.sqlstate}] {f.message}")
-        return None
+            return None, Failure("function", f"[{f.sqlstate}] {f.message}")
+        return result.get("payload"), None

@@ -209,7 +209,7 @@ def _raw_view(data: dict) -> types.SimpleNamespace:
             out.append(types.SimpleNamespace(name=name, function=fn))
         return out
 
-    return types.SimpleNamespace(functions=entries("functions"), triggers=entries("triggers"))
+    return types.SimpleNamespace(functions=entries("functions"), triggers=entries("triggers"), modernize=[])
 
 
 def load_spec_text(text: str, filename: str = "<spec>") -> Spec:

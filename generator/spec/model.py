@@ -318,6 +318,82 @@ class Trigger(_Strict):
         return self
 
 
+#: ``schema.name(type, type)`` as ``to_regprocedure`` reads it (no argument names, no typmods)
+SIGNATURE_RE = (r"^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}"
+                r"\(\s*([A-Za-z_][A-Za-z0-9_ .]*(\[\])*(\s*,\s*[A-Za-z_][A-Za-z0-9_ .]*(\[\])*)*)?\s*\)$")
+STAGES = ("record", "shadow", "canary", "cutover", "rollback")
+
+
+class Recording(_Strict):
+    """What the router keeps of real calls (a ring: the most recent ``max_calls`` sampled calls)."""
+
+    sample: float = Field(1.0, ge=0.0, le=1.0, description="fraction of calls whose arguments and result are kept")
+    max_calls: StrictInt = Field(1000, ge=1, le=1_000_000, description="calls kept per function (oldest overwritten)")
+    max_bytes: StrictInt = Field(65_536, ge=256, le=1_048_576,
+                                 description="a call whose arguments and result exceed this is counted, not kept")
+
+
+class Compare(_Strict):
+    """How the drainer compares the original's result with the Lambda's (shadow and canary)."""
+
+    ignore_keys: list[str] = Field(default_factory=list, description="object keys left out of the comparison, at any depth")
+    tolerance: float = Field(0.0, ge=0.0, description="numbers match when they differ by at most this much")
+    unordered: StrictBool = Field(False, description="arrays match whatever the order of their elements")
+
+    @field_validator("ignore_keys")
+    @classmethod
+    def _keys_control(cls, v):
+        return [_no_control(k) for k in v]
+
+
+class Modernize(_Strict):
+    """One stored function moving into a Lambda: a router takes over its name (see README, Modernization)."""
+
+    function: str = Field(pattern=SIGNATURE_RE, description="the existing function: schema.name(argument types)")
+    name: Optional[Ident] = Field(None, description="short name for status and sqlambda's helper objects "
+                                                    "(default: the function's name)")
+    lambda_: LambdaRef = Field(alias="lambda", description="the Lambda that replaces it")
+    qualifier: Optional[Qualifier] = None
+    stage: Literal["record", "shadow", "canary", "cutover", "rollback"] = "record"
+    payload: dict[Ident, str] = Field(default_factory=dict,
+                                      description="argument name -> payload key (default: the argument's name)")
+    path: Optional[JsonPath] = Field(None, description="where the result sits in the Lambda's JSON (default: all of it)")
+    side_effects: Literal["writes", "none"] = Field(
+        "writes", description="'none' declares the function free of side effects: only then may it be shadowed "
+                              "or put on canary (the Lambda would otherwise write a second time)")
+    record: Recording = Field(default_factory=Recording)
+    canary: float = Field(0.05, ge=0.0, le=1.0, description="with stage: canary, the fraction of calls the Lambda answers")
+    compare: Compare = Field(default_factory=Compare)
+
+    @field_validator("payload")
+    @classmethod
+    def _payload_control(cls, v):
+        return {k: _no_control(key) for k, key in v.items()}
+
+    @model_validator(mode="after")
+    def _writes(self) -> "Modernize":
+        if self.stage in ("shadow", "canary") and self.side_effects != "none":
+            raise ValueError(
+                f"stage {self.stage} runs the Lambda beside the original, so a function that writes data would "
+                "write twice; only record, cutover and rollback apply unless the entry says side_effects: none")
+        return self
+
+    @property
+    def schema_name(self) -> tuple[str, str]:
+        head = self.function.split("(", 1)[0].strip()
+        schema, _, fname = head.rpartition(".")
+        return (schema or "public"), fname
+
+    @property
+    def short(self) -> str:
+        return self.name or self.schema_name[1]
+
+    @property
+    def arg_types(self) -> list[str]:
+        inner = self.function.split("(", 1)[1].rsplit(")", 1)[0]
+        return [" ".join(t.split()) for t in inner.split(",")] if inner.strip() else []
+
+
 class Spec(_Strict):
     version: Literal[1] = 1
     project: Ident
@@ -326,6 +402,7 @@ class Spec(_Strict):
     oracle: OracleSettings = Field(default_factory=OracleSettings)
     functions: list[Function] = Field(default_factory=list)
     triggers: list[Trigger] = Field(default_factory=list)
+    modernize: list[Modernize] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _cross_references(self, info: ValidationInfo) -> "Spec":
@@ -391,4 +468,14 @@ def cross_reference_problems(spec: Spec) -> list[tuple[tuple, str]]:
         if t.function is not None and t.function.lower() not in seen:
             known = ", ".join(f.name for f in spec.functions if IDENT_RE.match(f.name)) or "none defined"
             out.append((("triggers", i, "function"), f"unknown function {t.function!r}; expected one of the spec's functions ({known})"))
+    mseen: dict[str, int] = {}
+    for i, m in enumerate(spec.modernize):
+        if not isinstance(m, Modernize):
+            continue
+        short = m.short.lower()
+        loc = ("modernize", i, "name" if m.name else "function")
+        if short in mseen:
+            out.append((loc, f"modernize name {m.short!r} is already used by modernize[{mseen[short]}]; give one a 'name'"))
+        else:
+            mseen[short] = i
     return out

@@ -52,6 +52,7 @@ from sqlambda.delivery.sink import LambdaSink, Sink
 from sqlambda.errors import ConnectionFailed, OutboxError, UsageError
 from sqlambda.targets.postgres import triggers
 from sqlambda.targets.postgres.connection import connect as pg_connect
+from sqlambda.targets.postgres.shadow import ShadowWorker
 
 DEFAULT_SCHEMA = "sqlambda"
 #: how often an idle follower looks for events whose backoff ended (NOTIFY wakes it for new ones)
@@ -72,13 +73,23 @@ def connect(dsn: str, autocommit: bool = False) -> Any:
     return pg_connect(dsn, autocommit=autocommit, application_name="sqlambda-drain")
 
 
-def _check_schema(conn: Any, schema: str) -> None:
-    ok = conn.execute("SELECT pg_catalog.to_regclass(pg_catalog.format('%%I.outbox', %s::text)) IS NOT NULL", (schema,)).fetchone()[0]
-    if not ok:
+def _check_schema(conn: Any, schema: str) -> tuple[bool, bool]:
+    """(has an outbox, has a modernize shadow queue); neither is an error."""
+    outbox_q, shadow_q = conn.execute(
+        "SELECT pg_catalog.to_regclass(pg_catalog.format('%%I.outbox', %s::text)) IS NOT NULL, "
+        "pg_catalog.to_regclass(pg_catalog.format('%%I.modernize_shadow', %s::text)) IS NOT NULL", (schema, schema)).fetchone()
+    if not (outbox_q or shadow_q):
         raise OutboxError(
             f"no outbox in schema {schema!r} of this database",
             hint="install a spec with a trigger using delivery: outbox (sqlambda install SPEC), or pass --schema",
         )
+    return outbox_q, shadow_q
+
+
+def _require_outbox(conn: Any, schema: str) -> None:
+    if not _check_schema(conn, schema)[0]:
+        raise OutboxError(f"no outbox in schema {schema!r} of this database (only modernize's shadow queue)",
+                          hint="sqlambda modernize status shows the shadow queue")
 
 
 def _sql(schema: str, text: str) -> Any:
@@ -89,17 +100,21 @@ def _sql(schema: str, text: str) -> Any:
 
 def load_routes(conn: Any, schema: str) -> dict[str, Route]:
     """The routes, with a DBA's ALTER DATABASE / ALTER ROLE ALL SET of endpoint and region applied."""
-    core = runtime_module("sqlambda_core")
     rows = conn.execute(_sql(schema,
         "SELECT trigger_name, table_name, lambda, qualifier, mode, max_rows, max_bytes, max_attempts, "
         "base_delay_ms, max_delay_ms, region, endpoint_url, max_age_s FROM {s}.outbox_route")).fetchall()
+    return {route.trigger_name: route for route in with_dba_settings(conn, [Route(*r) for r in rows])}
+
+
+def with_dba_settings(conn: Any, routes: list[Route]) -> list[Route]:
+    """``routes`` with a DBA's ALTER DATABASE / ALTER ROLE ALL SET of endpoint and region applied."""
+    core = runtime_module("sqlambda_core")
     admin = conn.execute(core._SETTINGS_SQL).fetchone()
     # only the DBA's values (ALTER ROLE ALL, ALTER DATABASE: the first two columns): the drain
     # session's own settings are not the database's decision
     settings = {"cluster": admin[0], "database": admin[1]}
-    routes = {}
-    for r in rows:
-        route = Route(*r)
+    out = []
+    for route in routes:
         saved = dict(core.DEFAULTS)
         try:
             core.DEFAULTS.update(region=route.region, endpoint_url=route.endpoint_url)
@@ -109,8 +124,8 @@ def load_routes(conn: Any, schema: str) -> dict[str, Route]:
         finally:
             core.DEFAULTS.clear()
             core.DEFAULTS.update(saved)
-        routes[route.trigger_name] = replace(route, region=cfg["region"], endpoint_url=cfg["endpoint_url"])
-    return routes
+        out.append(replace(route, region=cfg["region"], endpoint_url=cfg["endpoint_url"]))
+    return out
 
 
 # -- one worker ----------------------------------------------------------------------------------------
@@ -394,7 +409,7 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
     while True:
         try:
             with connect(dsn) as conn:
-                _check_schema(conn, schema)
+                has_outbox, has_shadow = _check_schema(conn, schema)
                 cutoff = None if follow else conn.execute("SELECT pg_catalog.clock_timestamp()").fetchone()[0]
             break
         except (ConnectionFailed, psycopg.OperationalError) as exc:
@@ -427,23 +442,28 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
                     return
 
     def work() -> None:
-        w = None
+        w = sw = None
         try:
             while not stop.is_set():
-                if w is None:
+                if (has_outbox and w is None) or (has_shadow and sw is None):
                     try:
-                        w = DrainWorker(dsn, schema, sink, stats, claim_limit, on_batch, cutoff)
+                        if has_outbox and w is None:
+                            w = DrainWorker(dsn, schema, sink, stats, claim_limit, on_batch, cutoff)
+                        if has_shadow and sw is None:
+                            sw = ShadowWorker(connect(dsn), schema, sink, stats, cutoff)
                     except (ConnectionFailed, psycopg.OperationalError):
                         if not follow:
                             raise
                         stop.wait(1.0)
                         continue
                 try:
-                    claimed = w.run_once()
+                    claimed = (w.run_once() if w is not None else 0) + (sw.run_once() if sw is not None else 0)
                 except Exception as exc:  # noqa: BLE001
                     if follow and isinstance(exc, psycopg.OperationalError):
-                        w.close()
-                        w = None
+                        for x in (w, sw):
+                            if x is not None:
+                                x.close()
+                        w = sw = None
                         stop.wait(1.0)
                         continue
                     raise
@@ -458,8 +478,9 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
             errors.append(exc)
             stop.set()
         finally:
-            if w is not None:
-                w.close()
+            for x in (w, sw):
+                if x is not None:
+                    x.close()
 
     threads = [threading.Thread(target=work, name=f"sqlambda-drain-{i}", daemon=True) for i in range(workers)]
     listener = threading.Thread(target=listen, name="sqlambda-drain-listen", daemon=True) if follow else None
@@ -493,7 +514,7 @@ def status(dsn: str, schema: str = DEFAULT_SCHEMA) -> OutboxStatus:
     conflicts only with the drainers' FOR UPDATE, so writers are never blocked.
     """
     with connect(dsn) as conn:
-        _check_schema(conn, schema)
+        _require_outbox(conn, schema)
         rows = conn.execute(_sql(schema, """
             WITH q AS (
                 SELECT trigger_name, sum(n - done) AS queued,
@@ -538,7 +559,7 @@ def retry_dead(dsn: str, schema: str = DEFAULT_SCHEMA, *, trigger: str | None = 
     again at zero. Returns how many events were requeued.
     """
     with connect(dsn) as conn:
-        _check_schema(conn, schema)
+        _require_outbox(conn, schema)
         with conn.transaction():
             cur = conn.execute(_sql(schema, """
                 WITH moved AS (

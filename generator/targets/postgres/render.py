@@ -322,6 +322,9 @@ def render_postgres(loaded: Any) -> list[Artifact]:
     from sqlambda.targets.postgres import triggers
 
     artifacts += triggers.render_triggers(ctx["loaded"] if loaded is not None else None, ctx)
+    from sqlambda.targets.postgres import modernize
+
+    artifacts += modernize.render_modernize(ctx)
     return check_unique(artifacts)
 
 

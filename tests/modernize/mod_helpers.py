@@ -1,0 +1,81 @@
+"""What the modernization tests share: the original PL/pgSQL function with real business rules, the
+Lambda that re-implements them (with a switchable disagreement), and snapshots of a function's
+catalog state (definition, ACL, owner, comment, OID) to prove a restore is exact."""
+
+from __future__ import annotations
+
+import psycopg
+
+ORIGINAL = r"""
+CREATE TABLE IF NOT EXISTS public.price_list (sku text PRIMARY KEY, unit numeric(10,2) NOT NULL);
+INSERT INTO public.price_list VALUES ('A', 10.00), ('B', 2.50), ('C', 99.99) ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION public.price_quote(sku text, qty integer, tier text DEFAULT 'retail')
+RETURNS numeric
+LANGUAGE plpgsql STABLE
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+  unit numeric;
+BEGIN
+  SELECT p.unit INTO unit FROM public.price_list p WHERE p.sku = price_quote.sku;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'unknown sku %', sku USING ERRCODE = 'P0002', DETAIL = 'not in price_list', HINT = 'check the sku';
+  END IF;
+  IF qty <= 0 THEN
+    RAISE EXCEPTION 'qty must be positive, got %', qty USING ERRCODE = '22023';
+  END IF;
+  RETURN round(unit * qty
+               * CASE tier WHEN 'gold' THEN 0.90 WHEN 'silver' THEN 0.95 ELSE 1 END
+               * CASE WHEN qty >= 100 THEN 0.95 ELSE 1 END, 2);
+END
+$$;
+COMMENT ON FUNCTION public.price_quote(text, integer, text) IS 'Quote: unit price x qty, tier and bulk discounts';
+"""
+
+#: the same rules in Python; BULK_AT moves the bulk threshold (the seeded disagreement), FAIL_SKU
+#: makes one sku fail with a Lambda error
+LAMBDA = r'''
+import os
+from decimal import Decimal, ROUND_HALF_UP
+
+PRICES = {"A": Decimal("10.00"), "B": Decimal("2.50"), "C": Decimal("99.99")}
+TIERS = {"gold": Decimal("0.90"), "silver": Decimal("0.95")}
+
+
+def handler(event, context):
+    sku, qty, tier = event["sku"], event["qty"], event.get("tier") or "retail"
+    if sku == os.environ.get("FAIL_SKU"):
+        raise RuntimeError("pricing backend unavailable for " + sku)
+    if sku not in PRICES:
+        raise LookupError("unknown sku " + sku)
+    if qty <= 0:
+        raise ValueError("qty must be positive, got %d" % qty)
+    price = PRICES[sku] * qty * TIERS.get(tier, Decimal(1))
+    if qty >= int(os.environ.get("BULK_AT", "100")):
+        price *= Decimal("0.95")
+    return float(price.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+'''
+
+SIGNATURE = "public.price_quote(text, integer, text)"
+
+
+def snapshot(dsn: str, signature: str = SIGNATURE) -> dict:
+    """Everything that must come back exactly: definition, ACL, owner, comment, OID, flags."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        row = c.execute(
+            "SELECT p.oid, pg_catalog.pg_get_functiondef(p.oid), p.proacl::text, p.proowner::regrole::text, "
+            "pg_catalog.obj_description(p.oid, 'pg_proc'), p.provolatile, p.prosecdef, p.proconfig, p.proparallel "
+            "FROM pg_catalog.pg_proc p WHERE p.oid = pg_catalog.to_regprocedure(%s)", (signature,)).fetchone()
+    assert row is not None, f"{signature} does not exist"
+    keys = ("oid", "definition", "acl", "owner", "comment", "volatility", "secdef", "config", "parallel")
+    return dict(zip(keys, row))
+
+
+def outcome(conn, query: str, params=()):
+    """('ok', value) or ('error', sqlstate, message, detail, hint): what a caller sees."""
+    try:
+        with conn.transaction():
+            return ("ok", conn.execute(query, params).fetchone()[0])
+    except psycopg.Error as exc:
+        d = exc.diag
+        return ("error", d.sqlstate, d.message_primary, d.message_detail, d.message_hint)
