@@ -365,6 +365,13 @@ class Modernize(_Strict):
     canary: float = Field(0.05, ge=0.0, le=1.0, description="with stage: canary, the fraction of calls the Lambda answers")
     compare: Compare = Field(default_factory=Compare)
 
+    @field_validator("function")
+    @classmethod
+    def _qualified(cls, v):
+        # unqualified means public, not the installing session's search_path
+        head = v.split("(", 1)[0]
+        return v.strip() if "." in head else "public." + v.strip()
+
     @field_validator("payload")
     @classmethod
     def _payload_control(cls, v):

@@ -198,3 +198,52 @@ def test_moving_between_stages_keeps_one_router_and_its_grants(original, quote_l
         now = snapshot(db)
         assert now["oid"] == first["oid"] and "mod_mallory=X" in now["acl"]
     assert api.verify(spec(quote_lambda.endpoint_url, "record"), db).ok
+
+
+def test_no_new_failure_mode_in_read_only_transactions_and_parallel_plans(original, quote_lambda, db):
+    api.install(spec(quote_lambda.endpoint_url, "shadow"), db)
+    with psycopg.connect(db) as c:
+        c.execute("SET ROLE mod_reader")
+        c.execute("SET TRANSACTION READ ONLY")
+        assert c.execute("SELECT public.price_quote('A', 3)").fetchone()[0] == 30
+        c.rollback()
+        # a query the planner would run in parallel: the router is PARALLEL UNSAFE, so it runs in
+        # the leader only and may write its captures
+        c.execute("SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; "
+                  "SET min_parallel_table_scan_size = 0")
+        total = c.execute("SELECT sum(public.price_quote('B', g % 5 + 1)) FROM generate_series(1, 2000) g").fetchone()[0]
+        c.commit()
+    assert total == sum(2.5 * (g % 5 + 1) for g in range(1, 2001))
+    assert q(db, "SELECT count(*) FROM sqlambda.modernize_shadow")[0][0] == 2000
+
+
+@pytest.mark.parametrize("ddl, problem", [
+    ("CREATE FUNCTION public.m_set(a int) RETURNS SETOF int LANGUAGE sql AS 'SELECT a'", "returns a set"),
+    ("CREATE PROCEDURE public.m_proc(a int) LANGUAGE sql AS 'SELECT a'", "is a procedure"),
+    ("CREATE FUNCTION public.m_out(a int, OUT b int, OUT c int) LANGUAGE sql AS 'SELECT a, a'", "OUT, INOUT, VARIADIC"),
+    ("CREATE FUNCTION public.m_unnamed(int) RETURNS int LANGUAGE sql AS 'SELECT $1'", "unnamed arguments"),
+    ("CREATE FUNCTION public.m_var(VARIADIC a int[]) RETURNS int LANGUAGE sql AS 'SELECT 1'", "OUT, INOUT, VARIADIC"),
+    ("CREATE FUNCTION public.m_trg() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'", "pseudo-type"),
+    ("", "does not exist"),
+])
+def test_functions_a_router_cannot_stand_in_for_are_refused_clearly(db, quote_lambda, ddl, problem):
+    from sqlambda.errors import InstallError
+
+    api.uninstall(db)
+    name = ddl.split("public.")[1].split("(")[0] if ddl else "m_missing"
+    sig = {"m_set": "(integer)", "m_proc": "(integer)", "m_out": "(integer)", "m_unnamed": "(integer)",
+           "m_var": "(integer[])", "m_trg": "()", "m_missing": "(text)"}[name]
+    if ddl:
+        q(db, ddl)
+    loaded = loaded_spec({"project": "mod", "aws": {"endpoint_url": quote_lambda.endpoint_url},
+                          "modernize": [{"function": f"public.{name}{sig}", "lambda": "mod_quote"}]})
+    with pytest.raises(InstallError) as info:
+        api.install(loaded, db)
+    assert problem in str(info.value)
+    # the step that failed was rolled back whole: the function is where and what it was
+    assert q(db, "SELECT count(*) FROM sqlambda.modernize") == [(0,)]
+    if ddl:
+        assert q(db, "SELECT pg_catalog.to_regprocedure(%s)::text", (f"public.{name}{sig}",)) == [(f"{name}{sig}",)]
+    api.uninstall(db)
+    if ddl:
+        q(db, f"DROP {'PROCEDURE' if 'PROCEDURE' in ddl else 'FUNCTION'} public.{name}{sig}")
