@@ -550,3 +550,17 @@ def retry_dead(dsn: str, target: str = "postgres", *, schema: str | None = None,
                ids: list[int] | None = None) -> int:
     """Move dead letters (all, one trigger's, or given chunk ids) back into the queue; how many events."""
     return get_target(target).outbox().retry_dead(dsn, schema, trigger=trigger, ids=ids)
+
+
+# -- modernization ----------------------------------------------------------------------------------
+def modernize_status(dsn: str, target: str = "postgres", *, schema: str | None = None, recent: int = 5) -> list[Any]:
+    """Per modernized function: stage, calls, comparisons, mismatches (``recent`` newest), latencies."""
+    return get_target(target).modernize().status(dsn, schema, recent)
+
+
+def modernize_scaffold(dsn: str, name: str, out_dir: str | Path, target: str = "postgres", *, schema: str | None = None,
+                       calls_only: bool = False, force: bool = False) -> list[Path]:
+    """Write ``<out_dir>/<name>/``: a Lambda folder and a replay test of the calls recorded of ``name``."""
+    from sqlambda.scaffold import scaffold
+
+    return scaffold(get_target(target).modernize().samples(dsn, schema, name), out_dir, calls_only=calls_only, force=force)

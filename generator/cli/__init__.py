@@ -24,9 +24,9 @@ def cli() -> None:
 
 def _register() -> None:
     # Explicit list: a command group exists because it is named here, not by discovery.
-    from sqlambda.cli import demo_cmd, extension_cmd, install_cmd, lambdas_cmd, local_cmd, outbox_cmd, spec_cmd
+    from sqlambda.cli import demo_cmd, extension_cmd, install_cmd, lambdas_cmd, local_cmd, modernize_cmd, outbox_cmd, spec_cmd
 
-    for module in (spec_cmd, local_cmd, lambdas_cmd, install_cmd, extension_cmd, outbox_cmd, demo_cmd):
+    for module in (spec_cmd, local_cmd, lambdas_cmd, install_cmd, extension_cmd, outbox_cmd, modernize_cmd, demo_cmd):
         module.register(cli)
 
 

@@ -77,6 +77,8 @@ def drain_cmd(target: str, dsn: str, schema: str | None, mode: str, workers: int
     def human() -> None:
         console.print(styled("delivered ", (str(stats.delivered), "bold"), f" event(s) in {stats.batches} batch(es); "
                              f"{stats.failed_events} failed in {stats.failed_batches} batch(es), {stats.dead} dead-lettered"))
+        if stats.compared:
+            console.print(styled("compared ", (str(stats.compared), "bold"), " modernize shadow call(s) with their Lambda"))
         if stats.last_error:
             console.print(styled(("last error:", "yellow"), " ", stats.last_error))
 

@@ -47,6 +47,16 @@ class OutboxBackend(Protocol):
         """Move dead letters back into the queue; returns how many events."""
 
 
+class ModernizeBackend(Protocol):
+    """A target's modernization state: how ``sqlambda modernize status | scaffold`` read it."""
+
+    def status(self, dsn: str, schema: str | None, recent: int) -> list[Any]:
+        """One :class:`~sqlambda.modernize.ModernizeStatus` per function taken over."""
+
+    def samples(self, dsn: str, schema: str | None, name: str) -> dict:
+        """{name, function, definition, options, calls: [(kind, args, result, error) as JSON texts]}."""
+
+
 class Target(ABC):
     #: registry name of the target (``--target``)
     name: ClassVar[str]
@@ -181,6 +191,10 @@ class Target(ABC):
     @abstractmethod
     def outbox(self) -> OutboxBackend:
         """The drain / status / retry-dead backend of this target's outbox."""
+
+    @abstractmethod
+    def modernize(self) -> ModernizeBackend:
+        """The status / samples backend of this target's modernize entries."""
 
     # -- server-side packages ------------------------------------------------------------------
 

@@ -247,3 +247,66 @@ def test_functions_a_router_cannot_stand_in_for_are_refused_clearly(db, quote_la
     api.uninstall(db)
     if ddl:
         q(db, f"DROP {'PROCEDURE' if 'PROCEDURE' in ddl else 'FUNCTION'} public.{name}{sig}")
+
+
+CORE = LAMBDA.replace("def handler(event, context):", "def compute(event):")
+
+
+def test_scaffold_writes_a_lambda_and_a_replay_test_that_judges_the_port(original, quote_lambda, db, tmp_path):
+    import subprocess
+    import sys
+
+    api.install(spec(quote_lambda.endpoint_url, "record", compare={"tolerance": 0.001}), db)
+    call_all(db, role="mod_reader")
+    written = api.modernize_scaffold(db, "price_quote", tmp_path)
+    folder = tmp_path / "price_quote"
+    assert sorted(p.name for p in written) == sorted(["handler.py", "price_quote_core.py", "test_replay.py",
+                                                      "recorded_calls.json", "lambda.json"])
+    recorded = json.loads((folder / "recorded_calls.json").read_text())
+    assert len(recorded) == len(CALLS)
+    assert {"id": "call-1", "args": {"sku": "A", "qty": 3, "tier": "retail"}, "result": 30.00, "error": None} in recorded
+    assert sum(1 for c in recorded if c["error"]) == 2
+    assert "round(unit * qty" in (folder / "price_quote_core.py").read_text()  # the original's source, to port
+    assert len((folder / "handler.py").read_text().splitlines()) <= 10
+
+    def replay() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    first = replay()
+    assert first.returncode == 1 and "NotImplementedError" in first.stdout
+    (folder / "price_quote_core.py").write_text(CORE.replace('"100"', '"50"'))  # the bulk discount bug
+    buggy = replay()
+    assert buggy.returncode == 1 and "'qty': 60" in buggy.stdout and "142.50 != 135.38" in buggy.stdout
+    (folder / "price_quote_core.py").write_text(CORE)
+    fixed = replay()
+    assert fixed.returncode == 0, fixed.stdout
+    # refreshing the recordings never touches the team's code
+    api.modernize_scaffold(db, "price_quote", tmp_path, calls_only=True)
+    assert (folder / "price_quote_core.py").read_text() == CORE
+    from sqlambda.errors import UsageError
+
+    with pytest.raises(UsageError):
+        api.modernize_scaffold(db, "price_quote", tmp_path)
+
+
+def test_status_shows_stage_comparisons_mismatches_and_latencies(original, quote_lambda, db):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    api.install(spec(quote_lambda.endpoint_url, "shadow", **{"lambda": "mod_quote_bulk50"}), db)
+    call_all(db, role="mod_reader")
+    api.drain(db)
+    cli = str(Path(sys.executable).with_name("sqlambda"))
+    out = subprocess.run([cli, "modernize", "status", "--json", "--dsn", db], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    # past stage record the router counts the calls that returned: an error passes through it untouched
+    assert (row["name"], row["stage"], row["calls"], row["compared"], row["matched"]) == ("price_quote", "shadow", 6, 6, 5)
+    assert abs(row["match_rate"] - 5 / 6) < 1e-9 and row["lambda_measured_by"] == "drainer"
+    assert row["original_p50_us"] > 0 and row["lambda_p99_us"] >= row["lambda_p50_us"] > 0
+    (m,) = row["mismatches"]
+    assert m["args"] == {"sku": "B", "qty": 60, "tier": "silver"} and m["diff"] == "$: 142.50 != 135.38"
+    human = subprocess.run([cli, "modernize", "status", "--dsn", db], capture_output=True, text=True)
+    assert human.returncode == 0 and "142.50 != 135.38" in human.stdout and "83.3%" in human.stdout

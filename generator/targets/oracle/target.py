@@ -35,7 +35,7 @@ from sqlambda import __version__
 from sqlambda.artifacts import Artifact
 from sqlambda.errors import ConnectionFailed, EnvironmentProblem, InstallError, UsageError
 from sqlambda.plan import InstalledRow, Step
-from sqlambda.targets.base import OutboxBackend, Target
+from sqlambda.targets.base import ModernizeBackend, OutboxBackend, Target
 from sqlambda.targets.oracle import render as oracle_render
 from sqlambda.targets.oracle.script import CreatedObject, created_object, install_script, is_block, uninstall_script
 
@@ -421,6 +421,11 @@ class OracleTarget(Target):
         from sqlambda.targets.oracle.drain import OracleOutbox
 
         return OracleOutbox(self)
+
+    def modernize(self) -> ModernizeBackend:
+        from sqlambda.targets.oracle.modernize import OracleModernize
+
+        return OracleModernize(self)
 
     def extension_files(self) -> dict[str, str]:
         raise UsageError("the oracle target ships no database extensions (its objects are installed by `sqlambda install`)")

@@ -38,7 +38,7 @@ from sqlambda import __version__, templates
 from sqlambda.artifacts import Artifact
 from sqlambda.errors import EnvironmentProblem, InstallError
 from sqlambda.plan import InstalledRow, Step
-from sqlambda.targets.base import OutboxBackend, Target, terminated
+from sqlambda.targets.base import ModernizeBackend, OutboxBackend, Target, terminated
 from sqlambda.targets.postgres import calls
 from sqlambda.targets.postgres.calls import pg_error as _pg_error
 from sqlambda.targets.postgres.connection import connect
@@ -508,6 +508,9 @@ class PostgresTarget(Target):
 
         return PostgresOutbox()
 
+    def modernize(self) -> ModernizeBackend:
+        return _PostgresModernize()
+
     def extension_files(self) -> dict[str, str]:
         """aws_commons and aws_lambda as real extensions (the RDS API): see targets/postgres/extension.py."""
         from sqlambda.targets.postgres import extension
@@ -550,3 +553,17 @@ def _check_server_python(conn: Any) -> None:
         first = (exc.diag.message_primary or str(exc)).strip()
         raise EnvironmentProblem(f"the PostgreSQL server's Python cannot import boto3 ({first}); "
                                  "every Lambda call would fail", hint=plpython_module("sqlambda_core").HINT_BOTO3) from None
+
+
+class _PostgresModernize:
+    """``Target.modernize()``: the reads live in :mod:`sqlambda.targets.postgres.modernize_db`."""
+
+    def status(self, dsn: str, schema: str | None, recent: int) -> list[Any]:
+        from sqlambda.targets.postgres import modernize_db
+
+        return modernize_db.status(dsn, schema or DEFAULT_SCHEMA, recent)
+
+    def samples(self, dsn: str, schema: str | None, name: str) -> dict:
+        from sqlambda.targets.postgres import modernize_db
+
+        return modernize_db.samples(dsn, schema or DEFAULT_SCHEMA, name)
