@@ -19,8 +19,10 @@ def register(cli: click.Group) -> None:
 
         loaded = load_spec_file(spec)
         s = loaded.spec
-        out = {"ok": True, "file": spec, "sha256": loaded.checksum, "functions": len(s.functions), "triggers": len(s.triggers)}
-        emit(out, as_json, lambda: console.print(f"ok: {spec}: {len(s.functions)} functions, {len(s.triggers)} triggers"))
+        out = {"ok": True, "file": spec, "sha256": loaded.checksum, "functions": len(s.functions), "triggers": len(s.triggers),
+               "modernize": len(s.modernize)}
+        emit(out, as_json, lambda: console.print(f"ok: {spec}: {len(s.functions)} functions, {len(s.triggers)} triggers"
+                                                 + (f", {len(s.modernize)} modernize entries" if s.modernize else "")))
 
     @cli.command("init")
     @click.argument("folder", default=".", type=click.Path(file_okay=False))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -33,6 +35,7 @@ from sqlambda.errors import InvokeError, SqlambdaError
 
 #: database, roles and credentials of the throwaway setup (test credentials of the local stack)
 DEMO_DB = "sqlambda_demo"
+PRICING_DB = "sqlambda_pricing"
 SCENARIO_DB = "sqlambda_scenarios"
 DEMO_ROLES = ("app_reader", "app_admin")
 DEMO_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -316,6 +319,27 @@ def _kinesis(ctx: DemoContext) -> None:
     ctx.console.print(f"  {len(put)} records put -> {len(got)} read by process_sensor_readings()", highlight=False, markup=False)
 
 
+def _modernize(ctx: DemoContext) -> None:
+    from sqlambda.devkit import modernize_demo
+
+    dsn = ctx.cluster.create_database(PRICING_DB)
+    _set_endpoint(dsn, PRICING_DB, ctx.stack.endpoint_url)
+    out = tempfile.mkdtemp(prefix="sqlambda-scaffold-")
+    ctx.cleanups.append(lambda: shutil.rmtree(out, ignore_errors=True))
+    r = modernize_demo.run(dsn, ctx.stack.endpoint_url, out,
+                           lambda line: ctx.console.print(line, highlight=False, markup=False))
+    n = len(modernize_demo.QUOTES)
+    # the seeded disagreement: exactly the quotes with 50 <= qty < 100 differ in the first port
+    seeded = sum(1 for _, qty, _ in modernize_demo.QUOTES if 50 <= qty < 100)
+    ok = (r.recorded == n and len(r.scaffolded) == 5 and r.first_compared == n and len(r.first_mismatches) == seeded
+          and r.fixed_compared == r.fixed_matched == n and r.cutover_same and r.cutover_answers == n and r.restored)
+    ctx.scenarios.append(ScenarioResult(
+        "Modernize price_quote()", f"{n} quotes per stage: record, shadow (first port, then fixed), cutover, rollback",
+        f"{len(r.first_mismatches)} seeded mismatch(es) found, then {r.fixed_matched}/{r.fixed_compared} match; "
+        f"cutover answers {'equal' if r.cutover_same else 'DIFFERENT'}; rollback {'exact' if r.restored else 'NOT exact'}",
+        ok))
+
+
 def _summary(ctx: DemoContext) -> None:
     table = Table(title="Scenarios: what went in, what arrived", title_justify="left", show_lines=True)
     for col in ("", "scenario", "SQL side", "AWS side"):
@@ -335,6 +359,8 @@ STEPS: list[Step] = [
     Step("scenario: temperature readings to CloudWatch (immediate batching trigger)", _cloudwatch),
     Step("scenario: order changes to Firehose for Redshift (outbox + drain)", _firehose),
     Step("scenario: read a Kinesis stream from SQL, resuming", _kinesis),
+    Step("scenario: move a PL/pgSQL function into a Lambda (modernize: record, scaffold, shadow, cutover, rollback)",
+         _modernize),
     Step("what happened", _summary),
 ]
 

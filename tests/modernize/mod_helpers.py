@@ -6,31 +6,10 @@ from __future__ import annotations
 
 import psycopg
 
-ORIGINAL = r"""
-CREATE TABLE IF NOT EXISTS public.price_list (sku text PRIMARY KEY, unit numeric(10,2) NOT NULL);
-INSERT INTO public.price_list VALUES ('A', 10.00), ('B', 2.50), ('C', 99.99) ON CONFLICT DO NOTHING;
-CREATE OR REPLACE FUNCTION public.price_quote(sku text, qty integer, tier text DEFAULT 'retail')
-RETURNS numeric
-LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
-AS $$
-DECLARE
-  unit numeric;
-BEGIN
-  SELECT p.unit INTO unit FROM public.price_list p WHERE p.sku = price_quote.sku;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'unknown sku %', sku USING ERRCODE = 'P0002', DETAIL = 'not in price_list', HINT = 'check the sku';
-  END IF;
-  IF qty <= 0 THEN
-    RAISE EXCEPTION 'qty must be positive, got %', qty USING ERRCODE = '22023';
-  END IF;
-  RETURN round(unit * qty
-               * CASE tier WHEN 'gold' THEN 0.90 WHEN 'silver' THEN 0.95 ELSE 1 END
-               * CASE WHEN qty >= 100 THEN 0.95 ELSE 1 END, 2);
-END
-$$;
-COMMENT ON FUNCTION public.price_quote(text, integer, text) IS 'Quote: unit price x qty, tier and bulk discounts';
-"""
+from sqlambda import resources
+
+#: the original: the demo's sample file (skus A-100, B-200, C-300)
+ORIGINAL = (resources.folder("sql") / "postgres" / "samples" / "price_quote.sql").read_text(encoding="utf-8")
 
 #: the same rules in Python; BULK_AT moves the bulk threshold (the seeded disagreement), FAIL_SKU
 #: makes one sku fail with a Lambda error
@@ -38,7 +17,7 @@ LAMBDA = r'''
 import os
 from decimal import Decimal, ROUND_HALF_UP
 
-PRICES = {"A": Decimal("10.00"), "B": Decimal("2.50"), "C": Decimal("99.99")}
+PRICES = {"A-100": Decimal("10.00"), "B-200": Decimal("2.50"), "C-300": Decimal("99.99")}
 TIERS = {"gold": Decimal("0.90"), "silver": Decimal("0.95")}
 
 

@@ -16,8 +16,8 @@ from sqlambda import api
 pytestmark = [pytest.mark.postgres, pytest.mark.local_stack]
 
 CALLS = [
-    ("A", 3, "retail"), ("A", 120, "gold"), ("B", 60, "silver"), ("C", 1, "gold"), ("B", 100, "retail"),
-    ("Z", 1, "retail"), ("A", 0, "retail"), ("A", 5, None),
+    ("A-100", 3, "retail"), ("A-100", 120, "gold"), ("B-200", 60, "silver"), ("C-300", 1, "gold"),
+    ("B-200", 100, "retail"), ("Z", 1, "retail"), ("A-100", 0, "retail"), ("A-100", 5, None),
 ]
 
 
@@ -112,7 +112,7 @@ def test_shadow_answers_with_the_original_and_the_drainer_compares(original, quo
                  "FROM sqlambda.modernize_result ORDER BY id")
     mismatches = [r for r in rows if not r[2]]
     # the seeded disagreement: the Lambda's bulk discount starts at 50, the original's at 100
-    assert [(r[0], r[1], r[3]) for r in mismatches] == [("B", 60, "$: 142.50 != 135.38")]
+    assert [(r[0], r[1], r[3]) for r in mismatches] == [("B-200", 60, "$: 142.50 != 135.38")]
     assert all(r[4] and r[5] for r in rows) and len(rows) == len(ok)
     assert q(db, "SELECT count(*) FROM sqlambda.modernize_shadow")[0][0] == 0
 
@@ -130,7 +130,7 @@ def test_shadow_with_the_lambda_unreachable_changes_nothing_for_callers(original
 
 
 def test_canary_answers_from_the_lambda_and_falls_back_on_its_errors(original, quote_lambda, db):
-    quote_lambda.deploy_source("mod_quote_fail_a", LAMBDA, timeout=10, environment={"FAIL_SKU": "A"})
+    quote_lambda.deploy_source("mod_quote_fail_a", LAMBDA, timeout=10, environment={"FAIL_SKU": "A-100"})
     direct = call_all(db, role="mod_reader")
     api.install(spec(quote_lambda.endpoint_url, "canary", canary=1.0, **{"lambda": "mod_quote_fail_a"}), db)
     routed = call_all(db, role="mod_reader")
@@ -138,14 +138,14 @@ def test_canary_answers_from_the_lambda_and_falls_back_on_its_errors(original, q
     # original answers, errors included, exactly as before
     assert routed == direct
     n = counters(db)
-    answered_by_lambda = sum(1 for (sku, _, _), r in zip(CALLS, direct) if r[0] == "ok" and sku != "A")
+    answered_by_lambda = sum(1 for (sku, _, _), r in zip(CALLS, direct) if r[0] == "ok" and sku != "A-100")
     assert n["answers"] == answered_by_lambda
     assert n["fallbacks"] == len(CALLS) - answered_by_lambda
     kinds = q(db, "SELECT kind, count(*) FROM sqlambda.modernize_call GROUP BY kind ORDER BY kind")
     # a fallback whose original then failed too was counted, but its sample went with its statement
-    assert dict(kinds)["fallback"] == sum(1 for (sku, _, _), r in zip(CALLS, direct) if r[0] == "ok" and sku == "A")
+    assert dict(kinds)["fallback"] == sum(1 for (sku, _, _), r in zip(CALLS, direct) if r[0] == "ok" and sku == "A-100")
     assert q(db, "SELECT DISTINCT error->>'message' LIKE '%%pricing backend unavailable%%' FROM sqlambda.modernize_call "
-                 "WHERE kind = 'fallback' AND args->>'sku' = 'A'") == [(True,)]
+                 "WHERE kind = 'fallback' AND args->>'sku' = 'A-100'") == [(True,)]
 
 
 def test_canary_zero_is_the_original_and_shadow(original, quote_lambda, db):
@@ -205,13 +205,13 @@ def test_no_new_failure_mode_in_read_only_transactions_and_parallel_plans(origin
     with psycopg.connect(db) as c:
         c.execute("SET ROLE mod_reader")
         c.execute("SET TRANSACTION READ ONLY")
-        assert c.execute("SELECT public.price_quote('A', 3)").fetchone()[0] == 30
+        assert c.execute("SELECT public.price_quote('A-100', 3)").fetchone()[0] == 30
         c.rollback()
         # a query the planner would run in parallel: the router is PARALLEL UNSAFE, so it runs in
         # the leader only and may write its captures
         c.execute("SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; "
                   "SET min_parallel_table_scan_size = 0")
-        total = c.execute("SELECT sum(public.price_quote('B', g % 5 + 1)) FROM generate_series(1, 2000) g").fetchone()[0]
+        total = c.execute("SELECT sum(public.price_quote('B-200', g % 5 + 1)) FROM generate_series(1, 2000) g").fetchone()[0]
         c.commit()
     assert total == sum(2.5 * (g % 5 + 1) for g in range(1, 2001))
     assert q(db, "SELECT count(*) FROM sqlambda.modernize_shadow")[0][0] == 2000
@@ -264,7 +264,7 @@ def test_scaffold_writes_a_lambda_and_a_replay_test_that_judges_the_port(origina
                                                       "recorded_calls.json", "lambda.json"])
     recorded = json.loads((folder / "recorded_calls.json").read_text())
     assert len(recorded) == len(CALLS)
-    assert {"id": "call-1", "args": {"sku": "A", "qty": 3, "tier": "retail"}, "result": 30.00, "error": None} in recorded
+    assert {"id": "call-1", "args": {"sku": "A-100", "qty": 3, "tier": "retail"}, "result": 30.00, "error": None} in recorded
     assert sum(1 for c in recorded if c["error"]) == 2
     assert "round(unit * qty" in (folder / "price_quote_core.py").read_text()  # the original's source, to port
     assert len((folder / "handler.py").read_text().splitlines()) <= 10
@@ -307,6 +307,6 @@ def test_status_shows_stage_comparisons_mismatches_and_latencies(original, quote
     assert abs(row["match_rate"] - 5 / 6) < 1e-9 and row["lambda_measured_by"] == "drainer"
     assert row["original_p50_us"] > 0 and row["lambda_p99_us"] >= row["lambda_p50_us"] > 0
     (m,) = row["mismatches"]
-    assert m["args"] == {"sku": "B", "qty": 60, "tier": "silver"} and m["diff"] == "$: 142.50 != 135.38"
+    assert m["args"] == {"sku": "B-200", "qty": 60, "tier": "silver"} and m["diff"] == "$: 142.50 != 135.38"
     human = subprocess.run([cli, "modernize", "status", "--dsn", db], capture_output=True, text=True)
     assert human.returncode == 0 and "142.50 != 135.38" in human.stdout and "83.3%" in human.stdout
