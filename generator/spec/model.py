@@ -365,13 +365,6 @@ class Modernize(_Strict):
     canary: float = Field(0.05, ge=0.0, le=1.0, description="with stage: canary, the fraction of calls the Lambda answers")
     compare: Compare = Field(default_factory=Compare)
 
-    @field_validator("function")
-    @classmethod
-    def _qualified(cls, v):
-        # unqualified means public, not the installing session's search_path
-        head = v.split("(", 1)[0]
-        return v.strip() if "." in head else "public." + v.strip()
-
     @field_validator("payload")
     @classmethod
     def _payload_control(cls, v):
@@ -390,6 +383,13 @@ class Modernize(_Strict):
         head = self.function.split("(", 1)[0].strip()
         schema, _, fname = head.rpartition(".")
         return (schema or "public"), fname
+
+    @property
+    def qualified(self) -> str:
+        """PostgreSQL: the signature with its schema (unqualified means public, not the installing
+        session's search_path)."""
+        head, _, rest = self.function.partition("(")
+        return self.function.strip() if "." in head else f"public.{head.strip()}({rest}"
 
     @property
     def short(self) -> str:

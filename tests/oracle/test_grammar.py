@@ -112,3 +112,29 @@ def test_every_installer_statement_parses(tmp_path):
     real = {p: m for p, m in failures.items() if p not in limit_ok}
     shown = "\n".join(f"{files[Path(p)][0]}: {m}\n    {files[Path(p)][1][:300]}" for p, m in sorted(real.items())[:15])
     assert not real, f"{len(real)} of {len(files)} statements do not parse:\n{shown}"
+
+
+#: what modernize_package.sql.j2's apply_stage puts in for the placeholders of a router, for
+#: public.price_quote(sku VARCHAR2, qty NUMBER, tier VARCHAR2) RETURN NUMBER
+ROUTER_PARTS = {
+    "%PARAMS%": '("SKU" IN VARCHAR2, "QTY" IN NUMBER, "TIER" IN VARCHAR2)',
+    "%CALL%": '("PRICE_QUOTE"."SKU", "PRICE_QUOTE"."QTY", "PRICE_QUOTE"."TIER")',
+    "%PAYLOAD%": """JSON_OBJECT(KEY 'sku' VALUE "PRICE_QUOTE"."SKU", KEY 'qty' VALUE "PRICE_QUOTE"."QTY", """
+                 """KEY 'tier' VALUE "PRICE_QUOTE"."TIER" NULL ON NULL RETURNING CLOB)""",
+    "%RETURNING%": "NUMBER", "%VARTYPE%": "NUMBER", "%RETURN%": "NUMBER", "%DETERMINISTIC%": "DETERMINISTIC",
+}
+
+
+@pytest.mark.parametrize("stage", ["record", "canary", "cutover"])
+def test_every_modernize_router_parses_as_apply_stage_completes_it(tmp_path, stage):
+    names = R.Names(None)
+    router = R._statements("modernize_router.sql.j2", fn=names.obj("PRICE_QUOTE"), orig=names.obj("PRICE_QUOTE$ORIG"),
+                           pkg=names.obj(R.MODERNIZE_PKG), name="PRICE_QUOTE", stage=stage, fraction="0.1",
+                           sample="1.0", max_calls=1000, path='$.v."total"')
+    (text,) = router
+    for placeholder, value in ROUTER_PARTS.items():
+        text = text.replace(placeholder, value)
+    assert "%" not in text.replace("SQLERRM", "")
+    path = tmp_path / f"router-{stage}.sql"
+    path.write_text(terminated(TARGET, text) + "\n")
+    assert _parse([path]) == {str(path): "OK"}

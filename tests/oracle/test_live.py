@@ -340,3 +340,51 @@ def test_a_big_statement_is_queued_in_bounded_buffers(target, conn, endpoint, or
         conn.commit()
         _install(target, conn, _spec(endpoint))
 
+
+
+QUOTE_FN = """CREATE OR REPLACE FUNCTION sqlambda_t_quote(sku VARCHAR2, qty NUMBER) RETURN NUMBER AUTHID DEFINER AS
+BEGIN
+  IF sku = 'Z' THEN
+    RAISE_APPLICATION_ERROR(-20999, 'unknown sku ' || sku);
+  END IF;
+  RETURN ROUND(qty * CASE sku WHEN 'A' THEN 10 ELSE 2.5 END, 2);
+END;"""
+
+
+def _function_state(conn, name: str) -> tuple:
+    cur = conn.cursor()
+    src = "".join(r[0] for r in cur.execute("SELECT text FROM user_source WHERE name = :n ORDER BY line", n=name))
+    oid = cur.execute("SELECT object_id FROM user_objects WHERE object_name = :n AND object_type = 'FUNCTION'", n=name).fetchone()
+    grants = sorted(cur.execute("SELECT grantee, privilege FROM user_tab_privs WHERE table_name = :n", n=name).fetchall())
+    return src, oid, grants
+
+
+@pytest.mark.parametrize("stage", ["record", "canary", "cutover"])
+def test_modernize_takes_a_function_over_and_gives_it_back_exactly(target, conn, endpoint, request, stage):
+    request.getfixturevalue("local_stack").deploy_source(
+        "sqlambda-t-quote", "def handler(event, context):\n    return round(event['qty'] * (10 if event['sku'] == 'A' else 2.5), 2)\n")
+    cur = conn.cursor()
+    cur.execute(QUOTE_FN)
+    before = _function_state(conn, "SQLAMBDA_T_QUOTE")
+    entry = {"function": "sqlambda_t_quote(varchar2, number)", "lambda": "sqlambda-t-quote", "stage": stage,
+             "side_effects": "none", "canary": 1.0}
+    spec = Spec.model_validate({"project": "live", "aws": {"region": "us-east-1", "endpoint_url": endpoint},
+                                "modernize": [entry]})
+    try:
+        _install(target, conn, spec)
+        assert _scalar(conn, "SELECT sqlambda_t_quote('A', 3) FROM dual") == 30
+        assert _scalar(conn, "SELECT sqlambda_t_quote('B', 2) FROM dual") == 5
+        if stage == "record":
+            with pytest.raises(Exception, match="ORA-20999"):
+                _scalar(conn, "SELECT sqlambda_t_quote('Z', 1) FROM dual")
+            # the error's sample survived the failed statement (an autonomous transaction)
+            assert _scalar(conn, "SELECT COUNT(*) FROM sqlambda_modernize_call WHERE kind = 'error'") == 1
+        else:
+            assert _scalar(conn, "SELECT answers FROM sqlambda_modernize WHERE name = 'SQLAMBDA_T_QUOTE'") == 2
+        _install(target, conn, Spec.model_validate({**spec.model_dump(by_alias=True),
+                                                    "modernize": [{**entry, "stage": "rollback"}]}))
+        assert _function_state(conn, "SQLAMBDA_T_QUOTE") == before
+    finally:
+        _install(target, conn, spec, remove_all=True)
+        assert _function_state(conn, "SQLAMBDA_T_QUOTE") == before
+        cur.execute("DROP FUNCTION sqlambda_t_quote")

@@ -370,3 +370,28 @@ def test_batch_concurrency_is_refused_on_oracle_unless_one(concurrency, ok):
     else:
         with pytest.raises(RenderError, match=r"triggers\.par\.batch\.concurrency: \d+ batches in flight at once is a PostgreSQL feature"):
             R.render(spec)
+
+
+def _modernize_spec(**entry):
+    return Spec.model_validate({"project": "m", "modernize": [{"function": "public.price_quote(text, integer, text)",
+                                                               "lambda": "price_quote", **entry}]})
+
+
+def test_modernize_renders_a_router_per_stage_and_refuses_what_oracle_cannot_do():
+    from sqlambda.errors import RenderError
+
+    arts = {a.key: a for a in R.render(_modernize_spec(stage="cutover")).artifacts}
+    entry = arts["modernize PRICE_QUOTE"]
+    (statement,) = entry.statements
+    # the spec's PostgreSQL type names become the DATA_TYPEs USER_ARGUMENTS shows, checked in the database
+    assert "p_arg_types => 'VARCHAR2,NUMBER,VARCHAR2'" in statement and "p_stage     => 'cutover'" in statement
+    assert 'call_lambda(\'PRICE_QUOTE\', v_args)' in statement and '"PRICE_QUOTE$ORIG"' not in statement
+    assert "release_function" in entry.drop[0]
+    assert {"table SQLAMBDA_MODERNIZE", "package SQLAMBDA_MODERNIZE_PKG"} <= set(arts)
+    record = R.render(_modernize_spec(stage="record")).artifacts
+    assert any('"PRICE_QUOTE$ORIG"%CALL%' in s for a in record for s in a.statements)
+    with pytest.raises(RenderError, match="shadow is not available on Oracle"):
+        R.render(_modernize_spec(stage="shadow", side_effects="none"))
+    with pytest.raises(RenderError, match="is in schema SALES"):
+        R.render(Spec.model_validate({"project": "m", "modernize": [
+            {"function": "sales.price_quote(text)", "lambda": "price_quote"}]}))

@@ -9,10 +9,23 @@ Must not: change anything, print, or render.
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
+from sqlambda import resources
 from sqlambda.errors import UsageError
 from sqlambda.modernize import Mismatch, ModernizeStatus
+
+
+def _portable(kind: str, args: str, result: str | None, error: str | None) -> tuple:
+    """A kept call as the PostgreSQL target shapes it: the result unwrapped from the router's
+    ``{"v": ...}`` (JSON_OBJECT is how Oracle writes any scalar as JSON), the error as an object."""
+    value = None
+    if result is not None:
+        to_json = resources.plpython_module("sqlambda_functions").to_json
+        value = to_json(json.loads(result, parse_float=Decimal).get("v"))
+    return (kind, args, value, json.dumps({"message": error}) if error is not None else None)
 
 
 class OracleModernize:
@@ -71,7 +84,7 @@ class OracleModernize:
             target, definition = row[0], row[1].read() if hasattr(row[1], "read") else row[1]
             cur.execute(f"SELECT kind, args, result, error FROM {own}SQLAMBDA_MODERNIZE_CALL WHERE name = :n "
                         f"AND kind IN ('original', 'error') ORDER BY called_at", n=name.upper())
-            calls = [tuple(v.read() if hasattr(v, "read") else v for v in r) for r in cur.fetchall()]
+            calls = [_portable(*(v.read() if hasattr(v, "read") else v for v in r)) for r in cur.fetchall()]
             return {"name": name, "function": target, "definition": definition, "options": {}, "calls": calls}
         finally:
             conn.close()

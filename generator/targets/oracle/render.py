@@ -54,9 +54,13 @@ DEAD = "SQLAMBDA_OUTBOX_DEAD"
 OUTBOX_PKG = "SQLAMBDA_OUTBOX_PKG"
 DRAIN_JOB = "SQLAMBDA_DRAIN"
 REGISTRY = "SQLAMBDA_INSTALLED"
+MODERNIZE = "SQLAMBDA_MODERNIZE"
+MODERNIZE_CALLS = "SQLAMBDA_MODERNIZE_CALL"
+MODERNIZE_PKG = "SQLAMBDA_MODERNIZE_PKG"
 REGISTRY_LOG = "SQLAMBDA_INSTALL_LOG"
 GENERIC = ("AWSLAMBDA_FN", "AWSLAMBDA_FN_ASYNC", "AWSLAMBDA_PROC", "AWSLAMBDA_FN_CLOB", "AWSLAMBDA_FN_ASYNC_CLOB")
-RESERVED = {JAVA_PKG, RT_PKG, QUEUE, DEAD, OUTBOX_PKG, DRAIN_JOB, REGISTRY, REGISTRY_LOG, *GENERIC}
+RESERVED = {JAVA_PKG, RT_PKG, QUEUE, DEAD, OUTBOX_PKG, DRAIN_JOB, REGISTRY, REGISTRY_LOG, MODERNIZE, MODERNIZE_CALLS,
+            MODERNIZE_PKG, *GENERIC}
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,7 @@ def render(loaded: Any) -> Rendered:
     for f in spec.functions:
         arts += _wrapper(f, names, types_for(spec.oracle.version))
     arts += _triggers(spec, names)
+    arts += _modernize(spec, names)
     # every artifact says which release it was rendered for: install checks the database against it
     arts = [replace(a, probe=(*a.probe, ("oracle_version", spec.oracle.version))) for a in arts]
     return Rendered(check_unique(arts), spec_name, spec_checksum, names.schema)
@@ -585,5 +590,80 @@ def _triggers(spec: Spec, names: Names) -> list[Artifact]:
             drop=_statements("drop.sql.j2", kind="TRIGGER", object=trig, purge=False),
             order=70, replace="statements", probe=(("type", "TRIGGER"), ("name", t.name.upper())),
             summary=f"{t.delivery} compound trigger on {t.table} ({', '.join(t.events)})",
+        ))
+    return arts
+
+
+# -- modernize ---------------------------------------------------------------------------------
+
+#: PostgreSQL spellings of argument types, as Oracle's USER_ARGUMENTS.DATA_TYPE shows the matching
+#: Oracle type, so one spec names a function on both targets
+PG_TO_ORACLE_ARG = {
+    "text": "VARCHAR2", "varchar": "VARCHAR2", "character varying": "VARCHAR2", "integer": "NUMBER", "int": "NUMBER",
+    "bigint": "NUMBER", "smallint": "NUMBER", "numeric": "NUMBER", "double precision": "BINARY_DOUBLE",
+    "real": "BINARY_FLOAT", "date": "DATE", "timestamp": "TIMESTAMP", "timestamptz": "TIMESTAMP WITH TIME ZONE",
+}
+#: what a router may be put in on Oracle: shadow compares in the drainer, which is PostgreSQL's
+ORACLE_STAGES = ("record", "canary", "cutover", "rollback")
+
+
+def modernize_target(m: Any, names: Names, where: str) -> tuple[str, list[str]]:
+    """(function name as Oracle stores it, argument types) of a modernize entry's ``function``."""
+    head, _, rest = m.function.partition("(")
+    owner, _, fname = head.strip().rpartition(".")
+    if owner and owner.lower() != "public" and owner.upper() != names.schema:
+        raise RenderError(f"{where}.function: {m.function!r} is in schema {owner.upper()}, but sqlambda installs into "
+                          f"{names.schema or 'the connecting user'}; modernize takes over functions of that schema only")
+    types = [" ".join(t.split()).lower() for t in rest.rsplit(")", 1)[0].split(",") if t.strip()]
+    return fname.upper(), [PG_TO_ORACLE_ARG.get(t, t.upper()) for t in types]
+
+
+def q_literal(text: str) -> str:
+    """A multi-line PL/SQL literal, ``q'~...~'``: the router's text as it reads (an ordinary literal
+    would put it on one line of thousands of characters, past what SQL*Plus reads)."""
+    for delim in ("~", "!", "^", "|", "#"):
+        if f"{delim}'" not in text:
+            return f"q'{delim}{text}{delim}'"
+    raise RenderError("the router text holds every q-quote delimiter; this is a bug in sqlambda")
+
+
+def _modernize(spec: Spec, names: Names) -> list[Artifact]:
+    if not spec.modernize:
+        return []
+    registry, calls, pkg = names.obj(MODERNIZE), names.obj(MODERNIZE_CALLS), names.obj(MODERNIZE_PKG)
+    arts = [
+        Artifact(
+            key=f"table {names.label(MODERNIZE)}", kind="table",
+            statements=_statements("modernize_tables.sql.j2", registry=registry, calls=calls,
+                                   registry_pk=oracle_ident(MODERNIZE + "_PK"), calls_pk=oracle_ident(MODERNIZE_CALLS + "_PK"),
+                                   pkg=pkg),
+            drop=_statements("modernize_drop_tables.sql.j2", registry=registry, calls=calls),
+            order=62, replace="refuse", probe=(("type", "TABLE"), ("name", MODERNIZE)),
+            summary="modernize registry (the originals' source) and sampled calls",
+        ),
+        _package(MODERNIZE_PKG, names, 63, _statements("modernize_package.sql.j2", pkg=pkg, registry=registry, calls=calls,
+                                                       rt=names.obj(RT_PKG)),
+                 "modernize: take functions over with routers, give them back"),
+    ]
+    for i, m in enumerate(spec.modernize):
+        where = f"modernize[{i}]"
+        if m.stage not in ORACLE_STAGES:
+            raise RenderError(f"{where}.stage: {m.stage} is not available on Oracle (the shadow comparisons run in "
+                              f"the PostgreSQL drainer); use {', '.join(ORACLE_STAGES)}")
+        fname, types = modernize_target(m, names, where)
+        name = m.short.upper()
+        router = "\n".join(_statements("modernize_router.sql.j2", fn=names.obj(fname), orig=names.obj(fname + "$ORIG"),
+                                       pkg=pkg, name=name, stage=m.stage, fraction=repr(float(m.canary)),
+                                       sample=repr(float(m.record.sample)), max_calls=m.record.max_calls,
+                                       path="$.v" + json_path(m.path)[1:]))
+        arts.append(Artifact(
+            key=f"modernize {name}", kind="modernize",
+            statements=_statements("modernize_entry.sql.j2", pkg=pkg, name=name, signature=m.function, function=fname,
+                                   arg_types=",".join(types), stage=m.stage, lambda_name=lambda_name(m.lambda_, m.qualifier),
+                                   payload=json.dumps({k.upper(): v for k, v in m.payload.items()}),
+                                   router=q_literal(router)),
+            drop=_statements("modernize_release.sql.j2", pkg=pkg, name=name),
+            order=90, replace="statements", probe=(("type", "FUNCTION"), ("name", fname)),
+            summary=f"{m.function} -> {m.lambda_}: stage {m.stage}",
         ))
     return arts

@@ -77,9 +77,9 @@ def render_modernize(ctx: dict) -> list[Artifact]:
                               f"(at most {MAX_IDENT - _LONGEST_SUFFIX} bytes); give the entry a shorter 'name'")
         out.append(make(
             f"modernize {name}", "modernize", "modernize/entry.sql.j2", order=ORDER_ENTRY, file=FILE_MODERNIZE,
-            summary=f"{m.function} -> {m.lambda_}: stage {m.stage}",
-            probe=(("regprocedure", m.function),), replace="statements", schema=schema, name=name,
-            signature=m.function, stage=m.stage, options=options(m, spec), definition=definition(m), bundle=bundle, log_bundle=ctx["bundle"](["sqlambda_modernize"]),
+            summary=f"{m.qualified} -> {m.lambda_}: stage {m.stage}",
+            probe=(("regprocedure", m.qualified),), replace="statements", schema=schema, name=name,
+            signature=m.qualified, stage=m.stage, options=options(m, spec), definition=definition(m), bundle=bundle, log_bundle=ctx["bundle"](["sqlambda_modernize"]),
             sample=float(m.record.sample), max_calls=m.record.max_calls, max_bytes=m.record.max_bytes,
             requires=(f"function {schema}.modernize_apply(text,text,text,jsonb)",),
         ))
