@@ -1,6 +1,6 @@
 """The least-privilege IAM policy for a spec: ``lambda:InvokeFunction`` on exactly what it calls.
 
-Owns turning spec functions and triggers into Lambda ARNs (plain names become ARNs in the spec's
+Owns turning spec functions, triggers and modernize entries into Lambda ARNs (plain names become ARNs in the spec's
 region and account; a qualifier becomes part of the ARN, because IAM matches a qualified Invoke
 against the qualified ARN) and the policy document. Must not call AWS.
 """
@@ -28,6 +28,9 @@ def lambda_arns(spec: Spec, *, region: str | None = None, account_id: str | None
     account_id = account_id or spec.aws.account_id
     arns = {lambda_arn(f.lambda_, f.qualifier, region, account_id) for f in spec.functions}
     arns |= {lambda_arn(t.lambda_, None, region, account_id) for t in spec.triggers if t.lambda_}
+    # a modernize entry in stage record or rollback calls nothing yet, but its next stage will: the
+    # policy is written once for the whole migration, not re-deployed at every stage
+    arns |= {lambda_arn(m.lambda_, m.qualifier, region, account_id) for m in spec.modernize}
     return sorted(arns)
 
 

@@ -209,7 +209,18 @@ def _raw_view(data: dict) -> types.SimpleNamespace:
             out.append(types.SimpleNamespace(name=name, function=fn))
         return out
 
-    return types.SimpleNamespace(functions=entries("functions"), triggers=entries("triggers"), modernize=[])
+    def modernize() -> list[types.SimpleNamespace]:
+        items = data.get("modernize") if isinstance(data.get("modernize"), list) else []
+        out = []
+        for item in items:
+            item = item if isinstance(item, dict) else {}
+            name = item.get("name") if isinstance(item.get("name"), str) else None
+            fn = item.get("function") if isinstance(item.get("function"), str) else ""
+            short = name or fn.split("(", 1)[0].rpartition(".")[2] or f"<entry {len(out)}>"
+            out.append(types.SimpleNamespace(name=name, short=short))
+        return out
+
+    return types.SimpleNamespace(functions=entries("functions"), triggers=entries("triggers"), modernize=modernize())
 
 
 def load_spec_text(text: str, filename: str = "<spec>") -> Spec:

@@ -349,7 +349,7 @@ class Compare(_Strict):
 class Modernize(_Strict):
     """One stored function moving into a Lambda: a router takes over its name (see README, Modernization)."""
 
-    function: str = Field(pattern=SIGNATURE_RE, description="the existing function: schema.name(argument types)")
+    function: str = Field(description="the existing function: schema.name(argument types)")
     name: Optional[Ident] = Field(None, description="short name for status and sqlambda's helper objects "
                                                     "(default: the function's name)")
     lambda_: LambdaRef = Field(alias="lambda", description="the Lambda that replaces it")
@@ -364,6 +364,14 @@ class Modernize(_Strict):
     record: Recording = Field(default_factory=Recording)
     canary: float = Field(0.05, ge=0.0, le=1.0, description="with stage: canary, the fraction of calls the Lambda answers")
     compare: Compare = Field(default_factory=Compare)
+
+    @field_validator("function")
+    @classmethod
+    def _signature(cls, v):
+        if not re.match(SIGNATURE_RE, v):
+            raise ValueError(f"{v!r} is not a function signature; expected schema.name(argument types), "
+                             "e.g. public.price_quote(text, integer, text)")
+        return v
 
     @field_validator("payload")
     @classmethod
@@ -477,8 +485,6 @@ def cross_reference_problems(spec: Spec) -> list[tuple[tuple, str]]:
             out.append((("triggers", i, "function"), f"unknown function {t.function!r}; expected one of the spec's functions ({known})"))
     mseen: dict[str, int] = {}
     for i, m in enumerate(spec.modernize):
-        if not isinstance(m, Modernize):
-            continue
         short = m.short.lower()
         loc = ("modernize", i, "name" if m.name else "function")
         if short in mseen:

@@ -123,6 +123,8 @@ def test_shadow_with_the_lambda_unreachable_changes_nothing_for_callers(original
 
     down = f"http://127.0.0.1:{free_port()}"
     api.install(spec(down, "shadow"), db)
+    # in shadow the router never calls the Lambda: a slow or dead one cannot reach the caller
+    assert "__lambda" not in snapshot(db)["definition"] and "__keep" in snapshot(db)["definition"]
     assert call_all(db, role="mod_reader") == direct
     stats = api.drain(db, endpoint_url=down)  # nothing answers: every call stays queued for a retry, none is lost
     assert stats.compared == 0 and stats.failed_events > 0 and not stats.ok

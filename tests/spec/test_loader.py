@@ -200,3 +200,31 @@ def test_argument_problems_also_stop_model_validation_outside_the_loader():
     with pytest.raises(ValidationError, match="arguments with defaults go last"):
         Spec.model_validate({"project": "p", "functions": [{"name": "f", "lambda": "echo", "args": {
             "a": {"type": "text", "default": None}, "b": "text"}}]})
+
+
+def test_iam_policy_includes_modernize_lambdas():
+    spec = load_spec_file(resources.examples() / "modernize.yaml").spec
+    assert lambda_arns(spec) == ["arn:aws:lambda:us-east-1:123456789012:function:price_quote"]
+
+
+def test_modernize_entries_are_checked_with_positions():
+    problems = _problems(
+        "project: p\n"
+        "modernize:\n"
+        "  - function: public.f(text)\n"
+        "    lambda: f\n"
+        "    stage: shadow\n"
+        "  - function: not a signature\n"
+        "    lambda: g\n"
+        "  - function: other.f(integer)\n"
+        "    lambda: h\n"
+        "    stage: canary\n"
+        "    side_effects: none\n"
+        "    canary: 1.5\n"
+        "  - function: public.f(integer)\n"
+        "    lambda: i\n")
+    # a function that may write cannot be shadowed; a bad signature; a fraction over 1; two entries named f
+    assert any(p.startswith("s.yaml:3:5:") and "would write twice" in p for p in problems), problems
+    assert any(p.startswith("s.yaml:6:15:") and "function" in p for p in problems), problems
+    assert any(p.startswith("s.yaml:12:13:") and "canary" in p for p in problems), problems
+    assert any(p.startswith("s.yaml:13:15:") and "already used by modernize[0]" in p for p in problems), problems
