@@ -346,17 +346,22 @@ def convert_result(value, sql_type):
     raise ValueError("unsupported return type %s" % sql_type)
 
 
+def _json_result(fn, payload_text):
+    """The Lambda's response payload parsed (numbers as Decimal, digit for digit), or LA007."""
+    try:
+        return json.loads(payload_text, parse_float=Decimal)
+    except (TypeError, ValueError):
+        raise LambdaFailure("LA007", "lambda %s returned a result that is not JSON" % fn["lambda"],
+                            detail=core.trim(payload_text)) from None
+
+
 def result_value(fn, payload_text):
     """Apply ``returns`` (type, path) of the wrapper definition ``fn`` to the response payload."""
     rtype = fn["returns"]["type"]
     path = fn["returns"].get("path")
     if not path and rtype in ("jsonb", "json"):
         return payload_text if payload_text not in (None, "") else None
-    try:
-        doc = json.loads(payload_text, parse_float=Decimal)
-    except (TypeError, ValueError):
-        raise LambdaFailure("LA007", "lambda %s returned a result that is not JSON" % fn["lambda"],
-                            detail=core.trim(payload_text)) from None
+    doc = _json_result(fn, payload_text)
     value = extract(doc, path) if path else doc
     if value is _MISSING:
         raise LambdaFailure(
@@ -380,12 +385,7 @@ def result_rows(fn, payload_text):
     columns taken at their paths and converted like scalar results (missing -> NULL). A JSON null or
     a missing path means no rows; anything else that is not an array is an error."""
     ret = fn["returns"]
-    try:
-        doc = json.loads(payload_text, parse_float=Decimal)
-    except (TypeError, ValueError):
-        raise LambdaFailure("LA007", "lambda %s returned a result that is not JSON" % fn["lambda"],
-                            detail=core.trim(payload_text)) from None
-    items = extract(doc, ret["path"]) if ret.get("path") else doc
+    items = extract(_json_result(fn, payload_text), ret["path"]) if ret.get("path") else _json_result(fn, payload_text)
     if items is _MISSING or items is None:
         return []
     if not isinstance(items, list):
@@ -435,11 +435,7 @@ def call_payload(plpy, GD, fn, payload):
     try:
         out = core.invoke_raw(plpy, GD, fn["lambda"], payload, "RequestResponse", qualifier=fn.get("qualifier"))
         text = out["payload"]
-        try:
-            doc = json.loads(text, parse_float=Decimal)
-        except (TypeError, ValueError):
-            raise LambdaFailure("LA007", "lambda %s returned a result that is not JSON" % fn["lambda"],
-                                detail=core.trim(text)) from None
+        doc = _json_result(fn, text)
         value = extract(doc, fn["path"]) if fn.get("path") else doc
         if value is _MISSING:
             raise LambdaFailure("LA007", "%s: the result of lambda %s has no %s" % (fn["name"], fn["lambda"], fn["path"]),

@@ -11,29 +11,16 @@ from sqlambda import resources
 #: the original: the demo's sample file (skus A-100, B-200, C-300)
 ORIGINAL = (resources.folder("sql") / "postgres" / "samples" / "price_quote.sql").read_text(encoding="utf-8")
 
-#: the same rules in Python; BULK_AT moves the bulk threshold (the seeded disagreement), FAIL_SKU
-#: makes one sku fail with a Lambda error
-LAMBDA = r'''
-import os
-from decimal import Decimal, ROUND_HALF_UP
-
-PRICES = {"A-100": Decimal("10.00"), "B-200": Decimal("2.50"), "C-300": Decimal("99.99")}
-TIERS = {"gold": Decimal("0.90"), "silver": Decimal("0.95")}
-
+#: the shipped Lambda's core (lambdas/price_quote), with a handler that can also fail on purpose:
+#: BULK_AT moves the bulk threshold (the seeded disagreement), FAIL_SKU makes one sku a Lambda error
+CORE_SOURCE = (resources.folder("lambdas") / "price_quote" / "price_quote_core.py").read_text(encoding="utf-8")
+LAMBDA = CORE_SOURCE + """
 
 def handler(event, context):
-    sku, qty, tier = event["sku"], event["qty"], event.get("tier") or "retail"
-    if sku == os.environ.get("FAIL_SKU"):
-        raise RuntimeError("pricing backend unavailable for " + sku)
-    if sku not in PRICES:
-        raise LookupError("unknown sku " + sku)
-    if qty <= 0:
-        raise ValueError("qty must be positive, got %d" % qty)
-    price = PRICES[sku] * qty * TIERS.get(tier, Decimal(1))
-    if qty >= int(os.environ.get("BULK_AT", "100")):
-        price *= Decimal("0.95")
-    return float(price.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-'''
+    if event["sku"] == os.environ.get("FAIL_SKU"):
+        raise RuntimeError("pricing backend unavailable for " + event["sku"])
+    return quote(event)
+"""
 
 SIGNATURE = "public.price_quote(text, integer, text)"
 

@@ -8,7 +8,7 @@ import json
 
 import psycopg
 import pytest
-from mod_helpers import LAMBDA, ORIGINAL, SIGNATURE, outcome, snapshot
+from mod_helpers import CORE_SOURCE, LAMBDA, ORIGINAL, SIGNATURE, outcome, snapshot
 from pg_helpers import loaded_spec, q
 
 from sqlambda import api
@@ -251,7 +251,7 @@ def test_functions_a_router_cannot_stand_in_for_are_refused_clearly(db, quote_la
         q(db, f"DROP {'PROCEDURE' if 'PROCEDURE' in ddl else 'FUNCTION'} public.{name}{sig}")
 
 
-CORE = LAMBDA.replace("def handler(event, context):", "def compute(event):")
+CORE = CORE_SOURCE + "\ncompute = quote\n"
 
 
 def test_scaffold_writes_a_lambda_and_a_replay_test_that_judges_the_port(original, quote_lambda, db, tmp_path):
