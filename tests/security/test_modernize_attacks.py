@@ -113,11 +113,83 @@ def test_a_caller_s_search_path_cannot_steer_the_router(db, local_stack):
     assert kept == [({"k": "a"}, 1.5)]  # not evil.jsonb_build_object / evil.to_jsonb
 
 
-def test_a_caller_may_only_add_attributed_samples_of_the_function_they_may_call(db, local_stack):
-    api.install(spec(local_stack.endpoint_url, "shadow"), db)
-    q(db, "TRUNCATE sqlambda.modernize_call")
-    # what a caller can do by calling the function, they can do by calling its helper: no more
-    assert as_role(db, "atk_caller", "SELECT sqlambda.secret_score__keep('shadow', '{\"k\": \"z\"}', '7', NULL, 1, true)")[0] == "ok"
-    assert q(db, "SELECT called_by, args FROM sqlambda.modernize_call") == [("atk_caller", {"k": "z"})]
-    # and nothing of the queue or the registry is theirs to read
+def test_a_caller_of_a_definer_function_gets_none_of_its_helpers(db, local_stack):
+    api.install(spec(local_stack.endpoint_url, "canary", canary=0.0), db)
+    # the router runs as its owner, so only the owner needs the helpers: a caller may not add
+    # samples, queue shadow calls or call the Lambda with a payload of their own
+    for statement in ("SELECT sqlambda.secret_score__keep('shadow', '{\"k\": \"z\"}', '7', NULL, 1, true)",
+                      "SELECT sqlambda.secret_score__lambda('{}'::jsonb)"):
+        assert as_role(db, "atk_caller", statement) == ("error", "42501"), statement
+    assert as_role(db, "atk_caller", "SELECT public.secret_score('a')")[1][0][0] == 1.5
     assert as_role(db, "atk_caller", "SELECT * FROM sqlambda.modernize_shadow")[0] == "error"
+
+
+def test_a_domain_in_the_callers_pg_temp_does_not_run_as_the_routers_owner(db, local_stack):
+    # types named without a schema are looked up in pg_temp first: a look-alike domain whose CHECK
+    # calls the caller's function would run it as the SECURITY DEFINER router's owner
+    api.install(spec(local_stack.endpoint_url, "record"), db)
+    with psycopg.connect(db.replace("user=postgres", "user=atk_caller"), autocommit=True) as c:
+        c.execute("CREATE FUNCTION pg_temp.pwn(x anyelement) RETURNS boolean LANGUAGE plpgsql AS "
+                  "$$BEGIN RAISE EXCEPTION 'pwned as %', current_user; END$$")
+        for t in ("timestamptz", "numeric", "int8", "jsonb", "text", "float8", "int4", "bool"):
+            c.execute(f"CREATE DOMAIN pg_temp.{t} AS pg_catalog.{t} CHECK (pg_temp.pwn(VALUE))")
+        assert [c.execute("SELECT public.secret_score('b')").fetchone()[0] for _ in range(3)] == [2.5] * 3
+
+
+def test_what_the_originals_owner_controls_never_reaches_the_installers_sql(db, local_stack):
+    """The original's owner controls its argument defaults, comment and SET values, and may drop the
+    router they own: none of it may make the installer (a superuser) run their SQL or hand them a
+    router it owns."""
+    q(db, "CREATE ROLE atk_evil LOGIN")
+    evil_default = "E'x\\n SET foo.bar TO 1 AS $q$ SELECT 1 $q$; ALTER ROLE atk_evil SUPERUSER; CREATE FUNCTION pg_temp.zz(a text) RETURNS void LANGUAGE plpgsql\\n'"
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("CREATE FUNCTION public.evil_fn(a text DEFAULT " + evil_default + ") RETURNS text "
+                  "LANGUAGE sql STABLE SECURITY DEFINER AS 'SELECT a'")
+        c.execute("ALTER FUNCTION public.evil_fn(text) OWNER TO atk_evil")
+    with psycopg.connect(db.replace("user=postgres", "user=atk_evil"), autocommit=True) as c:
+        c.execute("ALTER FUNCTION public.evil_fn(text) SET application_name = E'y\\n SET role TO postgres'")
+        c.execute("COMMENT ON FUNCTION public.evil_fn(text) IS E'c'';\\nALTER ROLE atk_evil SUPERUSER; --'")
+    entry = {"function": "public.evil_fn(text)", "lambda": "atk_lambda", "stage": "record", "side_effects": "none"}
+    loaded = loaded_spec({"project": "atk", "aws": {"endpoint_url": local_stack.endpoint_url}, "modernize": [entry]})
+    api.install(loaded, db)
+    try:
+        assert q(db, "SELECT rolsuper FROM pg_roles WHERE rolname = 'atk_evil'") == [(False,)]
+        config = q(db, "SELECT proconfig FROM pg_proc WHERE oid = 'public.evil_fn(text)'::regprocedure")[0][0]
+        original = q(db, "SELECT proconfig FROM pg_proc WHERE oid = 'sqlambda_original.evil_fn(text)'::regprocedure")[0][0]
+        assert config == original and len(config) == 1  # copied value for value, never through text
+        # the owner drops the router they own; the next install must not create one the installer owns
+        with psycopg.connect(db.replace("user=postgres", "user=atk_evil"), autocommit=True) as c:
+            c.execute("DROP FUNCTION public.evil_fn(text)")
+        from sqlambda.errors import InstallError
+
+        with pytest.raises(InstallError, match="not the router sqlambda created"):
+            api.install(loaded_spec({"project": "atk", "aws": {"endpoint_url": local_stack.endpoint_url},
+                                     "modernize": [{**entry, "stage": "cutover"}]}), db)
+        assert q(db, "SELECT count(*) FROM pg_proc WHERE proname = 'evil_fn' AND proowner <> 'atk_evil'::regrole") == [(0,)]
+    finally:
+        api.install(loaded_spec({"project": "atk", "aws": {"endpoint_url": local_stack.endpoint_url},
+                                 "modernize": [{**entry, "stage": "rollback"}]}), db)
+        q(db, "DROP FUNCTION IF EXISTS public.evil_fn(text)")
+        q(db, "DROP ROLE atk_evil")
+
+
+def test_a_schema_someone_else_made_first_is_refused(pg_cluster, local_stack):
+    from sqlambda.errors import InstallError
+
+    dsn = pg_cluster.create_database("t_modernize_squat")
+    q(dsn, "CREATE ROLE atk_squatter LOGIN") if not q(dsn, "SELECT 1 FROM pg_roles WHERE rolname = 'atk_squatter'") else None
+    q(dsn, "GRANT CREATE ON DATABASE t_modernize_squat TO atk_squatter")
+    with psycopg.connect(dsn.replace("user=postgres", "user=atk_squatter"), autocommit=True) as c:
+        c.execute("CREATE SCHEMA sqlambda_original")
+    q(dsn, "CREATE FUNCTION public.f(a text) RETURNS text LANGUAGE sql AS 'SELECT a'")
+    loaded = loaded_spec({"project": "atk", "aws": {"endpoint_url": local_stack.endpoint_url},
+                          "modernize": [{"function": "public.f(text)", "lambda": "atk_lambda"}]})
+    with pytest.raises(InstallError, match="sqlambda_original exists and belongs to atk_squatter"):
+        api.install(loaded, dsn)
+    # the registry's own schema, too (a fresh database: nothing of sqlambda's in it yet)
+    other = pg_cluster.create_database("t_modernize_squat2")
+    q(other, "GRANT CREATE ON DATABASE t_modernize_squat2 TO atk_squatter")
+    with psycopg.connect(other.replace("user=postgres", "user=atk_squatter"), autocommit=True) as c:
+        c.execute("CREATE SCHEMA sqlambda")
+    with pytest.raises(Exception, match="sqlambda exists and belongs to atk_squatter"):
+        api.install(loaded, other)

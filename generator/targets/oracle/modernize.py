@@ -47,7 +47,8 @@ class OracleModernize:
                 return []
             own = f'"{schema.upper()}".' if schema else ""
             cur = conn.cursor()
-            cur.execute(f"SELECT name, target, lambda_name, stage, TO_CHAR(taken_at), TO_CHAR(staged_at), calls, errors, "
+            cur.execute(f"SELECT name, target, lambda_name, stage, "
+                        f"TO_CHAR(taken_at, 'YYYY-MM-DD HH24:MI:SS.FF6TZH:TZM'), TO_CHAR(staged_at, 'YYYY-MM-DD HH24:MI:SS.FF6TZH:TZM'), calls, errors, "
                         f"answers, fallbacks FROM {own}SQLAMBDA_MODERNIZE ORDER BY name")
             out = []
             for name, target, lam, stage, taken, staged, calls, errors, answers, fallbacks in cur.fetchall():

@@ -331,7 +331,9 @@ class OracleTarget(Target):
                 raise InstallError(f"{key}: insufficient privileges: {str(exc).splitlines()[0]}",
                                    hint="see README, Oracle: the installing user needs CREATE PROCEDURE, CREATE TRIGGER, "
                                         "CREATE TABLE, CREATE JOB (scheduler_drain) and a DBA's Java grants") from None
-            if code != COMPILED_WITH_ERRORS:
+            # "created with compilation errors" is looked at below, for the object the statement
+            # creates; from a block (which creates nothing itself: modernize's dynamic DDL) it is a failure
+            if code != COMPILED_WITH_ERRORS or obj is None:
                 raise InstallError(f"{key}: {str(exc).strip()}") from None
         if obj is not None and obj.compiled:
             self._check_object(conn, obj, key)

@@ -113,9 +113,11 @@ def _sig(schema: str, name: str, types: list[str]) -> tuple[str, str]:
     return f"{schema}.{name}({','.join(types)})", f"{_q(schema)}.{_q(name)}({', '.join(types)})"
 
 
-def _schema_artifact(schema: str, file: str, owner: str) -> Artifact:
+def _schema_artifact(schema: str, file: str, owner: str, own: bool = False) -> Artifact:
+    """``own``: the schema is sqlambda's alone (postgres.schema): an existing one owned by anyone but
+    the owner role or a superuser is refused (see schema.sql.j2)."""
     return make_artifact(f"schema {schema}", "schema", "schema.sql.j2", order=ORDER["schema"], file=file,
-                         summary=f"schema {schema}", probe=(("schema", schema),), schema=schema, owner=owner)
+                         summary=f"schema {schema}", probe=(("schema", schema),), schema=schema, owner=owner, own=own)
 
 
 def _grant_execute(key_sig: str, quoted_sig: str, role: str, file: str, where: str) -> Artifact:
@@ -179,7 +181,7 @@ def _core(ctx: dict) -> list[Artifact]:
         make(f"role {owner}", "role", "owner_role.sql.j2", order=ORDER["role"], file=FILE_CORE,
              summary=f"{owner}: the NOLOGIN, non-superuser role that owns every sqlambda object",
              probe=(("owner_role", owner),)),
-        _schema_artifact(schema, FILE_CORE, owner),
+        _schema_artifact(schema, FILE_CORE, owner, own=True),
     ]
     if gschema != schema and gschema != "public":
         out.append(_schema_artifact(gschema, FILE_CORE, owner))
@@ -223,7 +225,7 @@ def _rds(ctx: dict) -> list[Artifact]:
     roles, owner = ctx["generic_roles"], ctx["owner"]
     fbundle = ctx["bundle"](["sqlambda_functions"])
     make = ctx["artifact"]
-    out = [_schema_artifact("aws_commons", FILE_RDS, owner), _schema_artifact("aws_lambda", FILE_RDS, owner)]
+    out = [_schema_artifact("aws_commons", FILE_RDS, owner, own=True), _schema_artifact("aws_lambda", FILE_RDS, owner, own=True)]
     out.append(make(
         "type aws_commons._lambda_function_arn_1", "type", "rds_type.sql.j2", order=ORDER["type"], file=FILE_RDS,
         summary="RDS-compatible function reference type", probe=(("regtype", "aws_commons._lambda_function_arn_1"),),

@@ -18,6 +18,7 @@ Must not: parse options, print, or hold DDL (``sql/postgres/modernize/``).
 
 from __future__ import annotations
 
+import decimal
 import json
 import time
 from decimal import Decimal
@@ -33,14 +34,14 @@ BATCH = 20
 #: a call whose Lambda stays unreachable this long is compared as a Lambda error
 MAX_AGE_S = 86_400
 
-_CLAIM = ("SELECT id, name, args::text, result::text, duration_us, attempts, "
+_CLAIM = ("SELECT id, name, args::text, result::text, duration_us, attempts, called_by, "
           "pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-) enqueued_at) "
           "FROM {s}.modernize_shadow WHERE next_at IS NULL "
           "OR next_at OPERATOR(pg_catalog.<=) LEAST(pg_catalog.now(), %s::timestamptz) "
           "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED")
 _ENTRIES = "SELECT name, options FROM {s}.modernize"
-_RESULT = ("INSERT INTO {s}.modernize_result (name, args, original, lambda, lambda_error, match, diff, original_us, lambda_us) "
-           "VALUES (%s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)")
+_RESULT = ("INSERT INTO {s}.modernize_result (name, args, original, lambda, lambda_error, match, diff, original_us, lambda_us, "
+           "called_by) VALUES (%s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s)")
 _DONE = "DELETE FROM {s}.modernize_shadow WHERE id = %s"
 _RETRY = ("UPDATE {s}.modernize_shadow SET attempts = attempts + 1, last_error = %s, "
           "next_at = pg_catalog.now() + pg_catalog.make_interval(secs => %s) WHERE id = %s")
@@ -96,9 +97,8 @@ class ShadowWorker:
             rows = conn.execute(self._q["claim"], (self.cutoff, BATCH)).fetchall()
             if not rows:
                 return 0
-            if any(r[1] not in self.entries for r in rows):
-                self._load()
-            for qid, name, args, result, original_us, attempts, age in rows:
+            self._load()  # an install may have changed an entry's Lambda, path or rules
+            for qid, name, args, result, original_us, attempts, called_by, age in rows:
                 entry = self.entries.get(name)
                 if entry is None:  # the entry was given back (rollback): nothing to compare with
                     conn.execute(self._q["done"], (qid,))
@@ -111,22 +111,33 @@ class ShadowWorker:
                     conn.execute(self._q["retry"], (failure.text, backoff_seconds(route, attempts + 1), qid))
                     self.stats.add(failed_events=1, last_error=failure.text)
                     continue
-                answer, error = None, failure.text if failure is not None else None
-                if error is None:
-                    try:
-                        answer = self._answer(options, payload or "null")
-                    except (ValueError, LookupError) as exc:
-                        error = f"[LA007] {exc}"
-                original = json.loads(result, parse_float=Decimal) if result is not None else None
-                if error is None:
-                    rules = options.get("compare") or {}
-                    lines = differences(original, answer, ignore_keys=rules.get("ignore_keys", ()),
-                                        tolerance=rules.get("tolerance", 0.0), unordered=rules.get("unordered", False))
-                else:
-                    lines = [f"the Lambda failed: {error}"]
+                answer, error, lines = self._compare(options, result, payload, failure)
                 conn.execute(self._q["result"], (
                     name, args, result, None if error else self.functions.to_json(answer), error, not lines,
-                    diff_text(lines), original_us, lambda_us))
+                    diff_text(lines), original_us, lambda_us, called_by))
                 conn.execute(self._q["done"], (qid,))
                 self.stats.add(compared=1)
             return len(rows)
+
+    def _compare(self, options: dict, result: str | None, payload: str | None, failure: Any) -> tuple[Any, str | None, list[str]]:
+        """(the Lambda's answer, its error, the differences). Anything in the queue row or the answer
+        that cannot be compared (a number too large for any context, say) is a mismatch that says
+        why, never an exception: one odd row must not stop the drainer (and the outbox with it)."""
+        if failure is not None:
+            return None, failure.text, [f"the Lambda failed: {failure.text}"]
+        try:
+            answer = self._answer(options, payload or "null")
+        except (ValueError, LookupError) as exc:
+            return None, f"[LA007] {exc}", [f"the Lambda failed: [LA007] {exc}"]
+        rules = options.get("compare") or {}
+        try:
+            with decimal.localcontext() as ctx:
+                ctx.traps[decimal.Overflow] = ctx.traps[decimal.InvalidOperation] = False
+                original = json.loads(result, parse_float=Decimal) if result is not None else None
+                lines = differences(original, answer, ignore_keys=rules.get("ignore_keys", ()),
+                                    tolerance=rules.get("tolerance", 0.0), unordered=rules.get("unordered", False))
+                text = self.functions.to_json(answer)  # what is stored must be JSON
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            return None, f"[22000] cannot compare: {type(exc).__name__}: {exc}", [f"cannot compare: {type(exc).__name__}"]
+        del text
+        return answer, None, lines

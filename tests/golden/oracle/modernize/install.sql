@@ -2905,6 +2905,18 @@ BEGIN
 END;
 /
 CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_MODERNIZE_PKG" AS
+  -- ORA-24344 "success with compilation error": EXECUTE IMMEDIATE of a unit that does not compile
+  -- raises it; the callers look at the object's status instead
+  compiled_with_errors EXCEPTION;
+  PRAGMA EXCEPTION_INIT(compiled_with_errors, -24344);
+
+  PROCEDURE ddl(p_sql CLOB) IS
+  BEGIN
+    EXECUTE IMMEDIATE p_sql;
+  EXCEPTION
+    WHEN compiled_with_errors THEN
+      NULL;
+  END;
 
   FUNCTION object_status(p_object VARCHAR2) RETURN VARCHAR2 IS
     v_status VARCHAR2(7);
@@ -2921,7 +2933,7 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_MODERNIZE_PKG" AS
     v_orig       VARCHAR2(128);
   BEGIN
     SELECT definition, orig_name INTO v_definition, v_orig FROM "SQLAMBDA_MODERNIZE" WHERE name = p_name;
-    EXECUTE IMMEDIATE 'CREATE OR REPLACE ' || v_definition;
+    ddl('CREATE OR REPLACE ' || v_definition);
     IF object_status(v_orig) IS NOT NULL THEN
       EXECUTE IMMEDIATE 'DROP FUNCTION "' || v_orig || '"';
     END IF;
@@ -2949,6 +2961,8 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_MODERNIZE_PKG" AS
     v_ret       VARCHAR2(128);
     v_vartype   VARCHAR2(128);
     v_problem   VARCHAR2(400);
+    v_map       JSON_OBJECT_T := JSON_OBJECT_T.parse(NVL(p_payload, '{}'));
+    v_copy      CLOB;
   BEGIN
     IF p_stage = 'rollback' THEN
       release_function(p_name);
@@ -2979,7 +2993,7 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_MODERNIZE_PKG" AS
                                   'TIMESTAMP', 'TIMESTAMP WITH TIME ZONE', 'CLOB') THEN
           v_problem := 'has an argument of type ' || a.data_type || '; scalar types only';
         END IF;
-        SELECT NVL(JSON_VALUE(p_payload, '$."' || a.argument_name || '"'), LOWER(a.argument_name)) INTO v_key FROM dual;
+        v_key := NVL(v_map.get_string(a.argument_name), LOWER(a.argument_name));
         v_params := v_params || CASE WHEN a.position > 1 THEN ', ' END || '"' || a.argument_name || '" IN ' || a.data_type;
         v_call := v_call || CASE WHEN a.position > 1 THEN ', ' END || '"' || p_function || '"."' || a.argument_name || '"';
         v_keys := v_keys || CASE WHEN a.position > 1 THEN ', ' END || 'KEY ' || DBMS_ASSERT.ENQUOTE_LITERAL(v_key)
@@ -2987,7 +3001,8 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_MODERNIZE_PKG" AS
         v_types := v_types || CASE WHEN a.position > 1 THEN ',' END || a.data_type;
       END IF;
     END LOOP;
-    v_vartype := CASE v_ret WHEN 'NUMBER' THEN 'NUMBER' WHEN 'VARCHAR2' THEN 'VARCHAR2(4000)' WHEN 'DATE' THEN 'DATE'
+    -- the router's variable (PL/SQL's sizes: a VARCHAR2 result may be 32767 long)
+    v_vartype := CASE v_ret WHEN 'NUMBER' THEN 'NUMBER' WHEN 'VARCHAR2' THEN 'VARCHAR2(32767)' WHEN 'DATE' THEN 'DATE'
                             WHEN 'TIMESTAMP' THEN 'TIMESTAMP' WHEN 'CLOB' THEN 'CLOB' WHEN 'BINARY_DOUBLE' THEN 'BINARY_DOUBLE' END;
     IF v_vartype IS NULL THEN
       v_problem := 'returns ' || NVL(v_ret, 'nothing') || '; NUMBER, VARCHAR2, DATE, TIMESTAMP, CLOB or BINARY_DOUBLE only';
@@ -3005,29 +3020,33 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_MODERNIZE_PKG" AS
         RAISE_APPLICATION_ERROR(-20213, 'sqlambda modernize ' || p_name || ': ' || p_function
           || ' is wrapped (obfuscated); its source cannot be copied');
       END IF;
-      INSERT INTO "SQLAMBDA_MODERNIZE" (name, target, fn_name, orig_name, definition, stage, lambda_name)
-      VALUES (p_name, p_target, p_function, v_orig, v_src, p_stage, p_lambda);
-      COMMIT;
-      EXECUTE IMMEDIATE 'CREATE OR REPLACE '
-        || REGEXP_REPLACE(v_src, '^(\s*FUNCTION\s+)("?' || p_function || '"?)', '\1"' || v_orig || '"', 1, 1, 'i');
-      IF object_status(v_orig) <> 'VALID' THEN
-        EXECUTE IMMEDIATE 'DROP FUNCTION "' || v_orig || '"';
-        DELETE FROM "SQLAMBDA_MODERNIZE" WHERE name = p_name;
-        COMMIT;
+      v_copy := REGEXP_REPLACE(v_src, '^(\s*FUNCTION\s+)(("?[A-Za-z0-9_$#]+"?)\.)?("?' || REPLACE(REPLACE(p_function, '$', '\$'), '#', '\#')
+                               || '"?)', '\1"' || v_orig || '"', 1, 1, 'i');
+      ddl('CREATE OR REPLACE ' || v_copy);
+      IF NVL(object_status(v_orig), 'MISSING') <> 'VALID' THEN
+        IF object_status(v_orig) IS NOT NULL THEN
+          EXECUTE IMMEDIATE 'DROP FUNCTION "' || v_orig || '"';
+        END IF;
         RAISE_APPLICATION_ERROR(-20214, 'sqlambda modernize ' || p_name || ': the source of ' || p_function
           || ' does not compile under another name (does it name itself, as ' || p_function || '.arg?); nothing was changed');
       END IF;
+      INSERT INTO "SQLAMBDA_MODERNIZE" (name, target, fn_name, orig_name, definition, stage, lambda_name)
+      VALUES (p_name, p_target, p_function, v_orig, v_src, p_stage, p_lambda);
+      COMMIT;
     END IF;
     v_router := REPLACE(v_router, '%PARAMS%', CASE WHEN v_params IS NOT NULL THEN '(' || v_params || ')' END);
     v_router := REPLACE(v_router, '%CALL%', CASE WHEN v_call IS NOT NULL THEN '(' || v_call || ')' END);
     v_router := REPLACE(v_router, '%PAYLOAD%',
       CASE WHEN v_keys IS NOT NULL THEN 'JSON_OBJECT(' || v_keys || ' NULL ON NULL RETURNING CLOB)' ELSE 'TO_CLOB(''{}'')' END);
-    v_router := REPLACE(v_router, '%RETURNING%', v_vartype);
+    -- JSON_VALUE's RETURNING: BINARY_DOUBLE only from 23ai (NUMBER converts on assignment); DATE would
+    -- drop the time of day (TIMESTAMP keeps it); a VARCHAR2 of SQL's size
+    v_router := REPLACE(v_router, '%RETURNING%', CASE v_vartype WHEN 'BINARY_DOUBLE' THEN 'NUMBER' WHEN 'DATE' THEN 'TIMESTAMP'
+                                                              WHEN 'VARCHAR2(32767)' THEN 'VARCHAR2(4000)' ELSE v_vartype END);
     v_router := REPLACE(v_router, '%VARTYPE%', v_vartype);
     v_router := REPLACE(v_router, '%RETURN%', v_ret);
     v_router := REPLACE(v_router, '%DETERMINISTIC%', CASE WHEN v_det = 'YES' THEN 'DETERMINISTIC' END);
-    EXECUTE IMMEDIATE v_router;
-    IF object_status(p_function) <> 'VALID' THEN
+    ddl(v_router);
+    IF NVL(object_status(p_function), 'MISSING') <> 'VALID' THEN
       release_function(p_name);
       RAISE_APPLICATION_ERROR(-20215, 'sqlambda modernize ' || p_name || ': the router for ' || p_function
         || ' did not compile (see USER_ERRORS); the original was put back');
@@ -3043,7 +3062,7 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_MODERNIZE_PKG" AS
     PRAGMA AUTONOMOUS_TRANSACTION;
     v_span INTERVAL DAY(9) TO SECOND(6) := SYSTIMESTAMP - p_t0;
     v_us   NUMBER;
-    v_keep BOOLEAN := p_kind IN ('error', 'fallback') OR DBMS_RANDOM.VALUE < p_sample;
+    v_keep NUMBER := CASE WHEN p_kind IN ('error', 'fallback') OR DBMS_RANDOM.VALUE < p_sample THEN 1 ELSE 0 END;
     v_slot NUMBER;
   BEGIN
     v_us := ROUND((EXTRACT(DAY FROM v_span) * 86400 + EXTRACT(HOUR FROM v_span) * 3600
@@ -3053,10 +3072,11 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_MODERNIZE_PKG" AS
            errors = errors + CASE WHEN p_kind = 'error' THEN 1 ELSE 0 END,
            answers = answers + CASE WHEN p_kind = 'lambda' THEN 1 ELSE 0 END,
            fallbacks = fallbacks + CASE WHEN p_kind = 'fallback' THEN 1 ELSE 0 END,
-           kept = kept + CASE WHEN v_keep THEN 1 ELSE 0 END
+           kept = kept + v_keep
      WHERE name = p_name
      RETURNING kept INTO v_slot;
-    IF v_keep THEN
+    IF v_keep = 1 THEN
+      BEGIN
       MERGE INTO "SQLAMBDA_MODERNIZE_CALL" c
       USING (SELECT p_name AS name, MOD(v_slot, p_max_calls) AS slot FROM dual) s
          ON (c.name = s.name AND c.slot = s.slot)
@@ -3064,6 +3084,10 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_MODERNIZE_PKG" AS
             c.duration_us = v_us, c.called_at = SYSTIMESTAMP, c.called_by = SYS_CONTEXT('USERENV', 'SESSION_USER')
        WHEN NOT MATCHED THEN INSERT (name, slot, kind, args, result, error, duration_us)
             VALUES (s.name, s.slot, p_kind, p_args, p_result, p_error, v_us);
+      EXCEPTION
+        WHEN DUP_VAL_ON_INDEX THEN
+          NULL;  -- another session wrote this new slot at the same moment: this sample is skipped, the counts stay
+      END;
     END IF;
     COMMIT;
   EXCEPTION

@@ -3,7 +3,21 @@
 
 -- table: table sqlambda.modernize (modernize registry, sampled calls, shadow queue and comparisons)
 
-CREATE SCHEMA IF NOT EXISTS "sqlambda_original" AUTHORIZATION "sqlambda_owner";
+DO $do$
+DECLARE
+  holder name;
+BEGIN
+  SELECT pg_catalog.pg_get_userbyid(n.nspowner) INTO holder FROM pg_catalog.pg_namespace n
+   WHERE n.nspname OPERATOR(pg_catalog.=) 'sqlambda_original';
+  IF NOT FOUND THEN
+    CREATE SCHEMA "sqlambda_original" AUTHORIZATION "sqlambda_owner";
+  ELSIF holder OPERATOR(pg_catalog.<>) 'sqlambda_owner' THEN
+    -- whoever owns it could drop the originals waiting in it and put their own in their place
+    RAISE EXCEPTION 'sqlambda: schema % exists and belongs to %, not to %', 'sqlambda_original', holder, 'sqlambda_owner'
+      USING ERRCODE = '42501', HINT = 'sqlambda keeps the originals of modernized functions there; drop or rename that schema';
+  END IF;
+END
+$do$;
 
 GRANT USAGE ON SCHEMA "sqlambda_original" TO PUBLIC;
 
@@ -45,6 +59,7 @@ CREATE TABLE IF NOT EXISTS "sqlambda".modernize_shadow (
     result       jsonb,
     duration_us  bigint NOT NULL,
     enqueued_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    called_by    name NOT NULL DEFAULT session_user,
     attempts     integer NOT NULL DEFAULT 0,
     next_at      timestamptz,
     last_error   text
@@ -61,6 +76,7 @@ CREATE TABLE IF NOT EXISTS "sqlambda".modernize_result (
     diff         text,
     original_us  bigint NOT NULL,
     lambda_us    bigint,
+    called_by    name NOT NULL,
     compared_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
 
@@ -81,6 +97,18 @@ GRANT USAGE ON SCHEMA "sqlambda" TO PUBLIC;
 
 -- function: function sqlambda.modernize_apply(text,text,text,jsonb) (take a function over with a router, or give it back)
 
+CREATE OR REPLACE FUNCTION "sqlambda".modernize_router(p_schema name, p_name name, p_types pg_catalog.oidvector)
+RETURNS oid
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+  -- the function under the original's name and arguments, in the original's schema: the router
+  SELECT f.oid FROM pg_catalog.pg_proc f JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) f.pronamespace
+   WHERE n.nspname OPERATOR(pg_catalog.=) p_schema AND f.proname OPERATOR(pg_catalog.=) p_name
+     AND f.proargtypes OPERATOR(pg_catalog.=) p_types
+$fn$;
+
 CREATE OR REPLACE FUNCTION "sqlambda".modernize_release(p_name text)
 RETURNS text
 LANGUAGE plpgsql
@@ -90,6 +118,8 @@ AS $fn$
 DECLARE
   m "sqlambda".modernize;
   r oid;
+  helper text;
+  grantee text;
 BEGIN
   SELECT * INTO m FROM "sqlambda".modernize WHERE name OPERATOR(pg_catalog.=) p_name FOR UPDATE;
   IF NOT FOUND THEN
@@ -100,8 +130,9 @@ BEGIN
       USING ERRCODE = '55000', HINT = pg_catalog.format('its definition as taken over is in %I.modernize.definition; '
         'create it again in schema %I, then run this again', 'sqlambda', m.hidden_schema);
   END IF;
-  r := pg_catalog.to_regprocedure(m.target);
-  IF r IS NOT NULL AND r OPERATOR(pg_catalog.<>) m.fn_oid THEN
+  r := "sqlambda".modernize_router(m.fn_schema, m.fn_name,
+                                          (SELECT f.proargtypes FROM pg_catalog.pg_proc f WHERE f.oid OPERATOR(pg_catalog.=) m.fn_oid));
+  IF r IS NOT NULL THEN
     IF r IS DISTINCT FROM m.router_oid THEN
       RAISE EXCEPTION 'sqlambda modernize %: % is not the router sqlambda created (replaced by hand?)', p_name, m.target
         USING ERRCODE = '55000', HINT = 'drop it yourself if it may go, then run this again';
@@ -109,6 +140,17 @@ BEGIN
     EXECUTE pg_catalog.format('DROP FUNCTION %s', r::pg_catalog.regprocedure);
   END IF;
   EXECUTE pg_catalog.format('ALTER FUNCTION %s SET SCHEMA %I', m.fn_oid::pg_catalog.regprocedure, m.fn_schema);
+  -- nobody keeps a grant on the helpers of a function that is no longer taken over
+  FOR helper, grantee IN
+    SELECT DISTINCT f.oid::pg_catalog.regprocedure::text,
+           CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
+      FROM pg_catalog.pg_proc f, pg_catalog.aclexplode(f.proacl) a
+     WHERE f.pronamespace OPERATOR(pg_catalog.=) 'sqlambda'::pg_catalog.regnamespace
+       AND f.proname OPERATOR(pg_catalog.=) ANY (ARRAY[p_name || '__keep', p_name || '__log', p_name || '__lambda'])
+       AND a.grantee OPERATOR(pg_catalog.<>) f.proowner
+  LOOP
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', helper, grantee);
+  END LOOP;
   DELETE FROM "sqlambda".modernize WHERE name OPERATOR(pg_catalog.=) p_name;
   RETURN 'released';
 END
@@ -133,17 +175,18 @@ DECLARE
   call_args text;
   payload text;
   rettype text;
-  kind "char";
-  cat "char";
+  vartype text;
+  vt oid;
+  vkind "char";
   conv text;
   body text;
   orig text;
   helper_log text;
   helper_lambda text;
-  clauses text;
   tail text;
-  us text := '(pg_catalog.date_part(''epoch'', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) _sqlambda_t0) OPERATOR(pg_catalog.*) 1000000)::bigint';
+  us text := '(pg_catalog.date_part(''epoch'', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) _sqlambda_t0) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8';
   grantee text;
+  helper text;
   problem text;
   payload_map jsonb := coalesce(p_options OPERATOR(pg_catalog.->) 'payload', '{}');
 BEGIN
@@ -161,10 +204,16 @@ BEGIN
       RAISE EXCEPTION 'sqlambda modernize %: the original of % (OID %) was dropped by hand', p_name, m.target, o
         USING ERRCODE = '55000';
     END IF;
-    r := pg_catalog.to_regprocedure(m.target);
-    IF r IS NOT NULL AND r IS DISTINCT FROM m.router_oid THEN
-      RAISE EXCEPTION 'sqlambda modernize %: % is not the router sqlambda created (replaced by hand?)', p_name, m.target
-        USING ERRCODE = '55000', HINT = 'drop it yourself if it may go, then install again';
+    r := "sqlambda".modernize_router(m.fn_schema, m.fn_name, p.proargtypes);
+    IF r IS DISTINCT FROM m.router_oid THEN
+      -- gone (dropped by its owner) or not ours: re-creating it here would make a router the
+      -- installer owns, with default grants
+      RAISE EXCEPTION 'sqlambda modernize %: % is not the router sqlambda created (dropped or replaced by hand?)', p_name, m.target
+        USING ERRCODE = '55000', HINT = 'put the entry in stage rollback to get the original back, then take it over again';
+    END IF;
+    IF p_target OPERATOR(pg_catalog.<>) m.target AND pg_catalog.to_regprocedure(p_target) IS DISTINCT FROM r THEN
+      RAISE EXCEPTION 'sqlambda modernize %: the entry now names %, but it took over %', p_name, p_target, m.target
+        USING ERRCODE = '55000', HINT = 'roll the old function back first (stage rollback), then name the new one';
     END IF;
   ELSE
     o := pg_catalog.to_regprocedure(p_target);
@@ -202,7 +251,7 @@ BEGIN
     END IF;
     INSERT INTO "sqlambda".modernize (name, target, fn_oid, fn_schema, fn_name, hidden_schema, definition, owner, acl, comment, stage)
     VALUES (p_name, p_target, o, (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.=) p.pronamespace),
-            p.proname, hidden, pg_catalog.pg_get_functiondef(o), p.proowner::pg_catalog.regrole::text, p.proacl::text,
+            p.proname, hidden, pg_catalog.pg_get_functiondef(o), pg_catalog.pg_get_userbyid(p.proowner), p.proacl::text,
             pg_catalog.obj_description(o, 'pg_proc'), p_stage)
     RETURNING * INTO m;
     EXECUTE pg_catalog.format('ALTER FUNCTION %s SET SCHEMA %I', o::pg_catalog.regprocedure, hidden);
@@ -211,7 +260,7 @@ BEGIN
 
   -- the router's parts, from the catalog
   nsp := m.fn_schema;
-  owner_name := p.proowner::pg_catalog.regrole::text;
+  owner_name := pg_catalog.pg_get_userbyid(p.proowner);
   argnames := p.proargnames[1:p.pronargs];
   SELECT pg_catalog.string_agg(pg_catalog.format('%I', a), ', ' ORDER BY i),
          pg_catalog.string_agg(pg_catalog.format('%L, %I', coalesce(payload_map OPERATOR(pg_catalog.->>) a, a), a), ', ' ORDER BY i)
@@ -222,22 +271,30 @@ BEGIN
   helper_log := pg_catalog.format('%I.%I', 'sqlambda', p_name || CASE p_stage WHEN 'record' THEN '__log' ELSE '__keep' END);
   tail := CASE p_stage WHEN 'record' THEN '' ELSE ', true' END;
   helper_lambda := pg_catalog.format('%I.%I(%s)', 'sqlambda', p_name || '__lambda', payload);
-  rettype := pg_catalog.format_type(p.prorettype, NULL);
-  SELECT t.typtype, t.typcategory INTO kind, cat FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) p.prorettype;
-  conv := CASE
-    WHEN rettype OPERATOR(pg_catalog.=) 'void' THEN NULL
-    WHEN p.prorettype OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.json'::pg_catalog.regtype, 'pg_catalog.jsonb'::pg_catalog.regtype])
-      THEN pg_catalog.format('(%s)::%s', helper_lambda, rettype)
-    WHEN kind OPERATOR(pg_catalog.=) 'c'
-      THEN pg_catalog.format('pg_catalog.jsonb_populate_record(NULL::%s, %s)', rettype, helper_lambda)
-    WHEN cat OPERATOR(pg_catalog.=) 'A'
-      THEN pg_catalog.format('(SELECT pg_catalog.array_agg(e) FROM pg_catalog.jsonb_array_elements_text(%s) e)::%s', helper_lambda, rettype)
-    ELSE pg_catalog.format('((%s) OPERATOR(pg_catalog.#>>) ''{}'')::%s', helper_lambda, rettype)
-  END;
-  body := CASE WHEN rettype OPERATOR(pg_catalog.=) 'void' THEN
+  -- every type by its schema: an unqualified name would be looked up in the caller's pg_temp
+  -- first (a domain there with a CHECK runs the caller's code as a SECURITY DEFINER router's owner)
+  rettype := (SELECT pg_catalog.format('%I.%I', n.nspname, t.typname) FROM pg_catalog.pg_type t
+                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
+               WHERE t.oid OPERATOR(pg_catalog.=) p.prorettype);
+  -- the variable holding the result has the domain's base type: a NOT NULL domain could not hold
+  -- the NULL it starts as; RETURN applies the domain
+  vt := p.prorettype;
+  LOOP
+    SELECT t.typtype INTO vkind FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) vt;
+    EXIT WHEN vkind OPERATOR(pg_catalog.<>) 'd';
+    vt := (SELECT t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) vt);
+  END LOOP;
+  vartype := (SELECT pg_catalog.format('%I.%I', n.nspname, t.typname) FROM pg_catalog.pg_type t
+                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
+               WHERE t.oid OPERATOR(pg_catalog.=) vt);
+  -- the Lambda's JSON as the result type, the way PostgreSQL reads JSON into any type (scalars,
+  -- arrays in order, composites, domains, json itself)
+  conv := pg_catalog.format('(SELECT _sqlambda_j.v FROM pg_catalog.jsonb_to_record(pg_catalog.jsonb_build_object(''v'', %s)) '
+                            'AS _sqlambda_j(v %s))', helper_lambda, rettype);
+  body := CASE WHEN p.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.void'::pg_catalog.regtype THEN
     pg_catalog.format($b$
 DECLARE
-  _sqlambda_t0 timestamptz := pg_catalog.clock_timestamp();
+  _sqlambda_t0 pg_catalog.timestamptz := pg_catalog.clock_timestamp();
 BEGIN
   %s
 END
@@ -245,7 +302,11 @@ $b$, CASE p_stage
     WHEN 'record' THEN pg_catalog.format($b$BEGIN
     PERFORM %1$s;
   EXCEPTION WHEN OTHERS THEN
-    PERFORM %2$s('error', %3$s, NULL, pg_catalog.jsonb_build_object('sqlstate', SQLSTATE, 'message', SQLERRM), %6$s%7$s);
+    BEGIN
+      PERFORM %2$s('error', %3$s, NULL, pg_catalog.jsonb_build_object('sqlstate', SQLSTATE, 'message', SQLERRM), %6$s%7$s);
+    EXCEPTION WHEN OTHERS THEN
+      NULL;  -- a capture that fails must never replace the original's error
+    END;
     RAISE;
   END;
   PERFORM %2$s('original', %3$s, NULL, NULL, %6$s%7$s);$b$, orig, helper_log, payload, NULL, NULL, us, tail)
@@ -256,16 +317,20 @@ $b$, CASE p_stage
     END)
   ELSE pg_catalog.format($b$
 DECLARE
-  _sqlambda_t0 timestamptz := pg_catalog.clock_timestamp();
+  _sqlambda_t0 pg_catalog.timestamptz := pg_catalog.clock_timestamp();
   _sqlambda_r %1$s;
 BEGIN
   %2$s
 END
-$b$, rettype, CASE p_stage
+$b$, vartype, CASE p_stage
     WHEN 'record' THEN pg_catalog.format($b$BEGIN
     _sqlambda_r := %1$s;
   EXCEPTION WHEN OTHERS THEN
-    PERFORM %2$s('error', %3$s, NULL, pg_catalog.jsonb_build_object('sqlstate', SQLSTATE, 'message', SQLERRM), %6$s%7$s);
+    BEGIN
+      PERFORM %2$s('error', %3$s, NULL, pg_catalog.jsonb_build_object('sqlstate', SQLSTATE, 'message', SQLERRM), %6$s%7$s);
+    EXCEPTION WHEN OTHERS THEN
+      NULL;  -- a capture that fails must never replace the original's error
+    END;
     RAISE;
   END;
   PERFORM %2$s('original', %3$s, pg_catalog.to_jsonb(_sqlambda_r), NULL, %6$s%7$s);
@@ -279,39 +344,40 @@ $b$, rettype, CASE p_stage
       PERFORM %2$s('lambda', %3$s, pg_catalog.to_jsonb(_sqlambda_r), NULL, %6$s%7$s);
       RETURN _sqlambda_r;
     EXCEPTION WHEN OTHERS THEN
-      PERFORM %2$s('fallback', %3$s, NULL, pg_catalog.jsonb_build_object('sqlstate', SQLSTATE, 'message', SQLERRM), %6$s%7$s);
+      BEGIN
+        PERFORM %2$s('fallback', %3$s, NULL, pg_catalog.jsonb_build_object('sqlstate', SQLSTATE, 'message', SQLERRM), %6$s%7$s);
+      EXCEPTION WHEN OTHERS THEN
+        NULL;  -- nor the fallback's
+      END;
       _sqlambda_t0 := pg_catalog.clock_timestamp();
     END;
   END IF;
   _sqlambda_r := %1$s;
   PERFORM %2$s('shadow', %3$s, pg_catalog.to_jsonb(_sqlambda_r), NULL, %6$s%7$s);
   RETURN _sqlambda_r;$b$, orig, helper_log, payload,
-      pg_catalog.format('%s::double precision', pg_catalog.quote_literal(coalesce(p_options OPERATOR(pg_catalog.->>) 'canary', '0'))), conv, us, tail)
+      pg_catalog.format('%s::pg_catalog.float8', pg_catalog.quote_literal(coalesce(p_options OPERATOR(pg_catalog.->>) 'canary', '0'))), conv, us, tail)
     ELSE pg_catalog.format($b$_sqlambda_r := %1$s;
   PERFORM %2$s('lambda', %3$s, pg_catalog.to_jsonb(_sqlambda_r), NULL, %6$s%7$s);
   RETURN _sqlambda_r;$b$, conv, helper_log, payload, NULL, NULL, us, tail)
     END)
   END;
-  -- the original's SET clauses, as pg_get_functiondef spells them (list values quoted element by element)
-  SELECT coalesce(pg_catalog.string_agg(l, E'\n' ORDER BY n), '') INTO clauses
-    FROM pg_catalog.regexp_split_to_table(pg_catalog.split_part(pg_catalog.pg_get_functiondef(o), E'\nAS ', 1), E'\n')
-         WITH ORDINALITY AS s(l, n)
-   WHERE l OPERATOR(pg_catalog.~) '^ SET ';
-  EXECUTE pg_catalog.format(E'CREATE OR REPLACE FUNCTION %I.%I(%s)\nRETURNS %s\nLANGUAGE plpgsql\n%s %s %s %s PARALLEL UNSAFE COST %s\n%s\nAS %L',
+  EXECUTE pg_catalog.format(E'CREATE OR REPLACE FUNCTION %I.%I(%s)\nRETURNS %s\nLANGUAGE plpgsql\n%s %s %s NOT LEAKPROOF PARALLEL UNSAFE COST %s\nAS %L',
     nsp, m.fn_name, pg_catalog.pg_get_function_arguments(o), pg_catalog.pg_get_function_result(o),
     CASE p.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END,
     CASE WHEN p.proisstrict THEN 'STRICT' ELSE 'CALLED ON NULL INPUT' END,
     CASE WHEN p.prosecdef THEN 'SECURITY DEFINER' ELSE 'SECURITY INVOKER' END,
-    CASE WHEN p.proleakproof THEN 'LEAKPROOF' ELSE 'NOT LEAKPROOF' END,
-    p.procost, clauses, body);
-  r := pg_catalog.to_regprocedure(p_target);
+    p.procost, body);
+  r := "sqlambda".modernize_router(nsp, m.fn_name, p.proargtypes);
+  -- the original's SET clauses, copied in the catalog: a value never passes through SQL text (as
+  -- text a crafted value could end the clause; these statements run as a superuser)
+  UPDATE pg_catalog.pg_proc SET proconfig = p.proconfig WHERE oid OPERATOR(pg_catalog.=) r;
+  EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', r::pg_catalog.regprocedure, owner_name);
   IF first THEN
-    EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', r::pg_catalog.regprocedure, owner_name);
     EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', r::pg_catalog.regprocedure, pg_catalog.obj_description(o, 'pg_proc'));
     IF p.proacl IS NOT NULL THEN
       EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r::pg_catalog.regprocedure);
       FOR grantee IN
-        SELECT pg_catalog.format('%s%s', CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(a.grantee::pg_catalog.regrole::text) END,
+        SELECT pg_catalog.format('%s%s', CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END,
                                  CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
           FROM pg_catalog.aclexplode(p.proacl) a
          WHERE a.grantee OPERATOR(pg_catalog.<>) p.proowner
@@ -320,15 +386,26 @@ $b$, rettype, CASE p_stage
       END LOOP;
     END IF;
   END IF;
-  -- whoever may call the router (or, for SECURITY DEFINER, its owner) may call its helpers
-  FOR grantee IN
-    SELECT DISTINCT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(a.grantee::pg_catalog.regrole::text) END
-      FROM pg_catalog.pg_proc f, pg_catalog.aclexplode(coalesce(f.proacl, pg_catalog.acldefault('f', f.proowner))) a
-     WHERE f.oid OPERATOR(pg_catalog.=) r
-  LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %1$I.%2$I(text, jsonb, jsonb, jsonb, bigint, boolean), '
-      '%1$I.%3$I(text, jsonb, jsonb, jsonb, bigint), %1$I.%4$I(jsonb) TO %5$s',
-      'sqlambda', p_name || '__keep', p_name || '__log', p_name || '__lambda', grantee);
+  -- the helpers: to whoever runs the router's body (its owner for SECURITY DEFINER, else whoever may
+  -- call it), and the Lambda only in the stages that call it. Earlier grants are taken back first.
+  FOR helper IN SELECT pg_catalog.format('%I.%I%s', 'sqlambda', p_name || h.suffix, h.args)
+                  FROM (VALUES ('__keep', '(text, jsonb, jsonb, jsonb, bigint, boolean)'), ('__log', '(text, jsonb, jsonb, jsonb, bigint)'),
+                               ('__lambda', '(jsonb)')) AS h(suffix, args) LOOP
+    FOR grantee IN
+      SELECT DISTINCT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
+        FROM pg_catalog.pg_proc f, pg_catalog.aclexplode(f.proacl) a
+       WHERE f.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(helper) AND a.grantee OPERATOR(pg_catalog.<>) f.proowner
+    LOOP
+      EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', helper, grantee);
+    END LOOP;
+    CONTINUE WHEN helper OPERATOR(pg_catalog.~) '__lambda\(' AND p_stage OPERATOR(pg_catalog.<>) ALL (ARRAY['canary', 'cutover']);
+    FOR grantee IN
+      SELECT DISTINCT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
+        FROM pg_catalog.pg_proc f, pg_catalog.aclexplode(coalesce(f.proacl, pg_catalog.acldefault('f', f.proowner))) a
+       WHERE f.oid OPERATOR(pg_catalog.=) r AND (NOT p.prosecdef OR a.grantee OPERATOR(pg_catalog.=) f.proowner)
+    LOOP
+      EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', helper, grantee);
+    END LOOP;
   END LOOP;
   UPDATE "sqlambda".modernize SET router_oid = r, stage = p_stage, options = p_options,
          staged_at = CASE WHEN stage OPERATOR(pg_catalog.=) p_stage THEN staged_at ELSE pg_catalog.now() END
@@ -336,6 +413,10 @@ $b$, rettype, CASE p_stage
   RETURN CASE WHEN first THEN 'taken over' ELSE 'staged' END || ' (' || p_stage || ')';
 END
 $fn$;
+
+ALTER FUNCTION "sqlambda".modernize_router(name, name, pg_catalog.oidvector) OWNER TO "sqlambda_owner";
+
+REVOKE ALL ON FUNCTION "sqlambda".modernize_router(name, name, pg_catalog.oidvector) FROM PUBLIC;
 
 ALTER FUNCTION "sqlambda".modernize_release(text) OWNER TO "sqlambda_owner";
 
@@ -366,6 +447,8 @@ VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+  v_slot pg_catalog.int8;
 BEGIN
   IF pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'on' THEN
     RETURN;
@@ -389,11 +472,15 @@ BEGIN
         OPERATOR(pg_catalog.>) 65536 THEN
     RETURN;
   END IF;
-  INSERT INTO "sqlambda".modernize_call AS c (name, slot, kind, args, result, error, duration_us)
-  VALUES ('price_quote', pg_catalog.nextval('"sqlambda"."price_quote__kept"') OPERATOR(pg_catalog.%) 1000,
-          p_kind, p_args, p_result, p_error, p_us)
-  ON CONFLICT (name, slot) DO UPDATE SET kind = EXCLUDED.kind, args = EXCLUDED.args, result = EXCLUDED.result,
-     error = EXCLUDED.error, duration_us = EXCLUDED.duration_us, called_at = EXCLUDED.called_at, called_by = EXCLUDED.called_by;
+  v_slot := pg_catalog.nextval('"sqlambda"."price_quote__kept"') OPERATOR(pg_catalog.%) 1000;
+  -- a slot another open transaction is writing is skipped, never waited for: a transaction that
+  -- calls the function more than max_calls times holds every slot until it ends
+  IF pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('sqlambda.modernize:price_quote'), v_slot::pg_catalog.int4) THEN
+    INSERT INTO "sqlambda".modernize_call AS c (name, slot, kind, args, result, error, duration_us)
+    VALUES ('price_quote', v_slot, p_kind, p_args, p_result, p_error, p_us)
+    ON CONFLICT (name, slot) DO UPDATE SET kind = EXCLUDED.kind, args = EXCLUDED.args, result = EXCLUDED.result,
+       error = EXCLUDED.error, duration_us = EXCLUDED.duration_us, called_at = EXCLUDED.called_at, called_by = EXCLUDED.called_by;
+  END IF;
   IF p_kind OPERATOR(pg_catalog.=) 'shadow' THEN
     INSERT INTO "sqlambda".modernize_shadow (name, args, result, duration_us) VALUES ('price_quote', p_args, p_result, p_us);
   END IF;

@@ -17,6 +17,7 @@ DROP SEQUENCE IF EXISTS "sqlambda"."price_quote__calls", "sqlambda"."price_quote
 -- function sqlambda.modernize_apply(text,text,text,jsonb)
 DROP FUNCTION IF EXISTS "sqlambda".modernize_apply(text, text, text, jsonb);
 DROP FUNCTION IF EXISTS "sqlambda".modernize_release(text);
+DROP FUNCTION IF EXISTS "sqlambda".modernize_router(name, name, pg_catalog.oidvector);
 
 -- function sqlambda.settings()
 DROP FUNCTION IF EXISTS "sqlambda".settings();

@@ -28,13 +28,17 @@ $do$;
 DO $do$
 DECLARE
   super boolean;
+  holder name;
 BEGIN
-  SELECT r.rolsuper INTO super FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+  SELECT r.rolsuper, r.rolname INTO super, holder FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
    WHERE n.nspname OPERATOR(pg_catalog.=) 'sqlambda';
   IF NOT FOUND THEN
     CREATE SCHEMA "sqlambda" AUTHORIZATION "sqlambda_owner";
   ELSIF super THEN
     ALTER SCHEMA "sqlambda" OWNER TO "sqlambda_owner";
+  ELSIF holder OPERATOR(pg_catalog.<>) 'sqlambda_owner' THEN
+    RAISE EXCEPTION 'sqlambda: schema % exists and belongs to %, not to the owner role %', 'sqlambda', holder, 'sqlambda_owner'
+      USING ERRCODE = '42501', HINT = 'its owner could replace what sqlambda installs there; drop or rename it, or choose another postgres.schema';
   END IF;
 END
 $do$;
