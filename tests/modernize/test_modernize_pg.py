@@ -312,3 +312,32 @@ def test_status_shows_stage_comparisons_mismatches_and_latencies(original, quote
     assert m["args"] == {"sku": "B-200", "qty": 60, "tier": "silver"} and m["diff"] == "$: 142.50 != 135.38"
     human = subprocess.run([cli, "modernize", "status", "--dsn", db], capture_output=True, text=True)
     assert human.returncode == 0 and "142.50 != 135.38" in human.stdout and "83.3%" in human.stdout
+
+
+def test_a_function_that_writes_can_be_recorded_and_cut_over_but_not_shadowed(db, quote_lambda):
+    from sqlambda.errors import SpecError
+
+    api.uninstall(db)
+    q(db, "CREATE TABLE IF NOT EXISTS public.orders_log (id serial PRIMARY KEY, sku text)")
+    q(db, "CREATE OR REPLACE FUNCTION public.place_order(sku text, qty integer) RETURNS integer LANGUAGE plpgsql AS "
+          "$$ BEGIN INSERT INTO public.orders_log (sku) SELECT sku FROM generate_series(1, qty); RETURN qty; END $$")
+    writer = {"function": "public.place_order(text, integer)", "lambda": "mod_quote"}
+    from sqlambda.spec.loader import load_spec_text
+
+    with pytest.raises(SpecError, match="would write twice"):
+        load_spec_text("project: w\nmodernize:\n  - function: public.place_order(text, integer)\n    lambda: x\n"
+                       "    stage: shadow\n", "w.yaml")
+    try:
+        api.install(loaded_spec({"project": "w", "aws": {"endpoint_url": quote_lambda.endpoint_url},
+                                 "modernize": [{**writer, "stage": "record"}]}), db)
+        with psycopg.connect(db) as c:  # many calls in one transaction: writes and samples all commit together
+            assert [c.execute("SELECT public.place_order('A-100', 2)").fetchone()[0] for _ in range(100)] == [2] * 100
+            c.commit()
+            c.execute("SELECT public.place_order('A-100', 5)")
+            c.rollback()  # the caller's rollback takes the write and its sample with it, as before
+        assert q(db, "SELECT count(*) FROM public.orders_log") == [(200,)]
+        assert q(db, "SELECT count(*) FROM sqlambda.modernize_call WHERE name = 'place_order'") == [(100,)]
+    finally:
+        api.uninstall(db)
+        q(db, "DROP FUNCTION public.place_order(text, integer)")
+        q(db, "DROP TABLE public.orders_log")
