@@ -3,7 +3,7 @@
 Owns: the DSN rules (a libpq DSN or postgresql:// URL; "" = ``DATABASE_URL`` resolved by the CLI,
 else libpq's PG* variables), a connect timeout when none is given, and the message a failed
 connection gives: psycopg's first line (it names host and port, never the password) and a hint.
-Must not: run SQL beyond connecting.
+Must not: run SQL beyond connecting (and closing).
 """
 
 from __future__ import annotations
@@ -31,3 +31,11 @@ def connect(dsn: str, *, autocommit: bool = True, application_name: str = "sqlam
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConnectionFailed(f"cannot connect to PostgreSQL: {first}", hint=HINT) from None
+
+
+def close_quietly(conn: Any) -> None:
+    """Close ``conn``; closing a broken connection must not mask the error that broke it."""
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - see the docstring
+        pass

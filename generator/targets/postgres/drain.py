@@ -51,6 +51,7 @@ from sqlambda.delivery.model import DrainStats, Failure, OutboxStatus, Route, Tr
 from sqlambda.delivery.sink import LambdaSink, Sink
 from sqlambda.errors import ConnectionFailed, OutboxError, UsageError
 from sqlambda.targets.postgres import triggers
+from sqlambda.targets.postgres.connection import close_quietly
 from sqlambda.targets.postgres.connection import connect as pg_connect
 from sqlambda.targets.postgres.shadow import ShadowWorker
 
@@ -202,10 +203,7 @@ class DrainWorker:
                     ("bury", _BURY), ("bury_one", _BURY_ONE))}
 
     def close(self) -> None:
-        try:
-            self.conn.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection must not mask the real error
-            pass
+        close_quietly(self.conn)
 
     def _limit(self) -> int:
         """Events to claim per transaction: one batch of the largest route (a batch is cut per trigger)."""

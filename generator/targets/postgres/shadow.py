@@ -28,6 +28,7 @@ from sqlambda import resources
 from sqlambda.delivery.compare import diff_text, differences
 from sqlambda.delivery.model import DrainStats, Route, backoff_seconds
 from sqlambda.delivery.sink import LambdaSink
+from sqlambda.targets.postgres.connection import close_quietly
 
 #: calls compared per transaction (each is one Lambda call; the locks are held meanwhile)
 BATCH = 20
@@ -69,10 +70,7 @@ class ShadowWorker:
         self.entries: dict[str, tuple[Route, dict]] = {}
 
     def close(self) -> None:
-        try:
-            self.conn.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection must not mask the real error
-            pass
+        close_quietly(self.conn)
 
     def _load(self) -> None:
         from sqlambda.targets.postgres.drain import with_dba_settings
