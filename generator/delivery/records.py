@@ -1,0 +1,230 @@
+"""Record sinks: change events delivered as records to Kinesis Data Streams, Firehose, SQS and EventBridge.
+
+Owns, per sink kind, what its batch API accepts and how it answers (issue 20's sinks; the drainer
+and the spec are not wired to them yet):
+- the request limits, looked up in each API's reference (see ``LIMITS``), and :func:`cut`, which
+  cuts records in order into requests by record count AND bytes as the service counts them; a record
+  over the per-record limit is set aside alone with a clear reason (it can never be sent);
+- :class:`RecordSink.put`, one request, answered per record: ``None`` (accepted) or a
+  :class:`~sqlambda.delivery.model.Failure` (transient: throttling, internal errors, the service
+  unreachable; permanent: what the service rejects for the record itself). Partial failures
+  (Kinesis/Firehose ``FailedRecordCount``, SQS ``Failed``, EventBridge ``FailedEntryCount``) are
+  read record by record; a failed request fails each of its records alike;
+- :func:`deliver`, which sends a list of records and retries only the failed ones, with capped
+  exponential backoff, until each is accepted, failed permanently, or out of attempts. Order: the
+  records of one key keep their order as long as nothing fails; a record retried after a partial
+  failure may land after a later record of its key that was accepted (Kinesis says the same of
+  PutRecords itself), which is why every record carries its idempotency key and commit order.
+
+Must not: claim from or write to a database (the drainer does), or choose the sink (the spec does).
+boto3 is the client: these are plain AWS APIs with nothing to sign by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlambda.delivery.model import Failure
+
+
+@dataclass(frozen=True)
+class Limits:
+    """One batch request's limits, as the service counts bytes (``record_size``)."""
+
+    records: int
+    record_bytes: int
+    request_bytes: int
+
+
+#: Kinesis PutRecords: 500 records, 1 MiB a record (data + partition key), 5 MiB a request (with keys).
+#: Firehose PutRecordBatch: 500 records, 1,000 KiB a record (before base64), 4 MiB a request.
+#: SQS SendMessageBatch: 10 messages, 1 MiB a message and a request (raised from 256 KiB in 2025;
+#: older SDK documentation still says 256 KiB). EventBridge PutEvents: 10 entries, 256 KiB a request
+#: (an entry's size: Source, DetailType, Detail and Resources in UTF-8 bytes, plus 14 for Time).
+LIMITS = {
+    "kinesis": Limits(500, 1_048_576, 5_242_880),
+    "firehose": Limits(500, 1_024_000, 4_194_304),
+    "sqs": Limits(10, 1_048_576, 1_048_576),
+    "eventbridge": Limits(10, 262_144, 262_144),
+}
+#: per-record error codes that a retry can fix (everything else the service rejects for good)
+TRANSIENT_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "KMSThrottlingException", "InternalFailure", "InternalError",
+    "ServiceUnavailableException", "ServiceUnavailable", "ThrottlingException", "Throttling",
+    "RequestThrottled", "KMSThrottling", "LimitExceededException",
+})
+EVENT_SOURCE = "sqlambda"
+#: a Kinesis partition key may be 256 Unicode characters long
+MAX_PARTITION_KEY = 256
+
+
+@dataclass(frozen=True)
+class Record:
+    """One change event as a record: its JSON text, its key (Kinesis partition key, SQS FIFO message
+    group) and its idempotency key (SQS FIFO de-duplication id). ``detail_type`` names it on EventBridge."""
+
+    data: str
+    key: str
+    id: str
+    detail_type: str = "sqlambda change"
+
+
+def record_size(kind: str, record: Record) -> int:
+    """The bytes a record counts for against ``LIMITS[kind]``."""
+    data = len(record.data.encode("utf-8"))
+    if kind == "kinesis":
+        return data + len(record.key.encode("utf-8"))
+    if kind == "eventbridge":
+        return data + len(EVENT_SOURCE.encode()) + len(record.detail_type.encode("utf-8")) + 14
+    return data
+
+
+def cut(kind: str, records: list[Record]) -> tuple[list[list[Record]], list[tuple[Record, str]]]:
+    """(requests, set aside): the records in order, cut by count and bytes; a record over the
+    per-record limit (or, for Kinesis, with a key over 256 characters) is set aside with why."""
+    lim = LIMITS[kind]
+    batches: list[list[Record]] = []
+    aside: list[tuple[Record, str]] = []
+    current: list[Record] = []
+    used = 0
+    for r in records:
+        size = record_size(kind, r)
+        if size > lim.record_bytes:
+            aside.append((r, f"the record is {size:,} bytes; {kind} takes at most {lim.record_bytes:,} a record"))
+            continue
+        if kind == "kinesis" and len(r.key) > MAX_PARTITION_KEY:
+            aside.append((r, f"the partition key is {len(r.key)} characters; Kinesis takes at most {MAX_PARTITION_KEY}"))
+            continue
+        if current and (len(current) >= lim.records or used + size > lim.request_bytes):
+            batches.append(current)
+            current, used = [], 0
+        current.append(r)
+        used += size
+    if current:
+        batches.append(current)
+    return batches, aside
+
+
+def _code_failure(code: str | None, message: str | None, sender_fault: bool | None = None) -> Failure:
+    transient = code in TRANSIENT_CODES if sender_fault is None else (not sender_fault or code in TRANSIENT_CODES)
+    return Failure("transient" if transient else "permanent", f"[{code}] {message or ''}".strip())
+
+
+def _request_failure(exc: Exception) -> Failure:
+    """A whole request that failed: throttling, 5xx and the network are transient, the rest permanent."""
+    response = getattr(exc, "response", None)
+    if response is None:  # no answer at all: endpoint down, timeout, connection reset
+        return Failure("transient", f"[{type(exc).__name__}] {exc}")
+    error = response.get("Error", {})
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code = error.get("Code")
+    if code in TRANSIENT_CODES or status >= 500 or status == 429:
+        return Failure("transient", f"[{code}] {error.get('Message', '')}")
+    return Failure("permanent", f"[{code}] {error.get('Message', '')}")
+
+
+class RecordSink:
+    """One target of one kind: a stream, delivery stream, queue (URL; FIFO when it ends in .fifo) or
+    event bus. ``client`` is a boto3 client of the kind's service."""
+
+    def __init__(self, kind: str, target: str, client: Any) -> None:
+        if kind not in LIMITS:
+            raise ValueError(f"unknown record sink {kind!r}; expected one of {', '.join(sorted(LIMITS))}")
+        self.kind, self.target, self.client = kind, target, client
+        self.fifo = kind == "sqs" and target.endswith(".fifo")
+
+    def put(self, batch: list[Record]) -> list[Failure | None]:
+        """Send one request (already cut to the limits); per record, None or why not."""
+        try:
+            return getattr(self, f"_{self.kind}")(batch)
+        except Exception as exc:  # noqa: BLE001 - every record of a failed request failed alike
+            failure = _request_failure(exc)
+            return [failure] * len(batch)
+
+    def _kinesis(self, batch: list[Record]) -> list[Failure | None]:
+        out = self.client.put_records(StreamName=self.target, Records=[
+            {"Data": r.data.encode("utf-8"), "PartitionKey": r.key} for r in batch])
+        return [_code_failure(e["ErrorCode"], e.get("ErrorMessage")) if e.get("ErrorCode") else None
+                for e in out["Records"]]
+
+    def _firehose(self, batch: list[Record]) -> list[Failure | None]:
+        # one JSON document a line, so whatever reads the delivered objects can split them
+        out = self.client.put_record_batch(DeliveryStreamName=self.target, Records=[
+            {"Data": (r.data + "\n").encode("utf-8")} for r in batch])
+        return [_code_failure(e["ErrorCode"], e.get("ErrorMessage")) if e.get("ErrorCode") else None
+                for e in out["RequestResponses"]]
+
+    def _sqs(self, batch: list[Record]) -> list[Failure | None]:
+        entries = []
+        for i, r in enumerate(batch):
+            entry = {"Id": str(i), "MessageBody": r.data}
+            if self.fifo:
+                entry.update(MessageGroupId=r.key, MessageDeduplicationId=r.id[:128])
+            entries.append(entry)
+        out = self.client.send_message_batch(QueueUrl=self.target, Entries=entries)
+        result: list[Failure | None] = [None] * len(batch)
+        for f in out.get("Failed", []):
+            result[int(f["Id"])] = _code_failure(f.get("Code"), f.get("Message"), f.get("SenderFault"))
+        return result
+
+    def _eventbridge(self, batch: list[Record]) -> list[Failure | None]:
+        out = self.client.put_events(Entries=[
+            {"Source": EVENT_SOURCE, "DetailType": r.detail_type, "Detail": r.data, "EventBusName": self.target}
+            for r in batch])
+        return [_code_failure(e["ErrorCode"], e.get("ErrorMessage")) if e.get("ErrorCode") else None
+                for e in out["Entries"]]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What :func:`deliver` did: per record index, None (delivered) or the last Failure; how many
+    requests it took."""
+
+    outcome: tuple[Failure | None, ...]
+    requests: int
+
+    @property
+    def failed(self) -> list[int]:
+        return [i for i, f in enumerate(self.outcome) if f is not None]
+
+
+def deliver(sink: RecordSink, records: list[Record], *, max_attempts: int = 8, base_delay_s: float = 0.1,
+            max_delay_s: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> Delivery:
+    """Send ``records``, retrying only the failed ones (transient failures, up to ``max_attempts``
+    requests each, with capped exponential backoff and jitter); set-aside records fail at once."""
+    outcome: list[Failure | None] = [None] * len(records)
+    batches, aside = cut(sink.kind, records)
+    index = {id(r): i for i, r in enumerate(records)}
+    for r, why in aside:
+        outcome[index[id(r)]] = Failure("permanent", why)
+    pending = [r for b in batches for r in b]
+    requests = 0
+    for attempt in range(1, max_attempts + 1):
+        if not pending:
+            break
+        if attempt > 1:
+            delay = min(max_delay_s, base_delay_s * 2 ** (attempt - 2))
+            sleep(delay / 2 + random.uniform(0, delay / 2))
+        retry: list[Record] = []
+        for batch in cut(sink.kind, pending)[0]:
+            requests += 1
+            for r, failure in zip(batch, sink.put(batch)):
+                outcome[index[id(r)]] = failure
+                if failure is not None and failure.kind == "transient":
+                    retry.append(r)
+        pending = retry
+    return Delivery(tuple(outcome), requests)
+
+
+def as_record(event: dict, key_columns: list[str], idempotency_key: str) -> Record:
+    """A change event (one record of the envelope, with its table and operation) as a sink record:
+    the key is the table and the key columns' values of the row (new, else old), so every change of
+    one row goes to one shard / message group, in order."""
+    row = event.get("new") or event.get("old") or {}
+    key = json.dumps([event.get("table"), *[row.get(c) for c in key_columns]], separators=(",", ":"), default=str)
+    return Record(json.dumps(event, separators=(",", ":"), default=str), key, idempotency_key,
+                  f"{event.get('table')} {event.get('operation')}")
