@@ -4,7 +4,9 @@ Owns, per sink kind, what its batch API accepts and how it answers (issue 20's s
 and the spec are not wired to them yet):
 - the request limits, looked up in each API's reference (see ``LIMITS``), and :func:`cut`, which
   cuts records in order into requests by record count AND bytes as the service counts them; a record
-  over the per-record limit is set aside alone with a clear reason (it can never be sent);
+  over the per-record limit is set aside alone with a clear reason (it can never be sent); keys and
+  ids a service would refuse (a Kinesis key over 256 characters, an SQS FIFO id with a space or over
+  128 characters) are replaced by their SHA-256, so one key still means one shard or group;
 - :class:`RecordSink.put`, one request, answered per record: ``None`` (accepted) or a
   :class:`~sqlambda.delivery.model.Failure` (transient: throttling, internal errors, the service
   unreachable; permanent: what the service rejects for the record itself). Partial failures
@@ -22,8 +24,10 @@ boto3 is the client: these are plain AWS APIs with nothing to sign by hand.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -55,11 +59,36 @@ LIMITS = {
 TRANSIENT_CODES = frozenset({
     "ProvisionedThroughputExceededException", "KMSThrottlingException", "InternalFailure", "InternalError",
     "ServiceUnavailableException", "ServiceUnavailable", "ThrottlingException", "Throttling",
-    "RequestThrottled", "KMSThrottling", "LimitExceededException",
+    "RequestThrottled", "KMSThrottling", "LimitExceededException", "KmsThrottled", "TooManyRequestsException",
+    "RequestThrottledException", "RequestTimeout", "RequestTimeoutException",
 })
 EVENT_SOURCE = "sqlambda"
 #: a Kinesis partition key may be 256 Unicode characters long
 MAX_PARTITION_KEY = 256
+#: an SQS FIFO message group or de-duplication id: 1 to 128 printable ASCII characters, no space
+_SQS_ID = re.compile(r"[!-~]{1,128}")
+#: an EventBridge DetailType is at most 128 characters
+MAX_DETAIL_TYPE = 128
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def partition_key(key: str) -> str:
+    """A Kinesis partition key: the key itself, or its SHA-256 when longer than Kinesis allows (the
+    same key always maps to the same digest, so its records still share a shard)."""
+    return key if 0 < len(key) <= MAX_PARTITION_KEY else _digest(key)
+
+
+def sqs_id(value: str) -> str:
+    """An SQS FIFO group or de-duplication id: the value when SQS accepts it as is, else its SHA-256
+    (deterministic: one key is one group; never cut short, which could make two ids one)."""
+    return value if _SQS_ID.fullmatch(value) else _digest(value)
+
+
+def detail_type(value: str) -> str:
+    return value if 0 < len(value) <= MAX_DETAIL_TYPE else value[:MAX_DETAIL_TYPE - 17] + "~" + _digest(value)[:16]
 
 
 @dataclass(frozen=True)
@@ -77,36 +106,44 @@ def record_size(kind: str, record: Record) -> int:
     """The bytes a record counts for against ``LIMITS[kind]``."""
     data = len(record.data.encode("utf-8"))
     if kind == "kinesis":
-        return data + len(record.key.encode("utf-8"))
+        return data + len(partition_key(record.key).encode("utf-8"))
+    if kind == "firehose":
+        return data + 1  # the newline that ends each record's line
     if kind == "eventbridge":
-        return data + len(EVENT_SOURCE.encode()) + len(record.detail_type.encode("utf-8")) + 14
+        return data + len(EVENT_SOURCE.encode()) + len(detail_type(record.detail_type).encode("utf-8")) + 14
     return data
 
 
-def cut(kind: str, records: list[Record]) -> tuple[list[list[Record]], list[tuple[Record, str]]]:
-    """(requests, set aside): the records in order, cut by count and bytes; a record over the
-    per-record limit (or, for Kinesis, with a key over 256 characters) is set aside with why."""
+def cut_positions(kind: str, records: list[Record]) -> tuple[list[list[int]], list[tuple[int, str]]]:
+    """:func:`cut` by position in ``records`` (a record may appear twice; each place is its own)."""
     lim = LIMITS[kind]
-    batches: list[list[Record]] = []
-    aside: list[tuple[Record, str]] = []
-    current: list[Record] = []
+    batches: list[list[int]] = []
+    aside: list[tuple[int, str]] = []
+    current: list[int] = []
     used = 0
-    for r in records:
+    for i, r in enumerate(records):
         size = record_size(kind, r)
         if size > lim.record_bytes:
-            aside.append((r, f"the record is {size:,} bytes; {kind} takes at most {lim.record_bytes:,} a record"))
+            aside.append((i, f"the record is {size:,} bytes; {kind} takes at most {lim.record_bytes:,} a record"))
             continue
-        if kind == "kinesis" and len(r.key) > MAX_PARTITION_KEY:
-            aside.append((r, f"the partition key is {len(r.key)} characters; Kinesis takes at most {MAX_PARTITION_KEY}"))
+        if kind == "eventbridge" and not r.data.lstrip().startswith("{"):
+            aside.append((i, "an EventBridge event's detail must be a JSON object"))
             continue
         if current and (len(current) >= lim.records or used + size > lim.request_bytes):
             batches.append(current)
             current, used = [], 0
-        current.append(r)
+        current.append(i)
         used += size
     if current:
         batches.append(current)
     return batches, aside
+
+
+def cut(kind: str, records: list[Record]) -> tuple[list[list[Record]], list[tuple[Record, str]]]:
+    """(requests, set aside): the records in order, cut by count and bytes; a record over the
+    per-record limit (or not a JSON object, for EventBridge) is set aside with why."""
+    batches, aside = cut_positions(kind, records)
+    return [[records[i] for i in b] for b in batches], [(records[i], why) for i, why in aside]
 
 
 def _code_failure(code: str | None, message: str | None, sender_fault: bool | None = None) -> Failure:
@@ -116,9 +153,15 @@ def _code_failure(code: str | None, message: str | None, sender_fault: bool | No
 
 def _request_failure(exc: Exception) -> Failure:
     """A whole request that failed: throttling, 5xx and the network are transient, the rest permanent."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
     response = getattr(exc, "response", None)
-    if response is None:  # no answer at all: endpoint down, timeout, connection reset
-        return Failure("transient", f"[{type(exc).__name__}] {exc}")
+    if response is None:
+        if isinstance(exc, (BotoConnectionError, HTTPClientError)):  # no answer: endpoint down, timeout, reset
+            return Failure("transient", f"[{type(exc).__name__}] {exc}")
+        # a request the client refused to send (ParamValidationError) or a bug: retrying cannot help
+        return Failure("permanent", f"[{type(exc).__name__}] {exc}")
     error = response.get("Error", {})
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     code = error.get("Code")
@@ -140,14 +183,17 @@ class RecordSink:
     def put(self, batch: list[Record]) -> list[Failure | None]:
         """Send one request (already cut to the limits); per record, None or why not."""
         try:
-            return getattr(self, f"_{self.kind}")(batch)
+            out = getattr(self, f"_{self.kind}")(batch)
         except Exception as exc:  # noqa: BLE001 - every record of a failed request failed alike
             failure = _request_failure(exc)
             return [failure] * len(batch)
+        if len(out) != len(batch):  # an answer that does not say what became of each record
+            return [Failure("transient", f"the {self.kind} answer holds {len(out)} results for {len(batch)} records")] * len(batch)
+        return out
 
     def _kinesis(self, batch: list[Record]) -> list[Failure | None]:
         out = self.client.put_records(StreamName=self.target, Records=[
-            {"Data": r.data.encode("utf-8"), "PartitionKey": r.key} for r in batch])
+            {"Data": r.data.encode("utf-8"), "PartitionKey": partition_key(r.key)} for r in batch])
         return [_code_failure(e["ErrorCode"], e.get("ErrorMessage")) if e.get("ErrorCode") else None
                 for e in out["Records"]]
 
@@ -163,7 +209,7 @@ class RecordSink:
         for i, r in enumerate(batch):
             entry = {"Id": str(i), "MessageBody": r.data}
             if self.fifo:
-                entry.update(MessageGroupId=r.key, MessageDeduplicationId=r.id[:128])
+                entry.update(MessageGroupId=sqs_id(r.key), MessageDeduplicationId=sqs_id(r.id))
             entries.append(entry)
         out = self.client.send_message_batch(QueueUrl=self.target, Entries=entries)
         result: list[Failure | None] = [None] * len(batch)
@@ -173,7 +219,7 @@ class RecordSink:
 
     def _eventbridge(self, batch: list[Record]) -> list[Failure | None]:
         out = self.client.put_events(Entries=[
-            {"Source": EVENT_SOURCE, "DetailType": r.detail_type, "Detail": r.data, "EventBusName": self.target}
+            {"Source": EVENT_SOURCE, "DetailType": detail_type(r.detail_type), "Detail": r.data, "EventBusName": self.target}
             for r in batch])
         return [_code_failure(e["ErrorCode"], e.get("ErrorMessage")) if e.get("ErrorCode") else None
                 for e in out["Entries"]]
@@ -196,12 +242,13 @@ def deliver(sink: RecordSink, records: list[Record], *, max_attempts: int = 8, b
             max_delay_s: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> Delivery:
     """Send ``records``, retrying only the failed ones (transient failures, up to ``max_attempts``
     requests each, with capped exponential backoff and jitter); set-aside records fail at once."""
-    outcome: list[Failure | None] = [None] * len(records)
-    batches, aside = cut(sink.kind, records)
-    index = {id(r): i for i, r in enumerate(records)}
-    for r, why in aside:
-        outcome[index[id(r)]] = Failure("permanent", why)
-    pending = [r for b in batches for r in b]
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+    outcome: list[Failure | None] = [Failure("transient", "not attempted")] * len(records)
+    batches, aside = cut_positions(sink.kind, records)
+    for i, why in aside:
+        outcome[i] = Failure("permanent", why)
+    pending = [i for b in batches for i in b]
     requests = 0
     for attempt in range(1, max_attempts + 1):
         if not pending:
@@ -209,13 +256,15 @@ def deliver(sink: RecordSink, records: list[Record], *, max_attempts: int = 8, b
         if attempt > 1:
             delay = min(max_delay_s, base_delay_s * 2 ** (attempt - 2))
             sleep(delay / 2 + random.uniform(0, delay / 2))
-        retry: list[Record] = []
-        for batch in cut(sink.kind, pending)[0]:
+        retry: list[int] = []
+        todo = [records[i] for i in pending]
+        for positions in cut_positions(sink.kind, todo)[0]:
             requests += 1
-            for r, failure in zip(batch, sink.put(batch)):
-                outcome[index[id(r)]] = failure
+            idx = [pending[p] for p in positions]
+            for i, failure in zip(idx, sink.put([records[i] for i in idx]), strict=True):
+                outcome[i] = failure
                 if failure is not None and failure.kind == "transient":
-                    retry.append(r)
+                    retry.append(i)
         pending = retry
     return Delivery(tuple(outcome), requests)
 

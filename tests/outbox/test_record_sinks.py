@@ -9,13 +9,15 @@ Firehose (to S3) and EventBridge, reading back what arrived.
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from datetime import datetime
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from sqlambda.delivery.records import LIMITS, Record, RecordSink, as_record, cut, deliver, record_size
+from sqlambda.delivery.records import LIMITS, Record, RecordSink, as_record, cut, deliver, partition_key, record_size, sqs_id
 
 
 def rec(i: int, size: int = 100, key: str | None = None) -> Record:
@@ -40,9 +42,22 @@ def test_cut_respects_count_and_bytes_in_order_and_sets_oversized_aside(kind):
     assert aside[0][0] is over and f"at most {lim.record_bytes:,}" in aside[0][1]
 
 
-def test_a_kinesis_key_over_256_characters_is_set_aside():
-    _, aside = cut("kinesis", [rec(1, key="k" * 257)])
-    assert "partition key is 257 characters" in aside[0][1]
+def test_keys_and_ids_a_service_would_refuse_are_replaced_by_their_digest():
+    long_key = "k" * 300
+    assert partition_key(long_key) == partition_key(long_key) != long_key and len(partition_key(long_key)) == 64
+    assert partition_key("short") == "short"
+    for bad in ('["public.orders","2024-01-01 00:00:00"]', "x" * 129, "John Smith", ""):
+        assert re.fullmatch(r"[!-~]{1,128}", sqs_id(bad)) and sqs_id(bad) == sqs_id(bad)
+    assert sqs_id("orders_out:81234:17.3") == "orders_out:81234:17.3"
+    # two long ids that share their first 128 characters stay two ids (never cut short)
+    assert sqs_id("a" * 128 + "1") != sqs_id("a" * 128 + "2")
+
+
+def test_the_firehose_newline_counts_and_eventbridge_takes_objects_only():
+    exact = Record("x" * LIMITS["firehose"].record_bytes, "k", "1")
+    assert cut("firehose", [exact])[1][0][1].startswith("the record is 1,024,001 bytes")
+    _, aside = cut("eventbridge", [Record("[1, 2]", "k", "1"), Record('{"a": 1}', "k", "2")])
+    assert [why for _, why in aside] == ["an EventBridge event's detail must be a JSON object"]
 
 
 class ScriptedKinesis:
@@ -98,6 +113,48 @@ def test_attempts_run_out_with_the_last_reason():
     assert d.failed == [0] and d.outcome[0].kind == "transient" and len(client.calls) == 3
 
 
+def test_the_same_record_twice_is_two_places_with_their_own_outcome():
+    r, q = rec(1), rec(2)
+    client = ScriptedKinesis({"id-1": ["InternalFailure", "ValidationException"]})
+    d = deliver(RecordSink("kinesis", "s", client), [r, q, r], sleep=lambda s: None)
+    # the first r: InternalFailure, then ValidationException on its retry; the second r: accepted
+    assert d.outcome[1] is None and {d.outcome[0] is None, d.outcome[2] is None} == {True, False}
+    assert [f.kind for f in d.outcome if f is not None] == ["permanent"]
+
+
+def test_a_request_the_client_refuses_to_send_is_permanent_and_attempts_must_be_positive():
+    from botocore.exceptions import ParamValidationError
+
+    client = ScriptedKinesis({}, raise_first=ParamValidationError(report="PartitionKey too short"))
+    d = deliver(RecordSink("kinesis", "s", client), [rec(1)], sleep=lambda s: None)
+    assert d.outcome[0].kind == "permanent" and len(client.calls) == 1
+    with pytest.raises(ValueError):
+        deliver(RecordSink("kinesis", "s", client), [rec(1)], max_attempts=0)
+
+
+class ScriptedSqs:
+    def __init__(self) -> None:
+        self.calls = []
+
+    def send_message_batch(self, QueueUrl, Entries):  # noqa: N803 - boto3's names
+        self.calls.append(Entries)
+        if len(self.calls) == 1:  # the first request: entry 1 throttled, entry 2 refused for good
+            return {"Successful": [{"Id": "0"}], "Failed": [
+                {"Id": "1", "Code": "InternalError", "SenderFault": False, "Message": "try again"},
+                {"Id": "2", "Code": "InvalidMessageContents", "SenderFault": True, "Message": "bad"}]}
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
+def test_sqs_failed_entries_are_read_by_id_and_sender_fault():
+    client = ScriptedSqs()
+    records = [Record('{"i": %d}' % i, "John Smith", f"id {i}") for i in range(3)]
+    d = deliver(RecordSink("sqs", "https://q/x.fifo", client), records, sleep=lambda s: None)
+    assert d.outcome[0] is None and d.outcome[1] is None and d.outcome[2].kind == "permanent"
+    assert [e["MessageBody"] for e in client.calls[1]] == ['{"i": 1}']
+    first = client.calls[0][0]
+    assert re.fullmatch(r"[!-~]{1,128}", first["MessageGroupId"]) and re.fullmatch(r"[!-~]{1,128}", first["MessageDeduplicationId"])
+
+
 def test_a_change_event_keys_by_table_and_key_columns():
     a = as_record({"table": "public.orders", "operation": "update", "new": {"id": 7, "s": "x"}, "old": {"id": 7}}, ["id"], "t:1:2.3")
     b = as_record({"table": "public.orders", "operation": "delete", "new": None, "old": {"id": 7}}, ["id"], "t:1:2.4")
@@ -138,6 +195,12 @@ def test_sqs_fifo_groups_by_key_and_deduplicates_on_the_idempotency_key(local_st
     url = sqs.create_queue(QueueName=f"rs-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     sink = RecordSink("sqs", url, sqs)
     records = [rec(i, 100) for i in range(25)]
+    # a row keyed by a timestamp: its key holds a space, which a FIFO group id may not (its own queue)
+    other = sqs.create_queue(QueueName=f"rs-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    stamped = as_record({"table": "public.t", "operation": "insert", "new": {"at": datetime(2024, 1, 1)}}, ["at"], "t:1:1.1")
+    assert " " in stamped.key and deliver(RecordSink("sqs", other, sqs), [stamped]).failed == []
+    (got,) = sqs.receive_message(QueueUrl=other, MaxNumberOfMessages=10)["Messages"]
+    assert got["Body"] == stamped.data
     assert deliver(sink, records).requests == 3  # 10 + 10 + 5
     assert deliver(sink, records[:10]).failed == []  # a redelivery: same de-duplication ids
     bodies = []
