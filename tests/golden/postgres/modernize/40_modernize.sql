@@ -109,6 +109,30 @@ AS $fn$
      AND f.proargtypes OPERATOR(pg_catalog.=) p_types
 $fn$;
 
+CREATE OR REPLACE FUNCTION "sqlambda".modernize_revoke_helpers(p_name text)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+  helper text;
+  grantee text;
+BEGIN
+  -- every grant on the entry's helpers (__keep, __log, __lambda) but their owner's
+  FOR helper, grantee IN
+    SELECT DISTINCT f.oid::pg_catalog.regprocedure::text,
+           CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
+      FROM pg_catalog.pg_proc f, pg_catalog.aclexplode(f.proacl) a
+     WHERE f.pronamespace OPERATOR(pg_catalog.=) 'sqlambda'::pg_catalog.regnamespace
+       AND f.proname OPERATOR(pg_catalog.=) ANY (ARRAY[p_name || '__keep', p_name || '__log', p_name || '__lambda'])
+       AND a.grantee OPERATOR(pg_catalog.<>) f.proowner
+  LOOP
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', helper, grantee);
+  END LOOP;
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION "sqlambda".modernize_release(p_name text)
 RETURNS text
 LANGUAGE plpgsql
@@ -118,8 +142,6 @@ AS $fn$
 DECLARE
   m "sqlambda".modernize;
   r oid;
-  helper text;
-  grantee text;
 BEGIN
   SELECT * INTO m FROM "sqlambda".modernize WHERE name OPERATOR(pg_catalog.=) p_name FOR UPDATE;
   IF NOT FOUND THEN
@@ -141,16 +163,7 @@ BEGIN
   END IF;
   EXECUTE pg_catalog.format('ALTER FUNCTION %s SET SCHEMA %I', m.fn_oid::pg_catalog.regprocedure, m.fn_schema);
   -- nobody keeps a grant on the helpers of a function that is no longer taken over
-  FOR helper, grantee IN
-    SELECT DISTINCT f.oid::pg_catalog.regprocedure::text,
-           CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
-      FROM pg_catalog.pg_proc f, pg_catalog.aclexplode(f.proacl) a
-     WHERE f.pronamespace OPERATOR(pg_catalog.=) 'sqlambda'::pg_catalog.regnamespace
-       AND f.proname OPERATOR(pg_catalog.=) ANY (ARRAY[p_name || '__keep', p_name || '__log', p_name || '__lambda'])
-       AND a.grantee OPERATOR(pg_catalog.<>) f.proowner
-  LOOP
-    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', helper, grantee);
-  END LOOP;
+  PERFORM "sqlambda".modernize_revoke_helpers(p_name);
   DELETE FROM "sqlambda".modernize WHERE name OPERATOR(pg_catalog.=) p_name;
   RETURN 'released';
 END
@@ -388,16 +401,10 @@ $b$, vartype, CASE p_stage
   END IF;
   -- the helpers: to whoever runs the router's body (its owner for SECURITY DEFINER, else whoever may
   -- call it), and the Lambda only in the stages that call it. Earlier grants are taken back first.
+  PERFORM "sqlambda".modernize_revoke_helpers(p_name);
   FOR helper IN SELECT pg_catalog.format('%I.%I%s', 'sqlambda', p_name || h.suffix, h.args)
                   FROM (VALUES ('__keep', '(text, jsonb, jsonb, jsonb, bigint, boolean)'), ('__log', '(text, jsonb, jsonb, jsonb, bigint)'),
                                ('__lambda', '(jsonb)')) AS h(suffix, args) LOOP
-    FOR grantee IN
-      SELECT DISTINCT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
-        FROM pg_catalog.pg_proc f, pg_catalog.aclexplode(f.proacl) a
-       WHERE f.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(helper) AND a.grantee OPERATOR(pg_catalog.<>) f.proowner
-    LOOP
-      EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', helper, grantee);
-    END LOOP;
     CONTINUE WHEN helper OPERATOR(pg_catalog.~) '__lambda\(' AND p_stage OPERATOR(pg_catalog.<>) ALL (ARRAY['canary', 'cutover']);
     FOR grantee IN
       SELECT DISTINCT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
@@ -417,6 +424,10 @@ $fn$;
 ALTER FUNCTION "sqlambda".modernize_router(name, name, pg_catalog.oidvector) OWNER TO "sqlambda_owner";
 
 REVOKE ALL ON FUNCTION "sqlambda".modernize_router(name, name, pg_catalog.oidvector) FROM PUBLIC;
+
+ALTER FUNCTION "sqlambda".modernize_revoke_helpers(text) OWNER TO "sqlambda_owner";
+
+REVOKE ALL ON FUNCTION "sqlambda".modernize_revoke_helpers(text) FROM PUBLIC;
 
 ALTER FUNCTION "sqlambda".modernize_release(text) OWNER TO "sqlambda_owner";
 

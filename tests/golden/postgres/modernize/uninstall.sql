@@ -18,6 +18,7 @@ DROP SEQUENCE IF EXISTS "sqlambda"."price_quote__calls", "sqlambda"."price_quote
 DROP FUNCTION IF EXISTS "sqlambda".modernize_apply(text, text, text, jsonb);
 DROP FUNCTION IF EXISTS "sqlambda".modernize_release(text);
 DROP FUNCTION IF EXISTS "sqlambda".modernize_router(name, name, pg_catalog.oidvector);
+DROP FUNCTION IF EXISTS "sqlambda".modernize_revoke_helpers(text);
 
 -- function sqlambda.settings()
 DROP FUNCTION IF EXISTS "sqlambda".settings();
