@@ -3,7 +3,7 @@
 Owns: the DSN rules (a libpq DSN or postgresql:// URL; "" = ``DATABASE_URL`` resolved by the CLI,
 else libpq's PG* variables), a connect timeout when none is given, and the message a failed
 connection gives: psycopg's first line (it names host and port, never the password) and a hint.
-Must not: run SQL beyond connecting (and closing).
+Must not: run SQL beyond connecting (and closing); ``schema_sql`` only composes it.
 """
 
 from __future__ import annotations
@@ -39,3 +39,10 @@ def close_quietly(conn: Any) -> None:
         conn.close()
     except Exception:  # noqa: BLE001 - see the docstring
         pass
+
+
+def schema_sql(schema: str, text: str, **parts: str) -> Any:
+    """``text`` with ``{s}`` as the quoted schema and each ``{name}`` as the SQL in ``parts``."""
+    from psycopg import sql
+
+    return sql.SQL(text).format(s=sql.Identifier(schema), **{k: sql.SQL(v) for k, v in parts.items()})

@@ -53,6 +53,7 @@ from sqlambda.errors import ConnectionFailed, OutboxError, UsageError
 from sqlambda.targets.postgres import triggers
 from sqlambda.targets.postgres.connection import close_quietly
 from sqlambda.targets.postgres.connection import connect as pg_connect
+from sqlambda.targets.postgres.connection import schema_sql as _sql
 from sqlambda.targets.postgres.shadow import ShadowWorker
 
 DEFAULT_SCHEMA = "sqlambda"
@@ -91,12 +92,6 @@ def _require_outbox(conn: Any, schema: str) -> None:
     if not _check_schema(conn, schema)[0]:
         raise OutboxError(f"no outbox in schema {schema!r} of this database (only modernize's shadow queue)",
                           hint="sqlambda modernize status shows the shadow queue")
-
-
-def _sql(schema: str, text: str) -> Any:
-    from psycopg import sql
-
-    return sql.SQL(text).format(s=sql.Identifier(schema))
 
 
 def load_routes(conn: Any, schema: str) -> dict[str, Route]:

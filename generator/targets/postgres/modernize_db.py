@@ -14,6 +14,7 @@ from typing import Any
 from sqlambda.errors import UsageError
 from sqlambda.modernize import Mismatch, ModernizeStatus
 from sqlambda.targets.postgres.connection import connect
+from sqlambda.targets.postgres.connection import schema_sql as _sql
 
 _ENTRIES = "SELECT name, target, options->>'lambda', stage, taken_at::text, staged_at::text FROM {s}.modernize ORDER BY name"
 _COUNTER = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {seq}"
@@ -32,12 +33,6 @@ _MISMATCHES = ("SELECT compared_at::text, args, original, lambda, lambda_error, 
 _SAMPLES = ("SELECT kind, args::text, result::text, error::text FROM {s}.modernize_call "
             "WHERE name = %s AND kind IN ('original', 'shadow', 'error') ORDER BY called_at, slot")
 _ENTRY = "SELECT target, definition, options FROM {s}.modernize WHERE name = %s"
-
-
-def _sql(schema: str, text: str, **kw: str) -> Any:
-    from psycopg import sql
-
-    return sql.SQL(text).format(s=sql.Identifier(schema), **{k: sql.SQL(v) for k, v in kw.items()})
 
 
 def _has_tables(conn: Any, schema: str) -> bool:

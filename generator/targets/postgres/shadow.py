@@ -29,6 +29,7 @@ from sqlambda.delivery.compare import diff_text, differences
 from sqlambda.delivery.model import DrainStats, Route, backoff_seconds
 from sqlambda.delivery.sink import LambdaSink
 from sqlambda.targets.postgres.connection import close_quietly
+from sqlambda.targets.postgres.connection import schema_sql as _sql
 
 #: calls compared per transaction (each is one Lambda call; the locks are held meanwhile)
 BATCH = 20
@@ -59,8 +60,6 @@ class ShadowWorker:
     """One connection's share of the shadow queue (the drain workers each run one beside their outbox work)."""
 
     def __init__(self, conn: Any, schema: str, sink: LambdaSink, stats: DrainStats, cutoff: Any = None) -> None:
-        from sqlambda.targets.postgres.drain import _sql  # one module, imported late: drain imports this one
-
         self.conn, self.schema, self.sink, self.stats = conn, schema, sink, stats
         #: with --once, calls whose retry falls after the run started wait for the next run (as the outbox)
         self.cutoff = cutoff
@@ -111,14 +110,13 @@ class ShadowWorker:
                     continue
                 answer, error, lines = self._compare(options, result, payload, failure)
                 conn.execute(self._q["result"], (
-                    name, args, result, None if error else self.functions.to_json(answer), error, not lines,
-                    diff_text(lines), original_us, lambda_us, called_by))
+                    name, args, result, answer, error, not lines, diff_text(lines), original_us, lambda_us, called_by))
                 conn.execute(self._q["done"], (qid,))
                 self.stats.add(compared=1)
             return len(rows)
 
-    def _compare(self, options: dict, result: str | None, payload: str | None, failure: Any) -> tuple[Any, str | None, list[str]]:
-        """(the Lambda's answer, its error, the differences). Anything in the queue row or the answer
+    def _compare(self, options: dict, result: str | None, payload: str | None, failure: Any) -> tuple[str | None, str | None, list[str]]:
+        """(the Lambda's answer as JSON text, its error, the differences). Anything in the queue row or the answer
         that cannot be compared (a number too large for any context, say) is a mismatch that says
         why, never an exception: one odd row must not stop the drainer (and the outbox with it)."""
         if failure is not None:
@@ -137,5 +135,4 @@ class ShadowWorker:
                 text = self.functions.to_json(answer)  # what is stored must be JSON
         except Exception as exc:  # noqa: BLE001 - see the docstring
             return None, f"[22000] cannot compare: {type(exc).__name__}: {exc}", [f"cannot compare: {type(exc).__name__}"]
-        del text
-        return answer, None, lines
+        return text, None, lines
