@@ -151,6 +151,12 @@ def _code_failure(code: str | None, message: str | None, sender_fault: bool | No
     return Failure("transient" if transient else "permanent", f"[{code}] {message or ''}".strip())
 
 
+def _per_record(entries: list[dict]) -> list[Failure | None]:
+    """Kinesis ``Records``, Firehose ``RequestResponses``, EventBridge ``Entries``: one result per
+    record sent, in order, an ``ErrorCode`` where that record failed."""
+    return [_code_failure(e["ErrorCode"], e.get("ErrorMessage")) if e.get("ErrorCode") else None for e in entries]
+
+
 def _request_failure(exc: Exception) -> Failure:
     """A whole request that failed: throttling, 5xx and the network are transient, the rest permanent."""
     from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -194,15 +200,13 @@ class RecordSink:
     def _kinesis(self, batch: list[Record]) -> list[Failure | None]:
         out = self.client.put_records(StreamName=self.target, Records=[
             {"Data": r.data.encode("utf-8"), "PartitionKey": partition_key(r.key)} for r in batch])
-        return [_code_failure(e["ErrorCode"], e.get("ErrorMessage")) if e.get("ErrorCode") else None
-                for e in out["Records"]]
+        return _per_record(out["Records"])
 
     def _firehose(self, batch: list[Record]) -> list[Failure | None]:
         # one JSON document a line, so whatever reads the delivered objects can split them
         out = self.client.put_record_batch(DeliveryStreamName=self.target, Records=[
             {"Data": (r.data + "\n").encode("utf-8")} for r in batch])
-        return [_code_failure(e["ErrorCode"], e.get("ErrorMessage")) if e.get("ErrorCode") else None
-                for e in out["RequestResponses"]]
+        return _per_record(out["RequestResponses"])
 
     def _sqs(self, batch: list[Record]) -> list[Failure | None]:
         entries = []
@@ -221,8 +225,7 @@ class RecordSink:
         out = self.client.put_events(Entries=[
             {"Source": EVENT_SOURCE, "DetailType": detail_type(r.detail_type), "Detail": r.data, "EventBusName": self.target}
             for r in batch])
-        return [_code_failure(e["ErrorCode"], e.get("ErrorMessage")) if e.get("ErrorCode") else None
-                for e in out["Entries"]]
+        return _per_record(out["Entries"])
 
 
 @dataclass(frozen=True)
