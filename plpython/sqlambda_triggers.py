@@ -32,6 +32,9 @@ SOURCE = "sqlambda"
 ENVELOPE_FIELDS = ("source", "trigger", "table", "operation", "records")
 #: one change event (a record of ``records``), in order
 RECORD_FIELDS = ("idempotency_key", "txid", "ts", "new", "old")
+#: what a sink record's envelope (one event a record) adds, before ``records``: the database and
+#: the event's position in the outbox (for the changes of one row, their commit order)
+SINK_FIELDS = ("database", "position")
 
 
 class OversizeRecord(Exception):
@@ -62,6 +65,18 @@ def envelope(trigger, table, operation):
     head = dict(zip(ENVELOPE_FIELDS, (SOURCE, trigger, table, operation)))
     text = json.dumps(head, separators=(",", ":"))
     return text[:-1] + ',"records":[', "]}"
+
+
+def sink_head(trigger, table, operation, database):
+    """The envelope of a sink record (one change event) up to its position, encoded once per batch."""
+    head = dict(zip(ENVELOPE_FIELDS, (SOURCE, trigger, table, operation)))
+    head["database"] = database
+    return json.dumps(head, separators=(",", ":"))[:-1]
+
+
+def sink_record(head, position, record_text):
+    """One sink record: ``sink_head``'s envelope, the position, and the one change event."""
+    return '%s,"position":%d,"records":[%s]}' % (head, position, record_text)
 
 
 def record(key, txid, ts, new, old):

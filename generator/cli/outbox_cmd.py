@@ -176,7 +176,7 @@ def outbox_group() -> None:
 @json_option
 def status_cmd(target: str, dsn: str, schema: str | None, alert_depth: int | None, alert_age: float | None,
                as_json: bool) -> None:
-    """Queue depth, in-flight, waiting-for-retry and dead events, and the age of the oldest, per trigger."""
+    """Queue depth, in-flight, waiting-for-retry and dead events, and the age of the oldest, per route and per destination (Lambda, stream, queue, bus)."""
     st = api.outbox_status(dsn, target, schema=schema)
     alerts = []
     if alert_depth is not None and st.depth > alert_depth:
@@ -189,12 +189,18 @@ def status_cmd(target: str, dsn: str, schema: str | None, alert_depth: int | Non
         age = "-" if st.oldest_age_seconds is None else f"{st.oldest_age_seconds:.1f}s"
         console.print(styled((f"{st.schema}.outbox", "bold"), ": depth ", (str(st.depth), "bold"), ", oldest ", (age, "bold"),
                              f", in flight {st.in_flight}, waiting retry {st.waiting_retry}, dead {st.dead}"))
-        table = Table("trigger", "table", "lambda", "queued", "ready", "waiting", "in flight", "dead", "oldest (s)")
+        table = Table("route", "table", "destination", "queued", "ready", "waiting", "in flight", "dead", "oldest (s)")
         for t in st.triggers:
-            table.add_row(t.trigger, t.table or "?", t.lambda_name or "?", str(t.queued), str(t.ready),
+            where = t.lambda_name or "?" if (t.sink or "lambda") == "lambda" else f"{t.sink} {t.lambda_name}"
+            table.add_row(t.trigger, t.table or "-", where, str(t.queued), str(t.ready),
                           str(t.waiting_retry), str(t.in_flight), str(t.dead),
                           "-" if t.oldest_age_seconds is None else f"{t.oldest_age_seconds:.1f}")
         console.print(table)
+        sinks = Table("destination", "routes", "depth", "in flight", "waiting", "dead", "lag (s)")
+        for d in st.sinks:
+            sinks.add_row(f"{d.kind} {d.target}", ", ".join(d.routes), str(d.depth), str(d.in_flight),
+                          str(d.waiting_retry), str(d.dead), "-" if d.lag_seconds is None else f"{d.lag_seconds:.1f}")
+        console.print(sinks)
         for a in alerts:
             console.print(styled(("alert:", "bold red"), " ", a))
 

@@ -32,7 +32,15 @@ _DESCRIPTIONS = {
     "ts": "When the change was made (UTC, ISO 8601).",
     "new": "The row after the change (null for a delete): column name -> JSON value.",
     "old": "The row before the change (null for an insert).",
+    "database": "Sink records only: the database the change was made in.",
+    "position": "Sink records only: the event's place in the outbox queue; for the changes of one row it "
+                "increases in their commit order (compare positions of one key only).",
 }
+
+
+def sink_fields() -> tuple[str, ...]:
+    """The optional envelope fields a sink record adds (one change event a record)."""
+    return tuple(plpython_module("sqlambda_triggers").SINK_FIELDS)
 
 
 def fields() -> tuple[str, tuple[str, ...], tuple[str, ...]]:
@@ -59,16 +67,19 @@ def json_schema() -> dict:
         "operation": {"enum": ["insert", "update", "delete"]},
         "records": {"type": "array", "items": {"$ref": "#/$defs/record"}},
     }
+    sink_types = {"database": {"type": "string"}, "position": {"type": "integer", "minimum": 1}}
+    envelope_props.update({name: dict(sink_types[name]) for name in sink_fields()})
     for props in (record_props, envelope_props):
         for name, prop in props.items():
             prop["description"] = _DESCRIPTIONS[name]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
-        "title": "sqlambda change events: one batch of one table's changes of one operation",
+        "title": "sqlambda change events: one batch of one table's changes of one operation "
+                 "(a sink record: one change, with database and position)",
         "type": "object",
         "required": list(envelope),
-        "properties": {name: envelope_props[name] for name in envelope},
+        "properties": {name: envelope_props[name] for name in (*envelope, *sink_fields())},
         "additionalProperties": False,
         "$defs": {"record": {"type": "object", "required": list(record),
                              "properties": {name: record_props[name] for name in record},

@@ -17,7 +17,9 @@ PERMANENT = frozenset(("42883", "54000", "22023", "22P02"))
 
 @dataclass(frozen=True)
 class Route:
-    """Where one trigger's events go (a row of ``<schema>.outbox_route``)."""
+    """Where one route's events go (a row of ``<schema>.outbox_route``). For a sink route
+    ``lambda_name`` is the sink's target (stream, delivery stream, queue, bus) and ``key_columns``
+    the columns keying its records (the table's primary key unless the spec names them)."""
 
     trigger_name: str
     table_name: str
@@ -32,6 +34,14 @@ class Route:
     region: str
     endpoint_url: str | None
     max_age_s: int = 86_400
+    sink: str = "lambda"
+    key_columns: tuple[str, ...] | None = None
+    source: str | None = None
+
+    @property
+    def spec_trigger(self) -> str:
+        """The spec trigger (a trigger streaming to a Lambda and a sink has routes ``t`` and ``t@sink``)."""
+        return self.trigger_name.split("@", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,7 @@ class TriggerStatus:
     trigger: str
     table: str | None
     lambda_name: str | None
+    sink: str | None
     queued: int
     ready: int
     waiting_retry: int
@@ -102,10 +113,40 @@ class OutboxStatus:
     oldest_age_seconds: float | None
     triggers: tuple[TriggerStatus, ...]
 
+    @property
+    def sinks(self) -> tuple["SinkStatus", ...]:
+        """Depth and lag per destination (a Lambda, a stream, a queue...): the routes sending to it summed."""
+        by: dict[tuple[str, str], list[TriggerStatus]] = {}
+        for t in self.triggers:
+            by.setdefault((t.sink or "lambda", t.lambda_name or "?"), []).append(t)
+        out = []
+        for (kind, target), ts in sorted(by.items()):
+            ages = [t.oldest_age_seconds for t in ts if t.oldest_age_seconds is not None]
+            out.append(SinkStatus(kind, target, tuple(t.trigger for t in ts), sum(t.queued for t in ts),
+                                  sum(t.in_flight for t in ts), sum(t.waiting_retry for t in ts), sum(t.dead for t in ts),
+                                  max(ages) if ages else None))
+        return tuple(out)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["triggers"] = [asdict(t) for t in self.triggers]
+        d["sinks"] = [asdict(s) for s in self.sinks]
         return d
+
+
+@dataclass(frozen=True)
+class SinkStatus:
+    """One destination's share of the queue: ``depth`` events queued for it, ``lag_seconds`` the
+    age of its oldest (how far behind the destination is)."""
+
+    kind: str
+    target: str
+    routes: tuple[str, ...]
+    depth: int
+    in_flight: int
+    waiting_retry: int
+    dead: int
+    lag_seconds: float | None
 
 
 def backoff_seconds(route: Route, attempts: int) -> float:

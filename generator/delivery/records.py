@@ -1,7 +1,7 @@
 """Record sinks: change events delivered as records to Kinesis Data Streams, Firehose, SQS and EventBridge.
 
-Owns, per sink kind, what its batch API accepts and how it answers (issue 20's sinks; the drainer
-and the spec are not wired to them yet):
+Owns, per sink kind, what its batch API accepts and how it answers (the drainer sends through them;
+the spec's ``sinks`` choose them):
 - the request limits, looked up in each API's reference (see ``LIMITS``), and :func:`cut`, which
   cuts records in order into requests by record count AND bytes as the service counts them; a record
   over the per-record limit is set aside alone with a clear reason (it can never be sent); keys and
@@ -12,11 +12,13 @@ and the spec are not wired to them yet):
   unreachable; permanent: what the service rejects for the record itself). Partial failures
   (Kinesis/Firehose ``FailedRecordCount``, SQS ``Failed``, EventBridge ``FailedEntryCount``) are
   read record by record; a failed request fails each of its records alike;
-- :func:`deliver`, which sends a list of records and retries only the failed ones, with capped
-  exponential backoff, until each is accepted, failed permanently, or out of attempts. Order: the
-  records of one key keep their order as long as nothing fails; a record retried after a partial
-  failure may land after a later record of its key that was accepted (Kinesis says the same of
-  PutRecords itself), which is why every record carries its idempotency key and commit order.
+- :func:`deliver`, which sends a list of records request after request and retries only the failed
+  records of a request, with capped exponential backoff, before the next request goes out. Order:
+  on a sink that keeps order (a Kinesis shard, an SQS FIFO group) a request never holds two records
+  of one key, so a record retried after a partial failure can never land after a later record of
+  its key: each key's records arrive in order, exactly (a record retried inside one PutRecords
+  would not be: Kinesis says so of PutRecords itself);
+- :class:`RecordSinks`, the clients and sinks of a drain run.
 
 Must not: claim from or write to a database (the drainer does), or choose the sink (the spec does).
 boto3 is the client: these are plain AWS APIs with nothing to sign by hand.
@@ -102,38 +104,54 @@ class Record:
     detail_type: str = "sqlambda change"
 
 
-def record_size(kind: str, record: Record) -> int:
-    """The bytes a record counts for against ``LIMITS[kind]``."""
+def record_size(kind: str, record: Record, source: str = EVENT_SOURCE) -> int:
+    """The bytes a record counts for against ``LIMITS[kind]`` (``source``: EventBridge's Source)."""
     data = len(record.data.encode("utf-8"))
     if kind == "kinesis":
         return data + len(partition_key(record.key).encode("utf-8"))
     if kind == "firehose":
         return data + 1  # the newline that ends each record's line
     if kind == "eventbridge":
-        return data + len(EVENT_SOURCE.encode()) + len(detail_type(record.detail_type).encode("utf-8")) + 14
+        return data + len(source.encode()) + len(detail_type(record.detail_type).encode("utf-8")) + 14
     return data
 
 
-def cut_positions(kind: str, records: list[Record]) -> tuple[list[list[int]], list[tuple[int, str]]]:
-    """:func:`cut` by position in ``records`` (a record may appear twice; each place is its own)."""
+def ordered(kind: str, target: str) -> bool:
+    """Whether the service keeps records of one key in order: a Kinesis shard, an SQS FIFO group.
+    Firehose, standard SQS and EventBridge promise no order, so none is kept for them either."""
+    return kind == "kinesis" or (kind == "sqs" and target.endswith(".fifo"))
+
+
+def cut_positions(kind: str, records: list[Record], *, distinct_keys: bool = False,
+                  source: str = EVENT_SOURCE) -> tuple[list[list[int]], list[tuple[int, str]]]:
+    """:func:`cut` by position in ``records`` (a record may appear twice; each place is its own).
+
+    ``distinct_keys``: a request never holds two records of one key (a repeated key starts the
+    next request), so a record that fails in a request can be retried before anything later of its
+    key is sent: see :func:`deliver`."""
     lim = LIMITS[kind]
     batches: list[list[int]] = []
     aside: list[tuple[int, str]] = []
     current: list[int] = []
+    keys: set[str] = set()
     used = 0
     for i, r in enumerate(records):
-        size = record_size(kind, r)
+        size = record_size(kind, r, source)
         if size > lim.record_bytes:
             aside.append((i, f"the record is {size:,} bytes; {kind} takes at most {lim.record_bytes:,} a record"))
             continue
         if kind == "eventbridge" and not r.data.lstrip().startswith("{"):
             aside.append((i, "an EventBridge event's detail must be a JSON object"))
             continue
-        if current and (len(current) >= lim.records or used + size > lim.request_bytes):
+        if current and (len(current) >= lim.records or used + size > lim.request_bytes
+                        or (distinct_keys and r.key in keys)):
             batches.append(current)
             current, used = [], 0
+            keys.clear()
         current.append(i)
         used += size
+        if distinct_keys:
+            keys.add(r.key)
     if current:
         batches.append(current)
     return batches, aside
@@ -177,14 +195,18 @@ def _request_failure(exc: Exception) -> Failure:
 
 
 class RecordSink:
-    """One target of one kind: a stream, delivery stream, queue (URL; FIFO when it ends in .fifo) or
-    event bus. ``client`` is a boto3 client of the kind's service."""
+    """One target of one kind: a stream, delivery stream, queue (name or URL; FIFO when it ends in
+    .fifo) or event bus. ``client`` is a boto3 client of the kind's service; ``source`` is the
+    EventBridge events' Source."""
 
-    def __init__(self, kind: str, target: str, client: Any) -> None:
+    def __init__(self, kind: str, target: str, client: Any, source: str | None = None) -> None:
         if kind not in LIMITS:
             raise ValueError(f"unknown record sink {kind!r}; expected one of {', '.join(sorted(LIMITS))}")
         self.kind, self.target, self.client = kind, target, client
+        self.source = source or EVENT_SOURCE
         self.fifo = kind == "sqs" and target.endswith(".fifo")
+        self.ordered = ordered(kind, target)
+        self._queue_url = target if kind == "sqs" and target.startswith(("http://", "https://")) else None
 
     def put(self, batch: list[Record]) -> list[Failure | None]:
         """Send one request (already cut to the limits); per record, None or why not."""
@@ -215,7 +237,9 @@ class RecordSink:
             if self.fifo:
                 entry.update(MessageGroupId=sqs_id(r.key), MessageDeduplicationId=sqs_id(r.id))
             entries.append(entry)
-        out = self.client.send_message_batch(QueueUrl=self.target, Entries=entries)
+        if self._queue_url is None:  # a queue name: its URL once (an error here fails the request, retried)
+            self._queue_url = self.client.get_queue_url(QueueName=self.target)["QueueUrl"]
+        out = self.client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
         result: list[Failure | None] = [None] * len(batch)
         for f in out.get("Failed", []):
             result[int(f["Id"])] = _code_failure(f.get("Code"), f.get("Message"), f.get("SenderFault"))
@@ -223,7 +247,7 @@ class RecordSink:
 
     def _eventbridge(self, batch: list[Record]) -> list[Failure | None]:
         out = self.client.put_events(Entries=[
-            {"Source": EVENT_SOURCE, "DetailType": detail_type(r.detail_type), "Detail": r.data, "EventBusName": self.target}
+            {"Source": self.source, "DetailType": detail_type(r.detail_type), "Detail": r.data, "EventBusName": self.target}
             for r in batch])
         return _per_record(out["Entries"])
 
@@ -243,33 +267,76 @@ class Delivery:
 
 def deliver(sink: RecordSink, records: list[Record], *, max_attempts: int = 8, base_delay_s: float = 0.1,
             max_delay_s: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> Delivery:
-    """Send ``records``, retrying only the failed ones (transient failures, up to ``max_attempts``
-    requests each, with capped exponential backoff and jitter); set-aside records fail at once."""
+    """Send ``records`` in order, one request after the other; a request's failed records (transient
+    failures only) are retried, with capped exponential backoff and jitter, up to ``max_attempts``
+    requests each, BEFORE the next request goes out; when one still fails, nothing after its
+    request is sent (those records stay "not attempted"). Set-aside records fail at once.
+
+    On an ordered sink (:func:`ordered`) requests are cut with distinct keys, so no record is ever
+    accepted while an earlier record of its key is unconfirmed: each key's records land in their
+    order, across partial failures and retries, exactly."""
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
     outcome: list[Failure | None] = [Failure("transient", "not attempted")] * len(records)
-    batches, aside = cut_positions(sink.kind, records)
+    batches, aside = cut_positions(sink.kind, records, distinct_keys=sink.ordered, source=sink.source)
     for i, why in aside:
         outcome[i] = Failure("permanent", why)
-    pending = [i for b in batches for i in b]
     requests = 0
-    for attempt in range(1, max_attempts + 1):
-        if not pending:
-            break
-        if attempt > 1:
-            delay = min(max_delay_s, base_delay_s * 2 ** (attempt - 2))
-            sleep(delay / 2 + random.uniform(0, delay / 2))
-        retry: list[int] = []
-        todo = [records[i] for i in pending]
-        for positions in cut_positions(sink.kind, todo)[0]:
+    for batch in batches:
+        pending = batch
+        for attempt in range(1, max_attempts + 1):
+            if attempt > 1:
+                delay = min(max_delay_s, base_delay_s * 2 ** (attempt - 2))
+                sleep(delay / 2 + random.uniform(0, delay / 2))
             requests += 1
-            idx = [pending[p] for p in positions]
-            for i, failure in zip(idx, sink.put([records[i] for i in idx]), strict=True):
+            retry: list[int] = []
+            for i, failure in zip(pending, sink.put([records[i] for i in pending]), strict=True):
                 outcome[i] = failure
                 if failure is not None and failure.kind == "transient":
                     retry.append(i)
-        pending = retry
+            pending = retry
+            if not pending:
+                break
+        if pending:
+            break  # later records wait: sending them now could put a later record of a key first
     return Delivery(tuple(outcome), requests)
+
+
+class RecordSinks:
+    """The record sinks of a drain run: one boto3 client per service, region and endpoint (boto3
+    clients are thread-safe; creating one is not, hence the lock), one :class:`RecordSink` per target."""
+
+    SERVICE = {"kinesis": "kinesis", "firehose": "firehose", "sqs": "sqs", "eventbridge": "events"}
+
+    def __init__(self, endpoint_url: str | None = None, connect_timeout_s: float = 2.0, read_timeout_s: float = 30.0) -> None:
+        import threading
+
+        self.endpoint_url = endpoint_url
+        self.connect_timeout_s, self.read_timeout_s = connect_timeout_s, read_timeout_s
+        self._clients: dict[tuple, Any] = {}
+        self._sinks: dict[tuple, RecordSink] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, target: str, region: str, endpoint_url: str | None, source: str | None) -> RecordSink:
+        endpoint = self.endpoint_url or endpoint_url
+        key = (kind, target, region, endpoint, source)
+        with self._lock:
+            sink = self._sinks.get(key)
+            if sink is None:
+                ckey = (self.SERVICE[kind], region, endpoint)
+                client = self._clients.get(ckey)
+                if client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    # our own retries (deliver, then the outbox's backoff) decide; botocore's would
+                    # hide throttling from them and retry a whole partially failed request
+                    client = self._clients[ckey] = boto3.session.Session().client(
+                        ckey[0], region_name=region, endpoint_url=endpoint,
+                        config=Config(retries={"max_attempts": 1, "mode": "standard"},
+                                      connect_timeout=self.connect_timeout_s, read_timeout=self.read_timeout_s))
+                sink = self._sinks[key] = RecordSink(kind, target, client, source)
+            return sink
 
 
 def as_record(event: dict, key_columns: list[str], idempotency_key: str) -> Record:

@@ -206,7 +206,8 @@ def _raw_view(data: dict) -> types.SimpleNamespace:
             item = item if isinstance(item, dict) else {}
             name = item.get("name") if isinstance(item.get("name"), str) else f"<entry {len(out)}>"
             fn = item.get("function") if isinstance(item.get("function"), str) else None
-            out.append(types.SimpleNamespace(name=name, function=fn))
+            sink = item.get("sink") if isinstance(item.get("sink"), str) else None
+            out.append(types.SimpleNamespace(name=name, function=fn, sink=sink))
         return out
 
     def modernize() -> list[types.SimpleNamespace]:
@@ -220,7 +221,8 @@ def _raw_view(data: dict) -> types.SimpleNamespace:
             out.append(types.SimpleNamespace(name=name, short=short))
         return out
 
-    return types.SimpleNamespace(functions=entries("functions"), triggers=entries("triggers"), modernize=modernize())
+    return types.SimpleNamespace(functions=entries("functions"), sinks=entries("sinks"), triggers=entries("triggers"),
+                                 modernize=modernize())
 
 
 def load_spec_text(text: str, filename: str = "<spec>") -> Spec:

@@ -297,6 +297,39 @@ class Retry(_Strict):
                            description="transient failures retry until an event is this old (default: a day)")
 
 
+#: what a sink's ``target`` names, per kind (a name, or the resource's ARN / the queue's URL)
+SINK_KINDS = ("kinesis", "firehose", "sqs", "eventbridge")
+_SINK_TARGET = {
+    "kinesis": r"^(arn:aws[a-zA-Z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/)?[a-zA-Z0-9_.-]{1,128}$",
+    "firehose": r"^(arn:aws[a-zA-Z-]*:firehose:[a-z0-9-]+:\d{12}:deliverystream/)?[a-zA-Z0-9_.-]{1,64}$",
+    "sqs": r"^(https?://[A-Za-z0-9.:_-]+/\d{12}/)?[a-zA-Z0-9_-]{1,80}(\.fifo)?$",
+    "eventbridge": r"^(arn:aws[a-zA-Z-]*:events:[a-z0-9-]+:\d{12}:event-bus/)?[A-Za-z0-9._/-]{1,256}$",
+}
+
+
+class Sink(_Strict):
+    """Where change events (and ``send_after_commit`` records) go besides a Lambda: one stream, delivery
+    stream, queue or event bus, shared by any number of triggers."""
+
+    name: Ident
+    kind: Literal["kinesis", "firehose", "sqs", "eventbridge"]
+    target: str = Field(description="kinesis: stream name or ARN; firehose: delivery stream name or ARN; "
+                                    "sqs: queue name or URL (a FIFO queue's ends in .fifo); eventbridge: bus name or ARN")
+    source: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9._/-]{1,256}$",
+                                  description="eventbridge: the events' Source (default sqlambda.<project>)")
+    roles: list[Ident] = Field(default_factory=list, description="roles that may send_after_commit to this sink")
+
+    @model_validator(mode="after")
+    def _target(self) -> "Sink":
+        if not re.match(_SINK_TARGET[self.kind], self.target):
+            raise ValueError(f"target {self.target!r} is not a {self.kind} {'queue name or URL' if self.kind == 'sqs' else 'name or ARN'}")
+        return self
+
+    @property
+    def fifo(self) -> bool:
+        return self.kind == "sqs" and self.target.endswith(".fifo")
+
+
 class Trigger(_Strict):
     name: Ident
     table: QualifiedName
@@ -304,6 +337,9 @@ class Trigger(_Strict):
     columns: Optional[list[Ident]] = Field(None, description="columns to send (default: all)")
     function: Optional[Ident] = Field(None, description="a spec function to call")
     lambda_: Optional[LambdaRef] = Field(None, alias="lambda", description="or a Lambda directly")
+    sink: Optional[Ident] = Field(None, description="a spec sink to stream the events to (instead of, or as well as, a Lambda)")
+    key: Optional[list[Ident]] = Field(None, min_length=1, description="sink: the columns whose values key a row's "
+                                       "events (Kinesis partition key, SQS FIFO message group); default: the table's primary key")
     mode: Literal["sync", "async"] = Field("async", description="for delivery: immediate, how the Lambda is called")
     delivery: Literal["immediate", "outbox"] = "outbox"
     batch: Batch = Field(default_factory=Batch)
@@ -311,8 +347,14 @@ class Trigger(_Strict):
 
     @model_validator(mode="after")
     def _one_target(self) -> "Trigger":
-        if (self.function is None) == (self.lambda_ is None):
-            raise ValueError("a trigger names exactly one of 'function' or 'lambda'")
+        if self.function is not None and self.lambda_ is not None:
+            raise ValueError("a trigger names one of 'function' or 'lambda', not both")
+        if self.function is None and self.lambda_ is None and self.sink is None:
+            raise ValueError("a trigger names where its events go: 'function', 'lambda' or 'sink' (or a sink and one of the others)")
+        if self.sink is not None and self.delivery != "outbox":
+            raise ValueError("a trigger with a 'sink' needs delivery: outbox (records are sent after commit, by sqlambda drain)")
+        if self.key is not None and self.sink is None:
+            raise ValueError("'key' orders a sink's records; this trigger has no 'sink'")
         if len(set(self.events)) != len(self.events):
             raise ValueError("events must not repeat")
         return self
@@ -416,6 +458,9 @@ class Spec(_Strict):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     oracle: OracleSettings = Field(default_factory=OracleSettings)
     functions: list[Function] = Field(default_factory=list)
+    sinks: list[Sink] = Field(default_factory=list)
+    send_after_commit: StrictBool = Field(False, description="install send_after_commit(target, payload, key): "
+                                          "a call of a spec function, or a record to a spec sink, sent after commit")
     triggers: list[Trigger] = Field(default_factory=list)
     modernize: list[Modernize] = Field(default_factory=list)
 
@@ -435,32 +480,78 @@ class Spec(_Strict):
                 return f
         raise KeyError(name)
 
+    def sink(self, name: str) -> Sink:
+        for s in self.sinks:
+            if s.name.lower() == name.lower():
+                return s
+        raise KeyError(name)
+
     def route(self, trigger: Trigger) -> "Route":
-        """Where a trigger's events go, decided here once for every target.
+        """The trigger's Lambda delivery (its first route); see :meth:`routes`."""
+        return self.routes(trigger)[0]
+
+    def routes(self, trigger: Trigger) -> list["Route"]:
+        """Where a trigger's events go, decided here once for every target: one route per destination.
 
         A trigger naming a spec function calls that function's Lambda and qualifier, with the
         trigger's ``mode`` when the spec sets one, else the function's; a trigger naming a Lambda
-        calls it with the trigger's mode (default async). Batches and retries are the trigger's.
+        calls it with the trigger's mode (default async). A trigger naming a sink streams its events
+        there too. Each route has its own queue position, retries and dead letters: its ``name`` is
+        the trigger's, or ``trigger@sink`` for the sink of a trigger that also calls a Lambda.
+        Batches and retries are the trigger's.
         """
-        if trigger.function is not None:
-            fn = self.function(trigger.function)
-            mode = trigger.mode if "mode" in trigger.model_fields_set else fn.mode
-            lambda_name, qualifier = fn.lambda_, fn.qualifier
-        else:
-            lambda_name, qualifier, mode = trigger.lambda_, None, trigger.mode
-        return Route(sink="lambda", lambda_name=lambda_name, qualifier=qualifier, mode=mode,
-                     batch=trigger.batch, retry=trigger.retry)
+        out = []
+        if trigger.function is not None or trigger.lambda_ is not None:
+            if trigger.function is not None:
+                fn = self.function(trigger.function)
+                mode = trigger.mode if "mode" in trigger.model_fields_set else fn.mode
+                lambda_name, qualifier = fn.lambda_, fn.qualifier
+            else:
+                lambda_name, qualifier, mode = trigger.lambda_, None, trigger.mode
+            out.append(Route(name=trigger.name, sink="lambda", lambda_name=lambda_name, qualifier=qualifier, mode=mode,
+                             batch=trigger.batch, retry=trigger.retry))
+        if trigger.sink is not None:
+            sink = self.sink(trigger.sink)
+            out.append(Route(name=f"{trigger.name}@{sink.name}" if out else trigger.name, sink=sink.kind,
+                             lambda_name=sink.target, qualifier=None, mode="sync", batch=trigger.batch,
+                             retry=trigger.retry, key=trigger.key, source=self.sink_source(sink)))
+        return out
+
+    def sink_source(self, sink: Sink) -> Optional[str]:
+        """EventBridge's Source for a sink's events (None for the other kinds)."""
+        return (sink.source or f"sqlambda.{self.project}") if sink.kind == "eventbridge" else None
+
+    def send_targets(self) -> list["Route"]:
+        """What ``send_after_commit(target, payload)`` may name: every spec function (its Lambda,
+        mode and qualifier; callers need one of its roles) and every sink (callers need one of the
+        sink's roles). Route name ``send:<name>``; default batch and retry settings."""
+        out = []
+        for fn in self.functions:
+            out.append(Route(name=f"send:{fn.name}", sink="lambda", lambda_name=fn.lambda_, qualifier=fn.qualifier,
+                             mode=fn.mode, batch=Batch(), retry=Retry(), roles=tuple(fn.roles)))
+        for s in self.sinks:
+            out.append(Route(name=f"send:{s.name}", sink=s.kind, lambda_name=s.target, qualifier=None, mode="sync",
+                             batch=Batch(), retry=Retry(), roles=tuple(s.roles), source=self.sink_source(s)))
+        return out
 
 
 class Route(_Strict):
-    """A trigger's delivery, as :meth:`Spec.route` decides it (the one place every target reads it from)."""
+    """One destination of a trigger (or of ``send_after_commit``), as :meth:`Spec.routes` decides it
+    (the one place every target reads it from). For a sink, ``lambda_name`` holds the sink's target."""
 
-    sink: Literal["lambda"]
+    name: str
+    sink: Literal["lambda", "kinesis", "firehose", "sqs", "eventbridge"]
     lambda_name: str
     qualifier: Optional[str]
     mode: Literal["sync", "async"]
     batch: Batch
     retry: Retry
+    #: sinks: the key columns (None: the table's primary key, read by the drainer)
+    key: Optional[list[str]] = None
+    #: eventbridge: the events' Source
+    source: Optional[str] = None
+    #: send targets: the roles that may send
+    roles: tuple[str, ...] = ()
 
 
 def cross_reference_problems(spec: Spec) -> list[tuple[tuple, str]]:
@@ -474,6 +565,16 @@ def cross_reference_problems(spec: Spec) -> list[tuple[tuple, str]]:
             out.append((("functions", i, "name"), f"function name {f.name!r} is already used by functions[{seen[f.name.lower()]}]"))
         else:
             seen[f.name.lower()] = i
+    sseen: dict[str, int] = {}
+    for i, s in enumerate(spec.sinks):
+        if s.name.lower() in sseen:
+            out.append((("sinks", i, "name"), f"sink name {s.name!r} is already used by sinks[{sseen[s.name.lower()]}]"))
+        elif s.name.lower() in seen:
+            # send_after_commit names a function or a sink by one name
+            out.append((("sinks", i, "name"), f"sink name {s.name!r} is already used by functions[{seen[s.name.lower()]}] "
+                        "(send_after_commit names either by its name)"))
+        else:
+            sseen[s.name.lower()] = i
     tseen: dict[str, int] = {}
     for i, t in enumerate(spec.triggers):
         if t.name.lower() in tseen:
@@ -483,6 +584,9 @@ def cross_reference_problems(spec: Spec) -> list[tuple[tuple, str]]:
         if t.function is not None and t.function.lower() not in seen:
             known = ", ".join(f.name for f in spec.functions if IDENT_RE.match(f.name)) or "none defined"
             out.append((("triggers", i, "function"), f"unknown function {t.function!r}; expected one of the spec's functions ({known})"))
+        if getattr(t, "sink", None) is not None and t.sink.lower() not in sseen:
+            known = ", ".join(s.name for s in spec.sinks if IDENT_RE.match(s.name)) or "none defined"
+            out.append((("triggers", i, "sink"), f"unknown sink {t.sink!r}; expected one of the spec's sinks ({known})"))
     mseen: dict[str, int] = {}
     for i, m in enumerate(spec.modernize):
         short = m.short.lower()

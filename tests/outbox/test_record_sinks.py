@@ -17,7 +17,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from sqlambda.delivery.records import LIMITS, Record, RecordSink, as_record, cut, deliver, partition_key, record_size, sqs_id
+from sqlambda.delivery.records import (LIMITS, Record, RecordSink, as_record, cut, cut_positions, deliver, partition_key,
+                                      record_size, sqs_id)
 
 
 def rec(i: int, size: int = 100, key: str | None = None) -> Record:
@@ -86,9 +87,28 @@ def test_partial_failures_are_retried_record_by_record():
                               "id-5": ["InternalFailure", "InternalFailure"],
                               "id-7": ["ValidationException"]})
     d = deliver(RecordSink("kinesis", "s", client), [rec(i) for i in range(10)], sleep=lambda s: None)
-    assert client.calls == [list(range(10)), [3, 5], [5]]  # only the failed ones, never the batch again
+    # only the failed ones are sent again, never the batch; record 7 repeats record 0's key, so it
+    # goes in the next request, after the failed records of the first one were retried
+    assert client.calls == [list(range(7)), [3, 5], [5], [7, 8, 9]]
     assert d.failed == [7] and d.outcome[7].kind == "permanent" and "ValidationException" in d.outcome[7].text
-    assert d.requests == 3
+    assert d.requests == 4
+
+
+def test_no_record_is_sent_while_an_earlier_record_of_its_key_is_unconfirmed():
+    """The exact order guarantee: on an ordered sink a key's next record goes out only after its
+    previous one was accepted (or refused for good); when a record is still failing after its
+    attempts, nothing after it is sent at all (it waits for the outbox's backoff)."""
+    client = ScriptedKinesis({"id-0": ["ProvisionedThroughputExceededException"]})
+    records = [rec(i, key="same") for i in range(3)] + [rec(3, key="other")]
+    d = deliver(RecordSink("kinesis", "s", client), records, sleep=lambda s: None)
+    assert client.calls == [[0], [0], [1], [2, 3]] and d.failed == []
+    stuck = ScriptedKinesis({"id-1": ["ProvisionedThroughputExceededException"] * 5})
+    d = deliver(RecordSink("kinesis", "s", stuck), [rec(i, key=f"k{i % 2}") for i in range(6)], max_attempts=2,
+                sleep=lambda s: None)
+    assert stuck.calls == [[0, 1], [1]]  # records 2..5 were never sent
+    assert d.outcome[0] is None and all(f is not None and f.kind == "transient" for f in d.outcome[1:])
+    # Firehose and EventBridge promise no order: their requests are cut by count and bytes only
+    assert len(cut("firehose", [rec(i, key="same") for i in range(5)])[0]) == 1
 
 
 @pytest.mark.parametrize("exc, retried", [
@@ -147,7 +167,7 @@ class ScriptedSqs:
 
 def test_sqs_failed_entries_are_read_by_id_and_sender_fault():
     client = ScriptedSqs()
-    records = [Record('{"i": %d}' % i, "John Smith", f"id {i}") for i in range(3)]
+    records = [Record('{"i": %d}' % i, f"John Smith {i}", f"id {i}") for i in range(3)]
     d = deliver(RecordSink("sqs", "https://q/x.fifo", client), records, sleep=lambda s: None)
     assert d.outcome[0] is None and d.outcome[1] is None and d.outcome[2].kind == "permanent"
     assert [e["MessageBody"] for e in client.calls[1]] == ['{"i": 1}']
@@ -173,9 +193,11 @@ def test_kinesis_gets_every_record_in_order_per_key(local_stack):
     kinesis = _client(local_stack, "kinesis")
     stream = f"rs-{uuid.uuid4().hex[:8]}"
     kinesis.create_stream(StreamName=stream, ShardCount=2)
-    records = [rec(i, 2000) for i in range(1200)]
+    records = [rec(i, 2000, key=f"k{i % 600}") for i in range(1200)]
     d = deliver(RecordSink("kinesis", stream, kinesis), records)
-    assert d.failed == [] and d.requests == 3  # 500 + 500 + 200: the count cuts first at 2 KB a record
+    # 500 + 500 + 200: the count cuts first at 2 KB a record; no request holds a key twice (record
+    # 600 has record 0's key, and goes in the second request)
+    assert d.failed == [] and d.requests == 3
     got = []
     for shard in kinesis.describe_stream(StreamName=stream)["StreamDescription"]["Shards"]:
         it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
@@ -184,6 +206,8 @@ def test_kinesis_gets_every_record_in_order_per_key(local_stack):
             got += [(r["PartitionKey"], json.loads(r["Data"])["i"]) for r in out["Records"]]
             it = out.get("NextShardIterator") if out["Records"] else None
     assert sorted(i for _, i in got) == list(range(1200))
+    assert len(cut_positions("kinesis", records[:700], distinct_keys=True)[0]) == 2
+    assert len(cut_positions("kinesis", [rec(i, 10, key=f"k{i % 100}") for i in range(300)], distinct_keys=True)[0]) == 3
     for key in {k for k, _ in got}:
         mine = [i for k, i in got if k == key]
         assert mine == sorted(mine)
@@ -201,7 +225,7 @@ def test_sqs_fifo_groups_by_key_and_deduplicates_on_the_idempotency_key(local_st
     assert " " in stamped.key and deliver(RecordSink("sqs", other, sqs), [stamped]).failed == []
     (got,) = sqs.receive_message(QueueUrl=other, MaxNumberOfMessages=10)["Messages"]
     assert got["Body"] == stamped.data
-    assert deliver(sink, records).requests == 3  # 10 + 10 + 5
+    assert deliver(sink, records).requests == 4  # 7 + 7 + 7 + 4: seven keys, never one twice in a request
     assert deliver(sink, records[:10]).failed == []  # a redelivery: same de-duplication ids
     bodies = []
     while True:

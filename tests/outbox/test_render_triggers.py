@@ -80,7 +80,7 @@ def test_each_outbox_trigger_gets_a_queue_policy_for_its_table_and_events_only()
     spec = {**BASE, "triggers": [{**BASE["triggers"][0], "events": ["insert", "update"]}]}
     arts = _artifacts(spec)
     policy = "\n".join(arts["policy enqueue_orders_out on sqlambda.outbox"].statements)
-    assert "FOR INSERT TO PUBLIC" in policy and "trigger_name OPERATOR(pg_catalog.=) 'orders_out'" in policy
+    assert "FOR INSERT TO PUBLIC" in policy and "trigger_name OPERATOR(pg_catalog.=) ANY (ARRAY['orders_out']::text[])" in policy
     assert """WHEN 'insert' THEN pg_catalog.has_any_column_privilege('"shop"."orders"', 'INSERT')""" in policy
     assert """WHEN 'update' THEN pg_catalog.has_any_column_privilege('"shop"."orders"', 'UPDATE')""" in policy
     assert "'delete'" not in policy and "ELSE false END" in policy

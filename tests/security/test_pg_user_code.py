@@ -37,7 +37,7 @@ BEGIN
   BEGIN EXECUTE format('ALTER ROLE %%I SUPERUSER', session_user); outcome := 'became superuser';
   EXCEPTION WHEN OTHERS THEN outcome := SQLSTATE; END;
   INSERT INTO ms.hits (hook, who, what) VALUES (%(hook)s, current_user::text, 'superuser: ' || outcome);
-  BEGIN UPDATE sqlambda.outbox_route SET lambda = 'evil'; outcome := 'rewrote routes';
+  BEGIN UPDATE sqlambda.outbox_route SET target = 'evil'; outcome := 'rewrote routes';
   EXCEPTION WHEN OTHERS THEN outcome := SQLSTATE; END;
   INSERT INTO ms.hits (hook, who, what) VALUES (%(hook)s, current_user::text, 'route: ' || outcome);
   BEGIN INSERT INTO sqlambda.outbox (trigger_name, op, n, new_rows) VALUES ('dba_out', 'insert', 1, '[{"forged": true}]');
@@ -94,7 +94,7 @@ def clean(env):
 
 
 def _routes(dsn):
-    return q(dsn, "SELECT trigger_name, lambda FROM sqlambda.outbox_route ORDER BY 1")
+    return q(dsn, "SELECT trigger_name, target FROM sqlambda.outbox_route ORDER BY 1")
 
 
 def _assert_no_escalation(env, routes_before):
@@ -245,9 +245,9 @@ def _denied(dsn: str, statement: str) -> str:
     ("DELETE FROM sqlambda.outbox", "42501"),
     ("TRUNCATE sqlambda.outbox", "42501"),
     ("SELECT * FROM sqlambda.outbox_dead", "42501"),
-    ("INSERT INTO sqlambda.outbox_route (trigger_name, table_name, lambda, mode, max_rows, max_bytes, max_attempts, "
+    ("INSERT INTO sqlambda.outbox_route (trigger_name, table_name, target, mode, max_rows, max_bytes, max_attempts, "
      "base_delay_ms, max_delay_ms, max_age_s, region) VALUES ('x', 'x', 'x', 'sync', 1, 1024, 1, 1, 1, 60, 'us-east-1')", "42501"),
-    ("UPDATE sqlambda.outbox_route SET lambda = 'evil'", "42501"),
+    ("UPDATE sqlambda.outbox_route SET target = 'evil'", "42501"),
     ("SELECT * FROM sqlambda.outbox_claim(10)", "42501"),
     ("DELETE FROM sqlambda.installed", "42501"),
     ("INSERT INTO sqlambda.install_log (action) VALUES ('x')", "42501"),

@@ -102,7 +102,7 @@ class OracleOutbox:
         for name in sorted(set(queued) | set(dead_counts)):
             q = queued.get(name)
             n = int(q[2]) if q else 0
-            triggers.append(TriggerStatus(name, q[1] if q else None, None, n, int(q[3]) if q else 0, int(q[4]) if q else 0,
+            triggers.append(TriggerStatus(name, q[1] if q else None, None, "lambda", n, int(q[3]) if q else 0, int(q[4]) if q else 0,
                                           max(0, n - free.get(name, 0)), int(dead_counts.get(name, 0)),
                                           None if not q or q[5] is None else round(float(q[5]), 3)))
         ages = [t.oldest_age_seconds for t in triggers if t.oldest_age_seconds is not None]

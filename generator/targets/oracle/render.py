@@ -282,6 +282,13 @@ def _check_names(spec: Spec) -> None:
             + f" (reserved: {', '.join(sorted(RESERVED))})"
         )
     for t in spec.triggers:
+        if t.sink is not None:
+            # Oracle's outbox is drained inside the database (SQLAMBDA_OUTBOX through the Java
+            # runtime), which calls Lambda only; the record sinks live in sqlambda drain
+            raise RenderError(
+                f"trigger {t.name!r}: sinks (here {t.sink!r}) are PostgreSQL-only for now: Oracle's outbox is "
+                f"drained inside the database and calls Lambda only; stream to a Lambda that forwards, or "
+                f"remove 'sink' for the Oracle render")
         if not t.columns:
             raise RenderError(
                 f"trigger {t.name!r}: the Oracle target needs an explicit 'columns' list, because a PL/SQL "

@@ -40,7 +40,9 @@ sqlambda.endpoint_url`` (read from the catalog, like the functions in the databa
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from dataclasses import replace
@@ -48,6 +50,7 @@ from typing import Any, Callable, Iterator
 
 from sqlambda import resources
 from sqlambda.delivery.model import DrainStats, Failure, OutboxStatus, Route, TriggerStatus, backoff_seconds
+from sqlambda.delivery.records import Record, RecordSinks, deliver
 from sqlambda.delivery.sink import LambdaSink, Sink
 from sqlambda.errors import ConnectionFailed, OutboxError, UsageError
 from sqlambda.targets.postgres import triggers
@@ -95,11 +98,23 @@ def _require_outbox(conn: Any, schema: str) -> None:
 
 
 def load_routes(conn: Any, schema: str) -> dict[str, Route]:
-    """The routes, with a DBA's ALTER DATABASE / ALTER ROLE ALL SET of endpoint and region applied."""
+    """The routes, with a DBA's ALTER DATABASE / ALTER ROLE ALL SET of endpoint and region applied.
+
+    A sink route without key columns in the spec gets its table's primary key, read from the
+    catalog here (none: every change of the table shares one key, the table's name)."""
     rows = conn.execute(_sql(schema,
-        "SELECT trigger_name, table_name, lambda, qualifier, mode, max_rows, max_bytes, max_attempts, "
-        "base_delay_ms, max_delay_ms, region, endpoint_url, max_age_s FROM {s}.outbox_route")).fetchall()
-    return {route.trigger_name: route for route in with_dba_settings(conn, [Route(*r) for r in rows])}
+        "SELECT r.trigger_name, r.table_name, r.target, r.qualifier, r.mode, r.max_rows, r.max_bytes, r.max_attempts, "
+        "r.base_delay_ms, r.max_delay_ms, r.region, r.endpoint_url, r.max_age_s, r.sink, "
+        "coalesce(r.key_columns, CASE WHEN r.sink <> 'lambda' AND r.table_name <> '' THEN "
+        "  ARRAY(SELECT a.attname::text FROM pg_catalog.pg_index i "
+        "        CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos) "
+        "        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        "        WHERE i.indrelid = pg_catalog.to_regclass(pg_catalog.quote_ident(pg_catalog.split_part(r.table_name, '.', 1)) "
+        "              || '.' || pg_catalog.quote_ident(pg_catalog.split_part(r.table_name, '.', 2))) "
+        "          AND i.indisprimary ORDER BY k.pos) END), "
+        "r.source FROM {s}.outbox_route r")).fetchall()
+    routes = [Route(*r[:14], key_columns=None if r[14] is None else tuple(r[14]), source=r[15]) for r in rows]
+    return {route.trigger_name: route for route in with_dba_settings(conn, routes)}
 
 
 def with_dba_settings(conn: Any, routes: list[Route]) -> list[Route]:
@@ -168,6 +183,13 @@ _BURY_ONE = (
 )
 
 
+#: a sink record's position: chunk id * POSITION_SPAN + its event number (a chunk holds at most
+#: CHUNK_ROWS events, so positions of one chunk never reach the next chunk's)
+POSITION_SPAN = 1_000_000
+#: requests per record batch before a still-failing record waits for the outbox's backoff
+SINK_ATTEMPTS = 4
+
+
 def idempotency_key(trigger: str, txid: str, chunk_id: int, base: int, k: int) -> str:
     """``trigger:txid:chunk.event``: the same for every delivery of one event, unique across events."""
     return f"{trigger}:{txid}:{chunk_id}.{base + k}"
@@ -177,8 +199,11 @@ class DrainWorker:
     """One connection, one claim-send-commit loop. Several run in threads for ``--workers N``."""
 
     def __init__(self, dsn: str, schema: str, sink: Sink, stats: DrainStats, claim_limit: int | None = None,
-                 on_batch: Callable[[str, int], None] | None = None, cutoff: Any = None) -> None:
+                 on_batch: Callable[[str, int], None] | None = None, cutoff: Any = None,
+                 records: RecordSinks | None = None) -> None:
         self.conn = connect(dsn)
+        self.records = records or RecordSinks()
+        self.database = self.conn.info.dbname
         #: with --once, events whose retry falls after the run started wait for the next run, so one
         #: run never burns through an event's attempts against an endpoint that is down
         self.cutoff = cutoff
@@ -289,6 +314,19 @@ class DrainWorker:
             j = i
             while j < len(events) and events[j][0][3] == op:
                 j += 1
+            if op == "call":
+                # send_after_commit: each payload is one invocation, as the caller wrote it
+                quota = trig.effective_max_bytes(route.mode, trig.SYNC_LIMIT)
+                for chunk, k, new, _old in events[i:j]:
+                    tag = (chunk[0], chunk[1], k, chunk[6])
+                    size = len(new.encode("utf-8"))
+                    if size > quota:
+                        yield ("bury", tag, f"[54000] the send_after_commit payload is {size} bytes, over Lambda's "
+                                            f"{quota} bytes for a {route.mode} call")
+                        continue
+                    yield ("send", new, [tag])
+                i = j
+                continue
             prefix, suffix = trig.envelope(trigger, route.table_name, op)
             batcher = trig.Batcher(prefix, suffix, route.max_rows, limit)
             heads: dict = {}
@@ -327,6 +365,9 @@ class DrainWorker:
             self._fail(None, tags, Failure("transient", f"no route for trigger {trigger!r} in {self.schema}.outbox_route "
                                                         "(reinstall the spec)"), chunk_of)
             return
+        if route.sink != "lambda":
+            self._deliver_records(trigger, route, events, chunk_of)
+            return
         for action, body, extra in self._actions(trigger, route, events):
             if action == "bury":
                 cid, base, k, _attempts = body
@@ -351,6 +392,77 @@ class DrainWorker:
                             trigger, route.lambda_name, len(extra), latency_ms, attempt, failure.kind, failure.text)
                 self._fail(route, extra, failure, chunk_of)
             return
+
+    def _records(self, trigger: str, route: Route, events: list) -> tuple[list[Record], list[tuple]]:
+        """Up to one batch (the route's max_rows) of events as sink records, with their tags.
+
+        A change event is the envelope with one record, the database and its position; its key is
+        ``[table, key column values...]`` of the row (the new image, the old one for a delete), so
+        every change of one row goes to one shard or message group. A send_after_commit record is
+        the caller's payload, keyed by the caller's key (else by its idempotency key)."""
+        trig = self.trig
+        heads: dict = {}
+        parts: dict = {}
+        keys = list(route.key_columns or ())
+        records, tags = [], []
+        loads = json.loads
+        for chunk, k, new, old in events[:route.max_rows]:
+            cid, base, op, txid, ts = chunk[0], chunk[1], chunk[3], chunk[4], chunk[5]
+            ikey = idempotency_key(trigger, txid, cid, base, k)
+            tags.append((cid, base, k, chunk[6]))
+            if op == "call":
+                records.append(Record(new, loads(old) if old is not None else ikey, ikey, f"{route.spec_trigger} call"))
+                continue
+            head = heads.get(op)
+            if head is None:
+                head = heads[op] = trig.sink_head(route.spec_trigger, route.table_name, op, self.database)
+            p = parts.get((cid, base))
+            if p is None:
+                p = parts[(cid, base)] = trig.record_parts(idempotency_key(trigger, txid, cid, 0, 0)[:-1], txid, ts)
+            row = loads(new if new is not None else old) if keys else {}
+            key = json.dumps([route.table_name, *[row.get(c) for c in keys]], separators=(",", ":"), default=str)
+            data = trig.sink_record(head, cid * POSITION_SPAN + base + k, trig.record_at(p, base + k, new, old))
+            records.append(Record(data, key, ikey, f"{route.table_name} {op}"))
+        return records, tags
+
+    def _deliver_records(self, trigger: str, route: Route, events: list, chunk_of: dict) -> None:
+        """Send up to one batch to a record sink; settle the prefix that arrived (and the records the
+        service refused for good, each dead-lettered in its place with the reason); the first record
+        still failing after the in-request retries, and everything after it, waits for the backoff."""
+        sink = self.records.get(route.sink, route.lambda_name, route.region, route.endpoint_url, route.source)
+        records, tags = self._records(trigger, route, events)
+        started = time.monotonic()
+        result = deliver(sink, records, max_attempts=SINK_ATTEMPTS, base_delay_s=route.base_delay_ms / 1000.0,
+                         max_delay_s=min(route.max_delay_ms / 1000.0, 2.0))
+        latency_ms = (time.monotonic() - started) * 1000.0
+        settled: list[tuple] = []
+        sent = 0
+        stop = None
+        for i, (tag, failure) in enumerate(zip(tags, result.outcome)):
+            if failure is None:
+                settled.append(tag)
+                sent += 1
+            elif failure.kind == "permanent":
+                cid, base, k, _attempts = tag
+                self.conn.execute(self._q["bury_one"], {"id": cid, "base": base, "k": k, "error": failure.text[:4000]})
+                settled.append(tag)
+                self.stats.add(failed_events=1, dead=1, last_error=failure.text)
+                log.warning("dead-lettered route=%s sink=%s:%s rows=1 reason=%s", trigger, route.sink, route.lambda_name,
+                            failure.text)
+            else:
+                stop = (i, failure)
+                break
+        if settled:
+            self._progress(settled)
+        if sent:
+            self.stats.add(delivered=sent, batches=1)
+            if self.on_batch:
+                self.on_batch(trigger, sent)
+        log.info("batch route=%s sink=%s:%s rows=%d requests=%d latency_ms=%.1f%s", trigger, route.sink,
+                 route.lambda_name, sent, result.requests, latency_ms, "" if stop is None else " partial")
+        if stop is not None:
+            i, failure = stop
+            self._fail(route, tags[i:], failure, chunk_of)
 
     def _progress(self, tags: list[tuple]) -> None:
         """Record that the events of ``tags`` are settled: chunks fully settled are deleted."""
@@ -413,6 +525,8 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
             if stop.wait(1.0):
                 return DrainStats()
     sink = LambdaSink(endpoint_url, request_timeout_ms=request_timeout_ms)
+    records = RecordSinks(endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
+                          read_timeout_s=request_timeout_ms / 1000.0)
     stats = DrainStats()
     wake = threading.Event()
     errors: list[BaseException] = []
@@ -441,7 +555,7 @@ def drain(dsn: str, *, schema: str = DEFAULT_SCHEMA, follow: bool = False, worke
                 if (has_outbox and w is None) or (has_shadow and sw is None):
                     try:
                         if has_outbox and w is None:
-                            w = DrainWorker(dsn, schema, sink, stats, claim_limit, on_batch, cutoff)
+                            w = DrainWorker(dsn, schema, sink, stats, claim_limit, on_batch, cutoff, records)
                         if has_shadow and sw is None:
                             sw = ShadowWorker(connect(dsn), schema, sink, stats, cutoff)
                     except (ConnectionFailed, psycopg.OperationalError):
@@ -522,15 +636,15 @@ def status(dsn: str, schema: str = DEFAULT_SCHEMA) -> OutboxStatus:
             d AS (SELECT trigger_name, sum(n - done) AS n FROM {s}.outbox_dead GROUP BY trigger_name),
             names AS (SELECT trigger_name FROM q UNION SELECT trigger_name FROM d
                       UNION SELECT trigger_name FROM {s}.outbox_route)
-            SELECT n.trigger_name, r.table_name, r.lambda, coalesce(q.queued, 0), coalesce(q.ready, 0),
+            SELECT n.trigger_name, r.table_name, r.target, r.sink, coalesce(q.queued, 0), coalesce(q.ready, 0),
                    coalesce(q.waiting, 0), coalesce(q.queued, 0) - coalesce(free.n, 0), coalesce(d.n, 0), q.oldest
               FROM names n
               LEFT JOIN q USING (trigger_name) LEFT JOIN free USING (trigger_name)
               LEFT JOIN d USING (trigger_name) LEFT JOIN {s}.outbox_route r USING (trigger_name)
              ORDER BY n.trigger_name""")).fetchall()
         conn.rollback()
-    triggers = tuple(TriggerStatus(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]), max(0, int(r[6])), int(r[7]),
-                                   None if r[8] is None else round(float(r[8]), 3)) for r in rows)
+    triggers = tuple(TriggerStatus(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), max(0, int(r[7])), int(r[8]),
+                                   None if r[9] is None else round(float(r[9]), 3)) for r in rows)
     ages = [t.oldest_age_seconds for t in triggers if t.oldest_age_seconds is not None]
     return OutboxStatus(
         schema=schema,

@@ -4,7 +4,11 @@ Owns: turning the spec's ``triggers`` into artifacts: per spec trigger and event
 statement-level AFTER trigger with its transition table(s) and the function behind it (PL/Python
 ``sqlambda_triggers.fire`` for ``delivery: immediate``, a PL/pgSQL enqueue for ``delivery: outbox``),
 one route row per outbox trigger (what ``sqlambda drain`` reads), and, when any trigger uses the
-outbox, the queue, dead-letter and route tables and the drainers' claim function.
+outbox, the queue, dead-letter and route tables and the drainers' claim function. A trigger has one
+route per destination (a Lambda, a sink, or both: ``Spec.routes``); its enqueue writes each chunk
+once per route, so each destination keeps its own position, retries and dead letters. With
+``send_after_commit: true``, also that function, a route ``send:<name>`` per spec function and sink,
+and a policy per target admitting the members of the target's roles.
 
 Install order: tables (25) after the schema, the claim function (26), the queue's row-level security
 policy per outbox trigger (27), route rows (70), trigger functions (75), triggers (80),
@@ -24,7 +28,7 @@ from typing import Any
 
 from sqlambda.artifacts import Artifact
 from sqlambda.errors import RenderError
-from sqlambda.spec.model import Spec, Trigger
+from sqlambda.spec.model import Route, Spec, Trigger
 
 FILE_TRIGGERS = "30_triggers.sql"
 ORDER_TABLES = 25
@@ -87,7 +91,7 @@ def _tables(ctx: dict) -> list[Artifact]:
     return out
 
 
-def _policy(ctx: dict, where: str, t: Trigger, tschema: str, tname: str) -> Artifact:
+def _policy(ctx: dict, where: str, t: Trigger, tschema: str, tname: str, routes: list[str]) -> Artifact:
     """The queue's row-level security policy admitting this trigger's events (see policy.sql.j2)."""
     schema = ctx["schema"]
     policy = _check_name(f"enqueue_{t.name}", f"{where}.name")
@@ -95,9 +99,27 @@ def _policy(ctx: dict, where: str, t: Trigger, tschema: str, tname: str) -> Arti
         f"policy {policy} on {schema}.outbox", "policy", "outbox/policy.sql.j2", order=ORDER_POLICY,
         file=FILE_TRIGGERS, summary=f"writers of {tschema}.{tname} may queue {', '.join(t.events)} events of {t.name}",
         probe=(("policy", f'{policy} ON "{schema}"."outbox"'),), replace="recreate",
-        schema=schema, policy=policy, trigger=t.name, events=list(t.events), table_schema=tschema, table_name=tname,
-        requires=(f"table {schema}.outbox",),
+        schema=schema, policy=policy, routes=routes, events=list(t.events), table_schema=tschema, table_name=tname,
+        roles=None, requires=(f"table {schema}.outbox",),
     )
+
+
+def _route(ctx: dict, r: Route, table: str, summary: str) -> Artifact:
+    """One row of ``<schema>.outbox_route``: where the events queued under ``r.name`` go."""
+    schema = ctx["schema"]
+    aws = ctx["spec"].aws
+    return ctx["artifact"](
+        f"outbox route {r.name}", "route", "outbox/route.sql.j2", order=ORDER_ROUTE, file=FILE_TRIGGERS,
+        summary=summary, schema=schema, trigger=r.name, table=table, sink=r.sink, lambda_name=r.lambda_name,
+        qualifier=r.qualifier, mode=r.mode, max_rows=r.batch.max_rows, max_bytes=r.batch.max_bytes,
+        max_attempts=r.retry.max_attempts, base_delay_ms=r.retry.base_delay_ms,
+        max_delay_ms=max(r.retry.max_delay_ms, r.retry.base_delay_ms), max_age_s=r.retry.max_age_s, region=aws.region,
+        endpoint_url=aws.endpoint_url, key_columns=r.key, source=r.source, requires=(f"table {schema}.outbox_route",),
+    )
+
+
+def _describe(r: Route) -> str:
+    return f"{r.lambda_name} ({r.mode})" if r.sink == "lambda" else f"{r.sink} {r.lambda_name}"
 
 
 def _trigger(ctx: dict, i: int, t: Trigger) -> list[Artifact]:
@@ -107,22 +129,14 @@ def _trigger(ctx: dict, i: int, t: Trigger) -> list[Artifact]:
     where = f"triggers[{i}]"
     tschema, tname = split_table(t.table)
     table = f"{tschema}.{tname}"
-    r = spec.route(t)
-    route = {"lambda": r.lambda_name, "qualifier": r.qualifier, "mode": r.mode}
+    routes = spec.routes(t)
+    route = routes[0]
     out: list[Artifact] = []
     common = dict(schema=schema, trigger=t.name, table=table, columns=list(t.columns) if t.columns else None)
+    goes_to = " and ".join(_describe(r) for r in routes)
     if t.delivery == "outbox":
-        aws = spec.aws
-        out.append(_policy(ctx, where, t, tschema, tname))
-        out.append(make(
-            f"outbox route {t.name}", "route", "outbox/route.sql.j2", order=ORDER_ROUTE, file=FILE_TRIGGERS,
-            summary=f"route {t.name} -> {route['lambda']} ({route['mode']})",
-            schema=schema, trigger=t.name, table=table, lambda_name=route["lambda"], qualifier=route["qualifier"],
-            mode=route["mode"], max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes,
-            max_attempts=t.retry.max_attempts, base_delay_ms=t.retry.base_delay_ms,
-            max_delay_ms=max(t.retry.max_delay_ms, t.retry.base_delay_ms), max_age_s=t.retry.max_age_s, region=aws.region,
-            endpoint_url=aws.endpoint_url, requires=(f"table {schema}.outbox_route",),
-        ))
+        out.append(_policy(ctx, where, t, tschema, tname, [r.name for r in routes]))
+        out += [_route(ctx, r, table, f"route {r.name} -> {_describe(r)}") for r in routes]
     for event in t.events:
         trigger_name = _check_name(f"{t.name}_{event}", f"{where}.name")
         function_name = _check_name(f"trg_{t.name}_{event}", f"{where}.name")
@@ -131,21 +145,21 @@ def _trigger(ctx: dict, i: int, t: Trigger) -> list[Artifact]:
             fn = make(
                 f"function {schema}.{function_name}()", "function", "outbox/enqueue_function.sql.j2",
                 order=ORDER_FUNCTION, file=FILE_TRIGGERS, summary=f"queue {event}s on {table} for {t.name}",
-                probe=(("regprocedure", fsig),), function_name=function_name, event=event,
+                probe=(("regprocedure", fsig),), function_name=function_name, event=event, routes=[r.name for r in routes],
                 channel=channel(schema), chunk_rows=CHUNK_ROWS,
-                comment=f"sqlambda outbox trigger {t.name}: queues {event}s on {table} for {route['lambda']}. Generated by sqlambda.",
+                comment=f"sqlambda outbox trigger {t.name}: queues {event}s on {table} for {goes_to}. Generated by sqlambda.",
                 **common,
             )
         else:
             fn = make(
                 f"function {schema}.{function_name}()", "function", "triggers/immediate_function.sql.j2",
                 order=ORDER_FUNCTION, file=FILE_TRIGGERS,
-                summary=f"send {event}s on {table} to {route['lambda']} ({route['mode']}, batches of {t.batch.max_rows})",
+                summary=f"send {event}s on {table} to {route.lambda_name} ({route.mode}, batches of {t.batch.max_rows})",
                 probe=(("regprocedure", fsig),), function_name=function_name, event=event,
-                lambda_name=route["lambda"], qualifier=route["qualifier"], mode=route["mode"],
+                lambda_name=route.lambda_name, qualifier=route.qualifier, mode=route.mode,
                 max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes, concurrency=t.batch.concurrency,
                 bundle=ctx["bundle"](["sqlambda_triggers"]),
-                comment=f"sqlambda immediate trigger {t.name}: sends {event}s on {table} to {route['lambda']}. Generated by sqlambda.",
+                comment=f"sqlambda immediate trigger {t.name}: sends {event}s on {table} to {route.lambda_name}. Generated by sqlambda.",
                 **common,
             )
         out.append(fn)
@@ -159,14 +173,49 @@ def _trigger(ctx: dict, i: int, t: Trigger) -> list[Artifact]:
     return out
 
 
+def _send(ctx: dict) -> list[Artifact]:
+    """``send_after_commit``: its routes (every spec function and sink), the policies admitting the
+    members of each target's roles, and the function (see outbox/send_function.sql.j2)."""
+    spec: Spec = ctx["spec"]
+    schema = ctx["schema"]
+    out: list[Artifact] = []
+    targets = spec.send_targets()
+    if not targets:
+        raise RenderError("send_after_commit: true needs a target: a spec function or sink to send to")
+    for r in targets:
+        name = r.name.split(":", 1)[1]
+        out.append(_route(ctx, r, "", f"send_after_commit({name!r}, ...) -> {_describe(r)}"))
+        policy = _check_name(f"send_{name}", f"send target {name}")
+        out.append(ctx["artifact"](
+            f"policy {policy} on {schema}.outbox", "policy", "outbox/policy.sql.j2", order=ORDER_POLICY,
+            file=FILE_TRIGGERS, summary=f"members of {', '.join(r.roles) or 'no role'} may send_after_commit to {name}",
+            probe=(("policy", f'{policy} ON "{schema}"."outbox"'),), replace="recreate",
+            schema=schema, policy=policy, routes=[r.name], events=["call"], table_schema=None, table_name=None,
+            roles=list(r.roles), requires=(f"table {schema}.outbox",),
+        ))
+    roles = sorted({role for r in targets for role in r.roles})
+    sig = f'"{schema}".send_after_commit(text,jsonb,text)'
+    out.append(ctx["artifact"](
+        f"function {schema}.send_after_commit(text,jsonb,text)", "function", "outbox/send_function.sql.j2",
+        order=ORDER_FUNCTION, file=FILE_TRIGGERS,
+        summary=f"send_after_commit(target, payload, key): queue a call or record, sent after commit ({len(targets)} targets)",
+        probe=(("regprocedure", sig),), schema=schema, channel=channel(schema), roles=roles,
+        targets=[dict(name=r.name.split(":", 1)[1], route=r.name, roles=list(r.roles)) for r in targets],
+        interface="(text, jsonb, text) RETURNS void",
+    ))
+    return out
+
+
 def render_triggers(loaded: Any, ctx: dict) -> list[Artifact]:
     """Pure: the spec's triggers (ctx['spec']) -> artifacts; [] without triggers."""
     spec: Spec = ctx["spec"]
-    if not spec.triggers:
+    if not spec.triggers and not spec.send_after_commit:
         return []
     out: list[Artifact] = []
-    if any(t.delivery == "outbox" for t in spec.triggers):
+    if any(t.delivery == "outbox" for t in spec.triggers) or spec.send_after_commit:
         out += _tables(ctx)
     for i, t in enumerate(spec.triggers):
         out += _trigger(ctx, i, t)
+    if spec.send_after_commit:
+        out += _send(ctx)
     return out

@@ -158,6 +158,7 @@ $do$;
 
 -- function sqlambda.outbox_claim(integer,timestamptz)
 DROP FUNCTION IF EXISTS "sqlambda".outbox_claim(integer, timestamptz);
+DROP FUNCTION IF EXISTS "sqlambda".outbox_route_gate(text);
 
 -- table sqlambda.outbox_route
 DROP TABLE IF EXISTS "sqlambda".outbox_route;
