@@ -228,3 +228,46 @@ def test_modernize_entries_are_checked_with_positions():
     assert any(p.startswith("s.yaml:6:15:") and "function" in p for p in problems), problems
     assert any(p.startswith("s.yaml:12:13:") and "canary" in p for p in problems), problems
     assert any(p.startswith("s.yaml:13:15:") and "already used by modernize[0]" in p for p in problems), problems
+
+
+def test_iam_policy_grants_each_sink_its_one_write_action_on_exactly_its_arn():
+    spec = load_spec_file(resources.examples() / "streams.yaml").spec
+    policy = iam_policy(spec, account_id="111122223333", region="eu-west-1")
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["SqlambdaKinesis"]["Action"] == ["kinesis:PutRecords"]
+    assert by_sid["SqlambdaKinesis"]["Resource"] == ["arn:aws:kinesis:eu-west-1:111122223333:stream/order-changes"]
+    assert by_sid["SqlambdaSqs"]["Resource"] == ["arn:aws:sqs:eu-west-1:111122223333:shipments.fifo"]
+    assert by_sid["SqlambdaSqs"]["Action"] == ["sqs:GetQueueUrl", "sqs:SendMessage"]
+    assert by_sid["SqlambdaFirehose"]["Resource"] == ["arn:aws:firehose:eu-west-1:111122223333:deliverystream/audit-archive"]
+    assert by_sid["SqlambdaEvents"]["Resource"] == ["arn:aws:events:eu-west-1:111122223333:event-bus/default"]
+    assert by_sid["SqlambdaInvoke"]["Resource"] == ["arn:aws:lambda:eu-west-1:111122223333:function:echo"]
+    # a sink nothing sends to (no trigger, no send_after_commit) gets no permission; a queue URL
+    # names its own account
+    text = ("project: p\nsinks:\n  - {name: q, kind: sqs, target: 'https://sqs.eu-west-1.amazonaws.com/444455556666/jobs'}\n"
+            "  - {name: unused, kind: kinesis, target: idle}\ntriggers:\n  - {name: t, table: x, sink: q}\n")
+    spec = load_spec_text(text, "s.yaml")
+    assert iam_policy(spec, account_id="111122223333", region="eu-west-1")["Statement"] == [
+        {"Sid": "SqlambdaSqs", "Effect": "Allow", "Action": ["sqs:GetQueueUrl", "sqs:SendMessage"],
+         "Resource": ["arn:aws:sqs:eu-west-1:444455556666:jobs"]}]
+
+
+def test_sink_mistakes_are_reported_at_their_line_and_column():
+    text = ("project: p\n"
+            "functions:\n  - {name: f, lambda: echo}\n"
+            "sinks:\n"
+            "  - {name: s, kind: kinesis, target: 'no spaces allowed'}\n"
+            "  - {name: f, kind: sqs, target: q}\n"
+            "  - {name: k, kind: pulsar, target: x}\n"
+            "triggers:\n"
+            "  - {name: t1, table: a, sink: nope}\n"
+            "  - {name: t2, table: b, sink: s, delivery: immediate}\n"
+            "  - {name: t3, table: c, lambda: echo, key: [id]}\n"
+            "  - {name: t4, table: d}\n")
+    problems = _problems(text)
+    text_of = "\n".join(problems)
+    assert "s.yaml:5:5: sinks[0]: target 'no spaces allowed' is not a kinesis name or ARN" in text_of
+    assert "s.yaml:7:" in text_of and "sinks[2].kind" in text_of
+    assert "sinks[1].name: sink name 'f' is already used by functions[0]" in text_of
+    assert "s.yaml:9:" in text_of and "unknown sink 'nope'" in text_of
+    assert "needs delivery: outbox" in text_of and "this trigger has no 'sink'" in text_of
+    assert "a trigger names where its events go" in text_of
