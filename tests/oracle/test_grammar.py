@@ -70,7 +70,10 @@ def _specs() -> dict[str, object]:
         out[f"coverage-{version or 'default'}"] = types.SimpleNamespace(
             spec=Spec.model_validate(data), path="coverage.yaml", checksum="c" * 64)
     for example in sorted(resources.examples().glob("*.yaml")):
-        out[example.stem] = load_spec_file(str(example))
+        loaded = load_spec_file(str(example))
+        if any(t.sink for t in loaded.spec.triggers):
+            continue  # sinks are PostgreSQL-only: Oracle refuses the spec at render (a golden shows it)
+        out[example.stem] = loaded
     return out
 
 

@@ -72,6 +72,7 @@ def _spec(endpoint: str, **extra) -> Spec:
             {"name": "sqlambda_t_async", "lambda": "echo", "mode": "async"},
         ],
         "triggers": extra.get("triggers", []),
+        "send_after_commit": extra.get("send_after_commit", False),
     })
 
 
@@ -216,6 +217,28 @@ def test_outbox_queues_in_the_transaction_and_drains(target, conn, endpoint, ord
         with pytest.raises(InstallError, match="still holds 1 events"):
             _install(target, conn, _spec(endpoint))
         cur.execute("BEGIN :n := SQLAMBDA_OUTBOX_PKG.drain; END;", n=out)
+    finally:
+        cur.execute("DELETE FROM SQLAMBDA_OUTBOX")
+        conn.commit()
+        _install(target, conn, _spec(endpoint))
+
+
+def test_send_after_commit_sends_only_committed_calls(target, conn, endpoint):
+    _install(target, conn, _spec(endpoint, send_after_commit=True))
+    cur = conn.cursor()
+    try:
+        cur.execute("BEGIN send_after_commit('sqlambda_t_echo', '{\"n\": 1}'); END;")
+        conn.rollback()
+        assert _scalar(conn, "SELECT COUNT(*) FROM SQLAMBDA_OUTBOX") == 0
+        cur.execute("BEGIN send_after_commit('sqlambda_t_echo', '{\"n\": 2}'); END;")
+        conn.commit()
+        assert _scalar(conn, "SELECT COUNT(*) FROM SQLAMBDA_OUTBOX WHERE trigger_name = 'send:sqlambda_t_echo'") == 1
+        assert _scalar(conn, "SELECT SQLAMBDA_OUTBOX_PKG.drain FROM dual") == 1
+        assert _scalar(conn, "SELECT COUNT(*) FROM SQLAMBDA_OUTBOX") == 0
+        with pytest.raises(Exception, match="ORA-20404"):
+            cur.execute("BEGIN send_after_commit('nope', '{}'); END;")
+        with pytest.raises(Exception, match="ORA-20022"):
+            cur.execute("BEGIN send_after_commit('sqlambda_t_echo', 'not json'); END;")
     finally:
         cur.execute("DELETE FROM SQLAMBDA_OUTBOX")
         conn.commit()

@@ -17,8 +17,18 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from sqlambda.delivery.records import (LIMITS, Record, RecordSink, as_record, cut, cut_positions, deliver, partition_key,
-                                      record_size, sqs_id)
+from sqlambda.delivery.records import (
+    LIMITS,
+    Record,
+    RecordSink,
+    as_record,
+    cut,
+    cut_positions,
+    deliver,
+    partition_key,
+    record_size,
+    sqs_id,
+)
 
 
 def rec(i: int, size: int = 100, key: str | None = None) -> Record:

@@ -11,7 +11,6 @@ send_after_commit sends on commit and nothing on rollback.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 
 import boto3

@@ -29,7 +29,7 @@ from sqlambda import resources
 from sqlambda.artifacts import Artifact, check_unique
 from sqlambda.delivery import envelope
 from sqlambda.errors import RenderError
-from sqlambda.spec.model import Function, Spec, Trigger
+from sqlambda.spec.model import Function, Retry, Spec, Trigger
 from sqlambda.templates import oracle_literal, split_statements
 from sqlambda.templates import render as render_template
 
@@ -57,10 +57,13 @@ REGISTRY = "SQLAMBDA_INSTALLED"
 MODERNIZE = "SQLAMBDA_MODERNIZE"
 MODERNIZE_CALLS = "SQLAMBDA_MODERNIZE_CALL"
 MODERNIZE_PKG = "SQLAMBDA_MODERNIZE_PKG"
+SEND = "SEND_AFTER_COMMIT"
+#: send_after_commit's door procedure of one target: this prefix + the function's name
+SEND_DOOR = "SQLAMBDA_SEND$"
 REGISTRY_LOG = "SQLAMBDA_INSTALL_LOG"
 GENERIC = ("AWSLAMBDA_FN", "AWSLAMBDA_FN_ASYNC", "AWSLAMBDA_PROC", "AWSLAMBDA_FN_CLOB", "AWSLAMBDA_FN_ASYNC_CLOB")
 RESERVED = {JAVA_PKG, RT_PKG, QUEUE, DEAD, OUTBOX_PKG, DRAIN_JOB, REGISTRY, REGISTRY_LOG, MODERNIZE, MODERNIZE_CALLS,
-            MODERNIZE_PKG, *GENERIC}
+            MODERNIZE_PKG, SEND, *GENERIC}
 
 
 @dataclass(frozen=True)
@@ -522,13 +525,14 @@ def _trigger_target(spec: Spec, t: Trigger) -> str:
 
 
 def _triggers(spec: Spec, names: Names) -> list[Artifact]:
-    if not spec.triggers:
+    if not spec.triggers and not spec.send_after_commit:
         return []
     arts: list[Artifact] = []
     queue, dead, pkg = names.obj(QUEUE), names.obj(DEAD), names.obj(OUTBOX_PKG)
     rt = names.obj(RT_PKG)
     outbox = [t for t in spec.triggers if t.delivery == "outbox"]
-    if outbox:
+    sends = spec.functions if spec.send_after_commit else []
+    if outbox or sends:
         arts.append(Artifact(
             key=f"table {names.label(QUEUE)}", kind="table",
             statements=_statements("outbox_tables.sql.j2", queue=queue, queue_pk=oracle_ident(QUEUE + "_PK"),
@@ -548,8 +552,16 @@ def _triggers(spec: Spec, names: Names) -> list[Artifact]:
             dict(name=t.name, table_name=t.table, lambda_name=_trigger_target(spec, t), mode=spec.route(t).mode,
                  max_rows=t.batch.max_rows, max_bytes=t.batch.max_bytes,
                  envelope_bytes=envelope_bytes(t.table, t.name), max_attempts=t.retry.max_attempts,
-                 base_delay_ms=t.retry.base_delay_ms, max_delay_ms=t.retry.max_delay_ms)
+                 base_delay_ms=t.retry.base_delay_ms, max_delay_ms=t.retry.max_delay_ms, raw=False)
             for t in outbox
+        ]
+        # send_after_commit rows: the payload as it is, one call a row, in the function's mode
+        drain_triggers += [
+            dict(name=f"send:{f.name}", table_name="send_after_commit", lambda_name=lambda_name(f.lambda_, f.qualifier),
+                 mode=f.mode, max_rows=1, max_bytes=ASYNC_LIMIT if f.mode == "async" else SYNC_LIMIT, envelope_bytes=0,
+                 max_attempts=Retry().max_attempts, base_delay_ms=Retry().base_delay_ms, max_delay_ms=Retry().max_delay_ms,
+                 raw=True)
+            for f in sends
         ]
         arts.append(_package(OUTBOX_PKG, names, 65, _statements(
             "outbox_package.sql.j2", pkg=pkg, queue=queue, dead=dead, rt=rt, triggers=drain_triggers,
@@ -566,6 +578,7 @@ def _triggers(spec: Spec, names: Names) -> list[Artifact]:
                 order=80, replace="statements", probe=(("type", "JOB"), ("name", DRAIN_JOB)),
                 summary=f"DBMS_SCHEDULER job draining the outbox every {SCHEDULER_INTERVAL_SECONDS}s",
             ))
+    arts += _send_after_commit(spec, names, sends)
     for t in spec.triggers:
         if "concurrency" in t.batch.model_fields_set and t.batch.concurrency > 1:
             # PL/SQL has no way to keep several UTL_HTTP/Java calls open at once from one session
@@ -598,6 +611,29 @@ def _triggers(spec: Spec, names: Names) -> list[Artifact]:
             order=70, replace="statements", probe=(("type", "TRIGGER"), ("name", t.name.upper())),
             summary=f"{t.delivery} compound trigger on {t.table} ({', '.join(t.events)})",
         ))
+    return arts
+
+
+def _send_after_commit(spec: Spec, names: Names, sends: list) -> list[Artifact]:
+    """send_after_commit on Oracle: one door procedure per spec function (granted to its roles) and
+    the dispatcher (granted to every role of a door). Sinks are PostgreSQL-only, so only functions."""
+    if not sends:
+        return []
+    queue = names.obj(QUEUE)
+    arts: list[Artifact] = []
+    targets = []
+    for f in sends:
+        door = SEND_DOOR + f.name.upper()
+        targets.append(dict(name=f.name, door=oracle_ident(door)))
+        arts.append(_function_artifact(door, names, 66, _statements(
+            "send_target.sql.j2", proc=names.obj(door), queue=queue, route=f"send:{f.name}", target_name=f.name),
+            f"send_after_commit door to {f.name}", kind="PROCEDURE"))
+        arts += [_grant(door, r, names, 67) for r in f.roles]
+    arts.append(_function_artifact(SEND, names, 68, _statements("send_after_commit.sql.j2", proc=names.obj(SEND),
+                                                                targets=targets),
+                                   f"send_after_commit(target, payload): {len(targets)} targets, sent after commit",
+                                   kind="PROCEDURE"))
+    arts += [_grant(SEND, r, names, 69) for r in sorted({r for f in sends for r in f.roles})]
     return arts
 
 

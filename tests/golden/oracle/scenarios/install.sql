@@ -2970,7 +2970,8 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
   -- One batch; returns events delivered (0: nothing due), or -1 when the batch failed.
   FUNCTION drain_batch(p_trigger VARCHAR2, p_table VARCHAR2, p_fn VARCHAR2, p_async BOOLEAN,
                        p_max_rows PLS_INTEGER, p_max_bytes NUMBER,
-                       p_max_attempts PLS_INTEGER, p_base_ms NUMBER, p_max_ms NUMBER) RETURN NUMBER IS
+                       p_max_attempts PLS_INTEGER, p_base_ms NUMBER, p_max_ms NUMBER,
+                       p_raw BOOLEAN DEFAULT FALSE) RETURN NUMBER IS
     PRAGMA AUTONOMOUS_TRANSACTION;
     CURSOR c_due IS
       SELECT id, op, idempotency_key, payload
@@ -3001,6 +3002,10 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
       RETURN 0;
     END IF;
     FOR i IN 1 .. v_ids.COUNT LOOP
+      IF p_raw THEN
+        v_n := 1;  -- a send_after_commit payload: one call, as it is
+        EXIT;
+      END IF;
       v_size := "SQLAMBDA_RT".byte_length(v_docs(i)) + 50;
       -- One operation per batch, within max_bytes (a lone oversized event still goes alone).
       EXIT WHEN v_n > 0 AND (v_ops(i) <> v_ops(1) OR v_bytes + v_size > p_max_bytes);
@@ -3017,10 +3022,15 @@ CREATE OR REPLACE PACKAGE BODY "SQLAMBDA_OUTBOX_PKG" AS
     v_env.put('records', v_batch);
     BEGIN
       -- the route's mode, as on every target: sync sees the function's error, async only Lambda's 202
-      IF p_async THEN
-        v_status := "SQLAMBDA_RT".invoke_async_clob(p_fn, v_env.to_clob());
+      IF p_raw THEN
+        v_result := v_docs(1);
       ELSE
-        v_result := "SQLAMBDA_RT".invoke_sync_clob(p_fn, v_env.to_clob());
+        v_result := v_env.to_clob();
+      END IF;
+      IF p_async THEN
+        v_status := "SQLAMBDA_RT".invoke_async_clob(p_fn, v_result);
+      ELSE
+        v_result := "SQLAMBDA_RT".invoke_sync_clob(p_fn, v_result);
       END IF;
     EXCEPTION
       WHEN OTHERS THEN
