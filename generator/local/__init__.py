@@ -1,7 +1,9 @@
 """``sqlambda local``: a Docker-free local AWS stack that really executes Lambda handlers.
 
 moto (server mode, in-process) serves the AWS APIs; sqlambda serves Invoke and runs handlers in
-warm ``awslambdaric`` workers (see ``server``, ``invoke``, ``runtime``, ``faults``). This module
+warm ``awslambdaric`` workers, runs the Kinesis and SQS event source mappings, and injects faults
+into Invoke and into the services' data plane (see ``server``, ``invoke``, ``runtime``, ``esm``,
+``faults``, ``service_faults``). This module
 owns :class:`LocalStack`, the handle scripts and tests use to start the stack as a subprocess,
 reach it and stop it. Everything else talks to the stack only through its endpoint URL, so the
 same code runs against real AWS.

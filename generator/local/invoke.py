@@ -3,7 +3,8 @@
 Owns AWS's Invoke semantics: RequestResponse (200 + result, or 200 + ``X-Amz-Function-Error``),
 Event (202 at once, run afterwards), DryRun (204), LogType=Tail (last 4 KB of the log, base64, in
 ``X-Amz-Log-Result``), qualifiers (versions and aliases, 404 when unknown), payload quotas (413),
-non-JSON bodies (400), reserved concurrency (429 with its Reason) and the injected faults. Function
+non-JSON bodies (400), reserved concurrency (429 with its Reason) and the injected faults, for
+Invoke requests and for the stack's own event source mappings (``invoke_sync``). Function
 definitions come from moto's Lambda backend in the same process; handlers run in ``runtime`` pools.
 Must not serve other AWS APIs (moto does) nor manage processes directly (``runtime`` does).
 """
@@ -180,14 +181,29 @@ class InvokeService:
         if parsed["region"] and parsed["region"] != region:
             return _error(404, "ResourceNotFoundException",
                           f"Functions from '{parsed['region']}' are not reachable in this region ('{region}')")
-        name, qualifier = parsed["name"], parsed["qualifier"] or qualifier
-        account = parsed["account"] or account
-        itype = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
-        log_type = environ.get("HTTP_X_AMZ_LOG_TYPE", "None")
-        client_context = environ.get("HTTP_X_AMZ_CLIENT_CONTEXT")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         payload = environ["wsgi.input"].read(length) if length else b""
+        return self._invoke(parsed["account"] or account, region, parsed["name"], parsed["qualifier"] or qualifier, payload,
+                            itype=environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse"),
+                            log_type=environ.get("HTTP_X_AMZ_LOG_TYPE", "None"),
+                            client_context=environ.get("HTTP_X_AMZ_CLIENT_CONTEXT"), sock=environ.get("werkzeug.socket"))
 
+    def invoke_sync(self, account: str, region: str, name: str, qualifier: str | None,
+                    payload: bytes) -> tuple[int, dict, bytes]:
+        """A RequestResponse Invoke from inside the stack (event source mappings): the same checks, fault
+        rules, statistics and warm workers as an Invoke request, answered as (status, headers, body).
+        A ``drop`` fault, which has no connection to close here, answers 502 ServiceException."""
+        self.faults.enter(name)
+        try:
+            return self._invoke(account, region, name, qualifier, payload)
+        except _Dropped:
+            return _error(502, "ServiceException", "injected fault: the connection was dropped")
+        finally:
+            self.faults.leave(name)
+
+    def _invoke(self, account: str, region: str, name: str, qualifier: str | None, payload: bytes, *,
+                itype: str = "RequestResponse", log_type: str = "None", client_context: str | None = None,
+                sock: socket.socket | None = None) -> tuple[int, dict, bytes]:
         short = name
         self.faults.count(short, "requests")
         for rule in self.faults.take(short):
@@ -200,7 +216,6 @@ class InvokeService:
             elif rule.kind == "server_error":
                 return _error(rule.status, "ServiceException", "injected fault: service error")
             elif rule.kind == "drop":
-                sock = environ.get("werkzeug.socket")
                 if isinstance(sock, socket.socket):
                     try:
                         sock.shutdown(socket.SHUT_RDWR)
@@ -303,8 +318,12 @@ class InvokeService:
         with self._lock:
             pools = list(self._pools.values())
             self._pools.clear()
-        for p in pools:
-            p.kill_all()
+        # side by side: stopping a worker waits for its Runtime API server's poll (half a second)
+        stoppers = [threading.Thread(target=p.kill_all, daemon=True) for p in pools]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(30)
 
 
 def _int_or_none(v) -> int | None:
