@@ -36,6 +36,7 @@ from sqlambda.errors import InvokeError, SqlambdaError
 #: database, roles and credentials of the throwaway setup (test credentials of the local stack)
 DEMO_DB = "sqlambda_demo"
 PRICING_DB = "sqlambda_pricing"
+STREAMS_DB = "sqlambda_streams"
 SCENARIO_DB = "sqlambda_scenarios"
 DEMO_ROLES = ("app_reader", "app_admin")
 DEMO_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -340,6 +341,23 @@ def _modernize(ctx: DemoContext) -> None:
         ok))
 
 
+def _streams(ctx: DemoContext) -> None:
+    from sqlambda.devkit import streams_demo
+
+    dsn = ctx.cluster.create_database(STREAMS_DB)
+    _set_endpoint(dsn, STREAMS_DB, ctx.stack.endpoint_url)
+    r = streams_demo.run(dsn, ctx.stack.endpoint_url, lambda line: ctx.console.print(line, highlight=False, markup=False))
+    ok = (r.views_expected > 0 and r.views_equal == r.views_expected and r.invocations > 0
+          and r.shipments_received == r.shipments_sent and r.groups_in_order == r.groups > 0
+          and r.archived == ('{"audit": "month closed"}',))
+    ctx.scenarios.append(ScenarioResult(
+        "Event sinks without DMS", f"{r.changes} changes of 3 tables to one Kinesis stream; {r.shipments_sent} shipment "
+        "changes to SQS FIFO; 2 send_after_commit (1 rolled back)",
+        f"{r.views_equal}/{r.views_expected} order views in S3 equal to SQL's join (consumer Lambda through the event "
+        f"source mapping); {r.shipments_received} FIFO messages, {r.groups_in_order}/{r.groups} groups in order; "
+        f"{len(r.archived)} archived line", ok))
+
+
 def _summary(ctx: DemoContext) -> None:
     table = Table(title="Scenarios: what went in, what arrived", title_justify="left", show_lines=True)
     for col in ("", "scenario", "SQL side", "AWS side"):
@@ -361,6 +379,8 @@ STEPS: list[Step] = [
     Step("scenario: read a Kinesis stream from SQL, resuming", _kinesis),
     Step("scenario: move a PL/pgSQL function into a Lambda (modernize: record, scaffold, shadow, cutover, rollback)",
          _modernize),
+    Step("scenario: three tables as an event source: Kinesis to a consumer Lambda's S3 view, SQS FIFO (event sinks)",
+         _streams),
     Step("what happened", _summary),
 ]
 

@@ -21,9 +21,17 @@ ACTIONS = {
     ("kinesis", "list_shards"): "kinesis:ListShards",
     ("kinesis", "get_shard_iterator"): "kinesis:GetShardIterator",
     ("kinesis", "get_records"): "kinesis:GetRecords",
+    ("s3", "get_object"): "s3:GetObject",
+    ("s3", "put_object"): "s3:PutObject",
+    ("s3", "delete_object"): "s3:DeleteObject",
 }
+#: what Lambda's event source mapping needs of the function's role to read a stream for it (AWS's
+#: AWSLambdaKinesisExecutionRole, without the account-wide ListStreams and the enhanced fan-out
+#: SubscribeToShard): the code makes none of these calls itself
+ESM_KINESIS = {"kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+               "kinesis:GetShardIterator", "kinesis:ListShards"}
 LOG_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
-CALL = re.compile(r"\b(cloudwatch|firehose|kinesis|client)\.([a-z_]+)\b")
+CALL = re.compile(r"\b(cloudwatch|firehose|kinesis|s3|client)\.([a-z_]+)\b")
 
 
 def _calls(name: str) -> set[str]:
@@ -48,6 +56,9 @@ def test_policy_allows_exactly_the_calls_the_code_makes(name):
         assert st["Effect"] == "Allow"
         actions = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
         assert all("*" not in a for a in actions), f"{name}: wildcard action in {st}"
+        if st.get("Sid") == "EventSourceKinesis":
+            assert set(actions) == ESM_KINESIS and st["Resource"].endswith(":stream/${STREAM_NAME}")
+            continue
         allowed.update(actions)
     assert allowed - LOG_ACTIONS == _calls(name)
     assert LOG_ACTIONS <= allowed  # it can write its own logs
@@ -66,7 +77,7 @@ def test_resources_are_scoped(name):
 
 def test_placeholders_are_the_documented_ones():
     known = {"Partition", "Region", "AccountId", "FunctionName", "METRIC_NAMESPACE", "DELIVERY_STREAM_NAME",
-             "STREAM_NAME_PATTERN"}
+             "STREAM_NAME_PATTERN", "STREAM_NAME", "VIEW_BUCKET", "VIEW_PREFIX"}
     for name in available():
         text = (resources.folder("lambdas") / name / "policy.json").read_text()
         assert set(re.findall(r"\$\{([A-Za-z_]+)\}", text)) <= known
