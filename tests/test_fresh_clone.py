@@ -74,7 +74,7 @@ def test_the_two_readme_commands_work_with_stock_python(clone):
 
     demo, t_demo = _dev(clone, "demo")
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert "10/10 calls and 4/4 scenarios as expected" in demo.stdout + demo.stderr
+    assert "10/10 calls and 5/5 scenarios as expected" in demo.stdout + demo.stderr
 
     tests, t_tests = _dev(clone, "test", "tests/spec", "-q", "-p", "no:cacheprovider")
     assert tests.returncode == 0 and " passed" in tests.stdout, tests.stdout[-3000:] + tests.stderr[-3000:]

@@ -129,7 +129,7 @@ def run(dsn: str, endpoint_url: str, say: Callable[[str], None], timeout: float 
     _prepare(dsn, endpoint_url)
     changes = _changes(dsn)
     status = api.outbox_status(dsn)
-    for d in status.sinks:
+    for d in (d for d in status.sinks if d.depth):
         say(f"  queued for {d.kind} {d.target}: {d.depth} event(s)")
     stats = api.drain(dsn, endpoint_url=endpoint_url)
     say(f"  drained: {stats.delivered} records and calls in {stats.batches} batches")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 KINDS = ("latency", "throttle", "server_error", "drop")
-SERVICE_KINDS = ("partial", "throttle", "server_error")
+SERVICE_KINDS = ("partial", "throttle", "server_error", "latency")
 #: the services whose data-plane calls service rules can fail, as ``Service.Operation`` names them
 SERVICES = ("Kinesis", "Firehose", "SQS", "EventBridge")
 #: the batch actions a ``partial`` rule applies to: some records fail, the others are stored
@@ -54,6 +54,7 @@ class ServiceRule:
     status: int = 500
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random, repr=False)
+    ms: int = 0
 
     def failed_positions(self, n: int) -> list[int]:
         """Which of ``n`` records fail: round(fraction × n) of them (halves up), picked at random."""
@@ -148,7 +149,7 @@ class FaultTable:
 
     # -- service rules --------------------------------------------------------------------------
     def add_service(self, action: str, kind: str, count: int | None, fraction: float = 0.0, status: int = 500,
-                    seed: int | None = None) -> None:
+                    seed: int | None = None, ms: int = 0) -> None:
         check_action(action)
         if kind not in SERVICE_KINDS:
             raise ValueError(f"unknown service fault kind {kind!r}; one of {', '.join(SERVICE_KINDS)}")
@@ -161,7 +162,9 @@ class FaultTable:
             raise ValueError("server_error status must be 5xx")
         if count is not None and count < 1:
             raise ValueError("count must be at least 1 (or absent: every request)")
-        rule = ServiceRule(kind, count, float(fraction), status, seed, random.Random(seed))
+        if kind == "latency" and not 0 <= ms <= 60_000:
+            raise ValueError("latency ms must be between 0 and 60000")
+        rule = ServiceRule(kind, count, float(fraction), status, seed, random.Random(seed), int(ms))
         with self._lock:
             self._service_rules.setdefault(action, []).append(rule)
 
@@ -269,6 +272,11 @@ class FaultClient:
     def server_error_service(self, action: str, count: int | None = 1, status: int = 500) -> None:
         """The next ``count`` requests of ``action`` fail whole with a ``status`` (5xx) internal failure."""
         self._add_service(action, "server_error", count, status=status)
+
+    def latency_service(self, action: str, ms: int, count: int | None = None) -> None:
+        """The next ``count`` requests (None: all) of ``action`` wait ``ms`` milliseconds, then go on
+        as usual (a far region, a slow network): for benchmarks that must not run on loopback speed."""
+        self._add_service(action, "latency", count, ms=ms)
 
     def clear_service(self, action: str) -> None:
         """Clear one action's rules and counters."""

@@ -313,7 +313,7 @@ class Front:
                 if "action" in req:
                     seed = None if req.get("seed") is None else int(req["seed"])
                     self.faults.add_service(req["action"], req["kind"], count, float(req.get("fraction") or 0),
-                                            int(req.get("status") or 500), seed)
+                                            int(req.get("status") or 500), seed, int(req.get("ms") or 0))
                 else:
                     self.faults.add(req["function"], req["kind"], count, int(req.get("ms") or 0), int(req.get("status") or 500))
                 out = {"ok": True}

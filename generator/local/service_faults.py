@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Callable
@@ -62,6 +63,9 @@ class ServiceFaults:
         if rule is None:
             return environ, None
         self.faults.count_service(action, "faults")
+        if rule.kind == "latency":
+            time.sleep(rule.ms / 1000.0)
+            return environ, None
         environ, _ = _read_body(environ)  # the rule's answer may quote the request (a stream's name)
         ctx = _Context(environ, service, operation, query_params is not None)
         if rule.kind == "throttle":

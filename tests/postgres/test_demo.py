@@ -51,17 +51,19 @@ def test_sqlambda_demo_runs_end_to_end():
     assert by_label["typed wrapper -> text"]["result"] == "OK"
     assert by_label["an error, caught: unknown function"]["result"].startswith("ERROR [42883]")
     assert f"[5/{len(demo.STEPS)}] call Lambda from SQL" in res.stderr  # progress goes to stderr in --json mode
-    # the four scenarios ran and each saw on the AWS side what SQL sent
+    # the five scenarios ran and each saw on the AWS side what SQL sent
     assert [(x["scenario"], x["ok"]) for x in doc["scenarios"]] == [
         ("CloudWatch metrics", True), ("Firehose to Redshift", True), ("Kinesis reads", True),
-        ("Modernize price_quote()", True)]
+        ("Modernize price_quote()", True), ("Event sinks without DMS", True)]
     assert "60 equal to their reading" in doc["scenarios"][0]["seen"]
     assert "(25 insert, 5 update, 2 delete)" in doc["scenarios"][1]["seen"]
     assert "170 rows read" in doc["scenarios"][2]["seen"]
     assert "2 seeded mismatch(es) found, then 8/8 match" in doc["scenarios"][3]["seen"]
     assert "rollback exact" in doc["scenarios"][3]["seen"]
+    assert "6/6 order views in S3 equal to SQL's join" in doc["scenarios"][4]["seen"]
+    assert "4/4 groups in order" in doc["scenarios"][4]["seen"]
     # the human rendering shows the same calls, and cleans up after itself
     human = subprocess.run([exe, "demo"], capture_output=True, text=True, timeout=300, env={**env, "COLUMNS": "200"})
     assert human.returncode == 0, human.stdout + human.stderr
-    assert "SQL calls through the bridge" in human.stdout and f"{len(demo.CALLS)}/{len(demo.CALLS)} calls and 4/4 scenarios as expected" in human.stdout
+    assert "SQL calls through the bridge" in human.stdout and f"{len(demo.CALLS)}/{len(demo.CALLS)} calls and 5/5 scenarios as expected" in human.stdout
     assert "Scenarios: what went in, what arrived" in human.stdout
