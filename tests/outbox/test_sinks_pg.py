@@ -249,8 +249,31 @@ def test_send_after_commit_sends_on_commit_and_nothing_on_rollback(db):
     assert [b for b in rec.batches()] == [{"hello": "after commit"}]
 
 
+def test_status_shows_depth_and_lag_per_destination(db):
+    dsn = db["dsn"]
+    sql(dsn, "INSERT INTO customers SELECT g, 'c' FROM generate_series(1, 7) g",
+        "INSERT INTO orders SELECT g, 1, 'new' FROM generate_series(1, 5) g",
+        "INSERT INTO shipments SELECT g, 'packed' FROM generate_series(1, 3) g")
+    st = outbox.status(dsn)
+    by = {(d.kind, d.target.rsplit("/", 1)[-1]): d for d in st.sinks}
+    kinesis = by[("kinesis", db["stream"])]
+    assert kinesis.depth == 12 and set(kinesis.routes) >= {"customers_cdc", "orders_cdc", "items_cdc"}
+    assert kinesis.lag_seconds is not None and kinesis.lag_seconds >= 0
+    assert by[("sqs", db["fifo_url"].rsplit("/", 1)[-1])].depth == 3
+    assert {d["kind"] for d in st.to_dict()["sinks"]} >= {"kinesis", "sqs"}
+    assert outbox.drain(dsn).ok and all(d.depth == 0 for d in outbox.status(dsn).sinks)
+
+
 def test_send_after_commit_refuses_strangers_and_unknown_targets_also_by_hand(db):
     dsn = db["dsn"]
+    with psycopg.connect(dsn) as conn:
+        # nobody but the owner can hold an ordered route (the drainers' per-route lock) or call its gate
+        for statement in ("SELECT * FROM sqlambda.outbox_route FOR UPDATE",
+                          "SELECT sqlambda.outbox_route_gate('customers_cdc')"):
+            conn.execute("SET ROLE sink_stranger")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.rollback()
     with psycopg.connect(dsn) as conn:
         conn.execute("SET ROLE sink_stranger")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -398,6 +421,7 @@ def test_each_rows_order_holds_with_two_drainers_and_records_failing_at_random(d
     sql(dsn, "INSERT INTO orders SELECT g, g, 's0' FROM generate_series(1, 200) g")
     for i in range(1, 10):
         sql(dsn, f"UPDATE orders SET status = 's{i}'")
+    faults.throttle_service("Kinesis.PutRecords", count=3)  # whole requests throttled first, then partial failures
     faults.partial("Kinesis.PutRecords", 0.34, seed=7)
     results = []
     runs = [threading.Thread(target=lambda: results.append(outbox.drain(dsn, workers=2))) for _ in range(2)]
@@ -405,6 +429,8 @@ def test_each_rows_order_holds_with_two_drainers_and_records_failing_at_random(d
         r.start()
     for r in runs:
         r.join(300)
+    hit = faults.service_stats("Kinesis.PutRecords")
+    assert hit["throttled"] == 3 and hit["records_failed"] > 0
     faults.clear()
     results.append(outbox.drain(dsn))  # what waited for its backoff when the runs ended
     assert queue_counts(dsn) == (0, 0) and all(r.dead == 0 for r in results)
