@@ -62,7 +62,10 @@ def test_nothing_is_granted_to_public_unless_the_spec_says_so():
     for example in sorted(resources.examples().glob("*.yaml")):
         from sqlambda.spec.loader import load_spec_file
 
-        for st in (s for a in render(load_spec_file(str(example))).artifacts for s in a.statements):
+        loaded = load_spec_file(str(example))
+        if any(t.sink for t in loaded.spec.triggers):
+            continue  # sinks are PostgreSQL-only: Oracle refuses the spec at render (tests/golden shows it)
+        for st in (s for a in render(loaded).artifacts for s in a.statements):
             assert not re.search(r"\bTO\s+\"?PUBLIC\b|PUBLIC\s+SYNONYM", st, re.I), (example.name, st[:200])
     granted = [st for st in _statements({"oracle": {"generic_roles": ["PUBLIC"]}}) if st.startswith("GRANT")]
     assert sorted(granted) == sorted(f'GRANT EXECUTE ON "{n}" TO PUBLIC' for n in R.GENERIC)
