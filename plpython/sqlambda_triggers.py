@@ -32,9 +32,10 @@ SOURCE = "sqlambda"
 ENVELOPE_FIELDS = ("source", "trigger", "table", "operation", "records")
 #: one change event (a record of ``records``), in order
 RECORD_FIELDS = ("idempotency_key", "txid", "ts", "new", "old")
-#: what a sink record's envelope (one event a record) adds, before ``records``: the database and
-#: the event's position in the outbox (for the changes of one row, their commit order)
-SINK_FIELDS = ("database", "position")
+#: what a sink record's envelope (one event a record) adds, before ``records``: the database, the
+#: event's position in the outbox (for the changes of one row, their commit order) and, for a
+#: send_after_commit record (operation "call"), the role that sent it
+SINK_FIELDS = ("database", "position", "sender")
 
 
 class OversizeRecord(Exception):

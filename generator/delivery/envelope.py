@@ -25,7 +25,8 @@ _DESCRIPTIONS = {
     "source": "Always \"sqlambda\": who produced the event.",
     "trigger": "The spec trigger that captured the changes.",
     "table": "The changed table, schema-qualified.",
-    "operation": "insert, update or delete: every record of a batch has this operation.",
+    "operation": "insert, update or delete: every record of a batch has this operation (call: a "
+                 "send_after_commit record on a sink).",
     "records": "The changed rows, in the order the statement changed them.",
     "idempotency_key": "The same for every delivery of one event and unique across events: de-duplicate on it.",
     "txid": "The id of the transaction that made the change, as text.",
@@ -35,6 +36,7 @@ _DESCRIPTIONS = {
     "database": "Sink records only: the database the change was made in.",
     "position": "Sink records only: the event's place in the outbox queue; for the changes of one row it "
                 "increases in their commit order (compare positions of one key only).",
+    "sender": "send_after_commit records only (operation \"call\"): the role that sent it; the payload is the record's new.",
 }
 
 
@@ -64,10 +66,11 @@ def json_schema() -> dict:
         "source": {"const": source},
         "trigger": {"type": "string"},
         "table": {"type": "string"},
-        "operation": {"enum": ["insert", "update", "delete"]},
+        "operation": {"enum": ["insert", "update", "delete", "call"]},
         "records": {"type": "array", "items": {"$ref": "#/$defs/record"}},
     }
-    sink_types = {"database": {"type": "string"}, "position": {"type": "integer", "minimum": 1}}
+    sink_types = {"database": {"type": "string"}, "position": {"type": "integer", "minimum": 1},
+                  "sender": {"type": "string"}}
     envelope_props.update({name: dict(sink_types[name]) for name in sink_fields()})
     for props in (record_props, envelope_props):
         for name, prop in props.items():

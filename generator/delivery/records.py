@@ -176,22 +176,20 @@ def _per_record(entries: list[dict]) -> list[Failure | None]:
 
 
 def _request_failure(exc: Exception) -> Failure:
-    """A whole request that failed: throttling, 5xx and the network are transient, the rest permanent."""
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
+    """A whole request that failed. Transient, whatever the reason, except a request the client
+    refused to build (ParamValidationError: the same request can never be sent): throttling, 5xx and
+    the network pass by themselves, and expired or missing credentials, a denied action or a stream
+    that does not exist yet are an operator's to fix, after which the records must still go out.
+    Records are never dead-lettered because their request failed: an outage is lag, not loss."""
+    from botocore.exceptions import ParamValidationError
 
+    if isinstance(exc, ParamValidationError):
+        return Failure("permanent", f"[{type(exc).__name__}] {exc}")
     response = getattr(exc, "response", None)
     if response is None:
-        if isinstance(exc, (BotoConnectionError, HTTPClientError)):  # no answer: endpoint down, timeout, reset
-            return Failure("transient", f"[{type(exc).__name__}] {exc}")
-        # a request the client refused to send (ParamValidationError) or a bug: retrying cannot help
-        return Failure("permanent", f"[{type(exc).__name__}] {exc}")
+        return Failure("transient", f"[{type(exc).__name__}] {exc}")
     error = response.get("Error", {})
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    code = error.get("Code")
-    if code in TRANSIENT_CODES or status >= 500 or status == 429:
-        return Failure("transient", f"[{code}] {error.get('Message', '')}")
-    return Failure("permanent", f"[{code}] {error.get('Message', '')}")
+    return Failure("transient", f"[{error.get('Code')}] {error.get('Message', '')}")
 
 
 class RecordSink:

@@ -167,7 +167,8 @@ def run(dsn: str, endpoint_url: str, say: Callable[[str], None], timeout: float 
         say(f"    shipments FIFO group {group}: {' -> '.join(s for s, _ in groups[group])}")
     say(f"  shipments -> SQS FIFO {QUEUE}: {len(got)} messages in {len(groups)} groups, {in_order} in commit order")
     s3 = _client("s3", endpoint_url)
-    archived = [line for obj in s3.list_objects_v2(Bucket=ARCHIVE).get("Contents", [])
+    archived = [json.dumps(json.loads(line)["records"][0]["new"])  # the payload, inside the record's envelope
+                for obj in s3.list_objects_v2(Bucket=ARCHIVE).get("Contents", [])
                 for line in s3.get_object(Bucket=ARCHIVE, Key=obj["Key"])["Body"].read().decode().splitlines()]
     say(f"  send_after_commit: 1 committed, 1 rolled back -> {len(archived)} line(s) in s3://{ARCHIVE}: {', '.join(archived)}")
     return StreamsDemo(changes=changes, tables=3, views_expected=len(expected), views_equal=equal,

@@ -323,6 +323,8 @@ class Sink(_Strict):
     def _target(self) -> "Sink":
         if not re.match(_SINK_TARGET[self.kind], self.target):
             raise ValueError(f"target {self.target!r} is not a {self.kind} {'queue name or URL' if self.kind == 'sqs' else 'name or ARN'}")
+        if self.source is not None and (self.kind != "eventbridge" or self.source.lower().startswith("aws.")):
+            raise ValueError("'source' is an EventBridge sink's Source, which must not start with 'aws.' (AWS's own)")
         return self
 
     @property
@@ -355,6 +357,9 @@ class Trigger(_Strict):
             raise ValueError("a trigger with a 'sink' needs delivery: outbox (records are sent after commit, by sqlambda drain)")
         if self.key is not None and self.sink is None:
             raise ValueError("'key' orders a sink's records; this trigger has no 'sink'")
+        if self.key is not None and self.columns is not None and set(self.key) - set(self.columns):
+            raise ValueError(f"'key' columns {sorted(set(self.key) - set(self.columns))} are not in 'columns': "
+                             "the records would not carry them")
         if len(set(self.events)) != len(self.events):
             raise ValueError("events must not repeat")
         return self
@@ -576,6 +581,7 @@ def cross_reference_problems(spec: Spec) -> list[tuple[tuple, str]]:
         else:
             sseen[s.name.lower()] = i
     tseen: dict[str, int] = {}
+    ordered_tables: dict[tuple[str, str], int] = {}
     for i, t in enumerate(spec.triggers):
         if t.name.lower() in tseen:
             out.append((("triggers", i, "name"), f"trigger name {t.name!r} is already used by triggers[{tseen[t.name.lower()]}]"))
@@ -587,6 +593,16 @@ def cross_reference_problems(spec: Spec) -> list[tuple[tuple, str]]:
         if getattr(t, "sink", None) is not None and t.sink.lower() not in sseen:
             known = ", ".join(s.name for s in spec.sinks if IDENT_RE.match(s.name)) or "none defined"
             out.append((("triggers", i, "sink"), f"unknown sink {t.sink!r}; expected one of the spec's sinks ({known})"))
+        elif getattr(t, "sink", None) is not None and isinstance(t, Trigger):
+            # one row's changes keep their order only within one route: two triggers of one table
+            # streaming to one ordered sink would be two routes drained independently
+            sink = spec.sinks[sseen[t.sink.lower()]]
+            if sink.kind == "kinesis" or sink.fifo:
+                table = t.table if "." in t.table else "public." + t.table
+                other = ordered_tables.setdefault((table.lower(), sink.name.lower()), i)
+                if other != i:
+                    out.append((("triggers", i, "sink"), f"triggers[{other}] already streams {table} to the ordered sink "
+                                f"{sink.name!r}: merge their events into one trigger, so each row's changes stay in order"))
     mseen: dict[str, int] = {}
     for i, m in enumerate(spec.modernize):
         short = m.short.lower()

@@ -271,3 +271,19 @@ def test_sink_mistakes_are_reported_at_their_line_and_column():
     assert "s.yaml:9:" in text_of and "unknown sink 'nope'" in text_of
     assert "needs delivery: outbox" in text_of and "this trigger has no 'sink'" in text_of
     assert "a trigger names where its events go" in text_of
+
+
+def test_one_rows_order_cannot_be_split_over_two_routes_and_keys_must_be_sent():
+    text = ("project: p\nsinks:\n  - {name: s, kind: kinesis, target: st}\n  - {name: h, kind: firehose, target: fh}\n"
+            "triggers:\n  - {name: a, table: orders, sink: s, events: [insert]}\n"
+            "  - {name: b2, table: public.orders, sink: s, events: [update, delete]}\n"
+            "  - {name: c, table: orders, sink: h}\n  - {name: d, table: orders, sink: h, events: [delete]}\n")
+    problems = "\n".join(_problems(text))
+    assert "s.yaml:7:44: triggers[1].sink: triggers[0] already streams public.orders to the ordered sink 's'" in problems
+    assert "triggers[3]" not in problems  # Firehose keeps no order: two routes are fine
+    text = ("project: p\nsinks:\n  - {name: s, kind: kinesis, target: st}\n"
+            "  - {name: b, kind: eventbridge, target: default, source: aws.events}\n"
+            "triggers:\n  - {name: e, table: x, sink: s, columns: [note], key: [id]}\n")
+    problems = "\n".join(_problems(text))
+    assert "'key' columns ['id'] are not in 'columns'" in problems
+    assert "must not start with 'aws.'" in problems

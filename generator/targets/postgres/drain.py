@@ -144,6 +144,8 @@ def with_dba_settings(conn: Any, routes: list[Route]) -> list[Route]:
 #: with their fields: (id, base, trigger, op, txid, ts, attempts, age in seconds, function errors, n, done)
 _CLAIM = ("SELECT chunk_id, chunk_base, c_trigger, c_op, c_txid, c_ts, c_attempts, c_age, c_function_errors, c_n, c_done "
           "FROM {s}.outbox_claim(%s, %s)")
+#: the same for one ordered route (Kinesis, SQS FIFO), its route row locked: ``outbox/claim_function.sql.j2``
+_CLAIM_ORDERED = _CLAIM.replace("outbox_claim(", "outbox_claim_ordered(")
 #: the chunks named by two parallel arrays of ids and bases
 _CHUNKS = "(id, base) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::bigint[]), pg_catalog.unnest(%s::integer[])))"
 #: the claimed chunks' undelivered events, one row each, in queue order. A separate statement from
@@ -216,10 +218,11 @@ class DrainWorker:
         self._cache: dict[tuple[int, int], tuple[int, list]] = {}
         self._settled: dict[tuple[int, int], int] = {}
         self.trig = runtime_module("sqlambda_triggers")
+        self._ordered_first = True
         self.routes = load_routes(self.conn, schema)
         self.conn.commit()
         self._q = {name: _sql(schema, text) for name, text in
-                   (("claim", _CLAIM), ("events", _EVENTS), ("progress", _PROGRESS), ("fail", _FAIL),
+                   (("claim", _CLAIM), ("claim_ordered", _CLAIM_ORDERED), ("events", _EVENTS), ("progress", _PROGRESS), ("fail", _FAIL),
                     ("bury", _BURY), ("bury_one", _BURY_ONE))}
 
     def close(self) -> None:
@@ -238,7 +241,12 @@ class DrainWorker:
         """
         conn = self.conn
         with conn.transaction():
-            claimed = conn.execute(self._q["claim"], (self._limit(), self.cutoff)).fetchall()
+            # ordered routes and the others in turn, so neither kind starves the other
+            first, second = ("claim_ordered", "claim") if self._ordered_first else ("claim", "claim_ordered")
+            self._ordered_first = not self._ordered_first
+            claimed = conn.execute(self._q[first], (self._limit(), self.cutoff)).fetchall()
+            if not claimed:
+                claimed = conn.execute(self._q[second], (self._limit(), self.cutoff)).fetchall()
             self.stats.add(polls=1)
             if not claimed:
                 return 0
@@ -319,6 +327,11 @@ class DrainWorker:
                 quota = trig.effective_max_bytes(route.mode, trig.SYNC_LIMIT)
                 for chunk, k, new, _old in events[i:j]:
                     tag = (chunk[0], chunk[1], k, chunk[6])
+                    try:
+                        new = json.dumps(json.loads(new)["payload"], separators=(",", ":"))
+                    except (ValueError, TypeError, KeyError) as exc:
+                        yield ("bury", tag, f"[22000] not a send_after_commit record ({type(exc).__name__}: {exc})")
+                        continue
                     size = len(new.encode("utf-8"))
                     if size > quota:
                         yield ("bury", tag, f"[54000] the send_after_commit payload is {size} bytes, over Lambda's "
@@ -393,34 +406,51 @@ class DrainWorker:
                 self._fail(route, extra, failure, chunk_of)
             return
 
-    def _records(self, trigger: str, route: Route, events: list) -> tuple[list[Record], list[tuple]]:
-        """Up to one batch (the route's max_rows) of events as sink records, with their tags.
+    def _records(self, trigger: str, route: Route, events: list) -> tuple[list[Record | str], list[tuple]]:
+        """Up to one batch (the route's max_rows) of events as sink records, with their tags; an event
+        that cannot be made a record (a queue row written by hand that the CHECKs let through: an
+        image that is not an object, a key that is not text) is the reason why instead, and goes to
+        the dead letters in its place: one bad row never stops the drainer.
 
         A change event is the envelope with one record, the database and its position; its key is
         ``[table, key column values...]`` of the row (the new image, the old one for a delete), so
         every change of one row goes to one shard or message group. A send_after_commit record is
-        the caller's payload, keyed by the caller's key (else by its idempotency key)."""
+        the same envelope with operation "call", the sender and the payload as ``new`` (so it can
+        never pass for a table's change), keyed by the caller's key, else by its idempotency key."""
         trig = self.trig
         heads: dict = {}
         parts: dict = {}
         keys = list(route.key_columns or ())
-        records, tags = [], []
+        records: list[Record | str] = []
+        tags = []
         loads = json.loads
         for chunk, k, new, old in events[:route.max_rows]:
             cid, base, op, txid, ts = chunk[0], chunk[1], chunk[3], chunk[4], chunk[5]
             ikey = idempotency_key(trigger, txid, cid, base, k)
             tags.append((cid, base, k, chunk[6]))
-            if op == "call":
-                records.append(Record(new, loads(old) if old is not None else ikey, ikey, f"{route.spec_trigger} call"))
-                continue
-            head = heads.get(op)
-            if head is None:
-                head = heads[op] = trig.sink_head(route.spec_trigger, route.table_name, op, self.database)
             p = parts.get((cid, base))
             if p is None:
                 p = parts[(cid, base)] = trig.record_parts(idempotency_key(trigger, txid, cid, 0, 0)[:-1], txid, ts)
-            row = loads(new if new is not None else old) if keys else {}
-            key = json.dumps([route.table_name, *[row.get(c) for c in keys]], separators=(",", ":"), default=str)
+            head = heads.get(op)
+            if head is None:
+                head = heads[op] = trig.sink_head(route.spec_trigger, route.table_name, op, self.database)
+            try:
+                if op == "call":
+                    call = loads(new)
+                    key = loads(old) if old is not None else ikey
+                    if not isinstance(key, str) or not key:
+                        raise TypeError(f"the key must be non-empty text, not {old}")
+                    payload = json.dumps(call["payload"], separators=(",", ":"))
+                    head = heads["call"] = heads.get("call") or trig.sink_head(route.spec_trigger, "", "call", self.database)
+                    data = trig.sink_record(head + ',"sender":' + json.dumps(str(call["sender"])),
+                                            cid * POSITION_SPAN + base + k, trig.record_at(p, base + k, payload, None))
+                    records.append(Record(data, key, ikey, f"{route.spec_trigger} call"))
+                    continue
+                row = loads(new if new is not None else old) if keys else {}
+                key = json.dumps([route.table_name, *[row.get(c) for c in keys]], separators=(",", ":"), default=str)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                records.append(f"[22000] the queued event cannot be made a {route.sink} record ({type(exc).__name__}: {exc})")
+                continue
             data = trig.sink_record(head, cid * POSITION_SPAN + base + k, trig.record_at(p, base + k, new, old))
             records.append(Record(data, key, ikey, f"{route.table_name} {op}"))
         return records, tags
@@ -430,15 +460,19 @@ class DrainWorker:
         service refused for good, each dead-lettered in its place with the reason); the first record
         still failing after the in-request retries, and everything after it, waits for the backoff."""
         sink = self.records.get(route.sink, route.lambda_name, route.region, route.endpoint_url, route.source)
-        records, tags = self._records(trigger, route, events)
+        built, tags = self._records(trigger, route, events)
+        good = [i for i, r in enumerate(built) if not isinstance(r, str)]
         started = time.monotonic()
-        result = deliver(sink, records, max_attempts=SINK_ATTEMPTS, base_delay_s=route.base_delay_ms / 1000.0,
-                         max_delay_s=min(route.max_delay_ms / 1000.0, 2.0))
+        result = deliver(sink, [built[i] for i in good], max_attempts=SINK_ATTEMPTS,
+                         base_delay_s=route.base_delay_ms / 1000.0, max_delay_s=min(route.max_delay_ms / 1000.0, 2.0))
         latency_ms = (time.monotonic() - started) * 1000.0
+        outcome: list[Failure | None] = [Failure("permanent", r) if isinstance(r, str) else None for r in built]
+        for i, failure in zip(good, result.outcome):
+            outcome[i] = failure
         settled: list[tuple] = []
         sent = 0
         stop = None
-        for i, (tag, failure) in enumerate(zip(tags, result.outcome)):
+        for i, (tag, failure) in enumerate(zip(tags, outcome)):
             if failure is None:
                 settled.append(tag)
                 sent += 1

@@ -68,7 +68,11 @@ def _check_name(name: str, where: str) -> str:
 def _tables(ctx: dict) -> list[Artifact]:
     schema = ctx["schema"]
     make = ctx["artifact"]
-    out = []
+    out = [make(
+        f"sequence {schema}.outbox_id", "sequence", "outbox/id_sequence.sql.j2", order=ORDER_TABLES - 1,
+        file=FILE_TRIGGERS, summary="outbox queue ids (uncached: one row's changes in commit order; kept when the queue is recreated)",
+        probe=(("regclass", f'"{schema}"."outbox_id"'),), schema=schema,
+    )]
     for table, template, summary in (
         ("outbox", "outbox/queue.sql.j2", "outbox queue (change events waiting for `sqlambda drain`)"),
         ("outbox_dead", "outbox/dead.sql.j2", "outbox dead letters"),
@@ -79,6 +83,7 @@ def _tables(ctx: dict) -> list[Artifact]:
             # recreated when their layout changes: the drop statements lock the table and refuse while
             # it holds events, so a change goes through only once it is drained (nothing is lost)
             summary=summary, probe=(("regclass", f'"{schema}"."{table}"'),), replace="recreate", schema=schema,
+            chunk_rows=CHUNK_ROWS,
         ))
     sig = f'"{schema}".outbox_claim(integer,timestamptz)'
     out.append(make(

@@ -3161,8 +3161,13 @@ BEGIN
       USING p_payload;
   EXCEPTION
     WHEN e_no_door THEN
-      RAISE_APPLICATION_ERROR(-20403, 'send_after_commit: permission denied to send to ' || DBMS_ASSERT.ENQUOTE_LITERAL(LOWER(p_target))
-        || ' (the spec''s roles of that function may send to it)');
+      -- PLS-00201 / PLS-00904: the caller may not see or execute the door; anything else (an invalid
+      -- door, PLS-00905) is raised as it is
+      IF INSTR(DBMS_UTILITY.FORMAT_ERROR_STACK, 'PLS-00201') > 0 OR INSTR(DBMS_UTILITY.FORMAT_ERROR_STACK, 'PLS-00904') > 0 THEN
+        RAISE_APPLICATION_ERROR(-20403, 'send_after_commit: permission denied to send to ' || DBMS_ASSERT.ENQUOTE_LITERAL(LOWER(p_target))
+          || ' (the spec''s roles of that function may send to it; roles are not active in definer''s-rights code: grant to the user)');
+      END IF;
+      RAISE;
   END;
 END;
 /

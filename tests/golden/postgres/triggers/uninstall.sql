@@ -195,7 +195,7 @@ $do$;
 
 -- function sqlambda.outbox_claim(integer,timestamptz)
 DROP FUNCTION IF EXISTS "sqlambda".outbox_claim(integer, timestamptz);
-DROP FUNCTION IF EXISTS "sqlambda".outbox_route_gate(text);
+DROP FUNCTION IF EXISTS "sqlambda".outbox_claim_ordered(integer, timestamptz);
 
 -- table sqlambda.outbox_route
 DROP TABLE IF EXISTS "sqlambda".outbox_route;
@@ -238,6 +238,9 @@ BEGIN
   END IF;
 END
 $do$;
+
+-- sequence sqlambda.outbox_id
+DROP SEQUENCE IF EXISTS "sqlambda".outbox_id;
 
 -- schema sqlambda
 DO $do$
