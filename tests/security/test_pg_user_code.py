@@ -270,10 +270,13 @@ def test_a_writer_may_append_only_her_own_triggers_events(clean):
 
 def test_a_chunk_that_lies_about_its_size_cannot_block_the_queue(clean):
     env = clean
-    q(env.mdsn, "INSERT INTO sqlambda.outbox (trigger_name, op, n, new_rows) VALUES ('m_out', 'insert', 1000000, '[{\"id\": 1}]')")
+    # a chunk holds at most 1,000 events (so sink positions of two chunks never meet): more is refused
+    with pytest.raises(psycopg.errors.CheckViolation):
+        q(env.mdsn, "INSERT INTO sqlambda.outbox (trigger_name, op, n, new_rows) VALUES ('m_out', 'insert', 1000000, '[{\"id\": 1}]')")
+    q(env.mdsn, "INSERT INTO sqlambda.outbox (trigger_name, op, n, new_rows) VALUES ('m_out', 'insert', 1000, '[{\"id\": 1}]')")
     q(env.mdsn, "INSERT INTO ms.m_out VALUES (2, 'after')")
     stats = outbox.drain(env.dsn)
-    assert stats.delivered == 2 and stats.dead == 999999
+    assert stats.delivered == 2 and stats.dead == 999
     assert {r["new"]["id"] for r in env.recorder.wait_records("m_out", 2)} == {1, 2}
     assert "fewer events" in q(env.dsn, "SELECT last_error FROM sqlambda.outbox_dead")[0][0]
     assert q(env.dsn, "SELECT count(*) FROM sqlambda.outbox")[0][0] == 0
