@@ -65,13 +65,24 @@ class Cluster:
     settings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # the folder is made on first use, not here: a caller registers destroy() right after
+        # construction, and a signal between a folder made here and that registration leaked it
         self._owned_base = self.base is None
-        if self.base is None:
-            self.base = Path(tempfile.mkdtemp(prefix="sqlambda-pg-"))
-        self.datadir = self.base / "data"
-        self.logfile = self.base / "postgres.log"
         self._bindir = pg_bindir()
         self._as_postgres = os.geteuid() == 0
+
+    def _folder(self) -> Path:
+        if self.base is None:
+            self.base = Path(tempfile.mkdtemp(prefix="sqlambda-pg-"))
+        return self.base
+
+    @property
+    def datadir(self) -> Path:
+        return self._folder() / "data"
+
+    @property
+    def logfile(self) -> Path:
+        return self._folder() / "postgres.log"
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -94,6 +105,7 @@ class Cluster:
         return res
 
     def init(self) -> "Cluster":
+        self._folder()
         if self._as_postgres:
             pw = pwd.getpwnam("postgres")
             os.chown(self.base, pw.pw_uid, pw.pw_gid)
@@ -131,6 +143,8 @@ class Cluster:
     def destroy(self) -> None:
         """Stop (immediate) and remove the cluster; also when ``pg_ctl stop`` fails, e.g. because the
         start it follows was interrupted: the postmaster named in postmaster.pid gets SIGQUIT."""
+        if self.base is None:
+            return  # never started: nothing made, nothing running
         try:
             self.stop("immediate")
         except EnvironmentProblem:
