@@ -192,6 +192,13 @@ POSITION_SPAN = 1_000_000
 SINK_ATTEMPTS = 4
 
 
+def call_row(new: str) -> tuple[str, str]:
+    """A send_after_commit queue row's image (``{"sender": role, "payload": ...}``, see
+    ``outbox/send_function.sql.j2``) as (sender, payload as JSON text); raises on anything else."""
+    call = json.loads(new)
+    return str(call["sender"]), json.dumps(call["payload"], separators=(",", ":"))
+
+
 def idempotency_key(trigger: str, txid: str, chunk_id: int, base: int, k: int) -> str:
     """``trigger:txid:chunk.event``: the same for every delivery of one event, unique across events."""
     return f"{trigger}:{txid}:{chunk_id}.{base + k}"
@@ -328,7 +335,7 @@ class DrainWorker:
                 for chunk, k, new, _old in events[i:j]:
                     tag = (chunk[0], chunk[1], k, chunk[6])
                     try:
-                        new = json.dumps(json.loads(new)["payload"], separators=(",", ":"))
+                        _sender, new = call_row(new)
                     except (ValueError, TypeError, KeyError) as exc:
                         yield ("bury", tag, f"[22000] not a send_after_commit record ({type(exc).__name__}: {exc})")
                         continue
@@ -383,11 +390,9 @@ class DrainWorker:
             return
         for action, body, extra in self._actions(trigger, route, events):
             if action == "bury":
-                cid, base, k, _attempts = body
-                self.conn.execute(self._q["bury_one"], {"id": cid, "base": base, "k": k, "error": extra})
+                self._bury_event(trigger, route, body, extra)
                 self._progress([body])
-                self.stats.add(failed_batches=1, failed_events=1, dead=1, last_error=extra)
-                log.warning("dead-lettered trigger=%s lambda=%s rows=1 reason=%s", trigger, route.lambda_name, extra)
+                self.stats.add(failed_batches=1)
                 continue
             attempt = max(t[3] for t in extra) + 1
             started = time.monotonic()
@@ -436,13 +441,11 @@ class DrainWorker:
                 head = heads[op] = trig.sink_head(route.spec_trigger, route.table_name, op, self.database)
             try:
                 if op == "call":
-                    call = loads(new)
+                    sender, payload = call_row(new)
                     key = loads(old) if old is not None else ikey
                     if not isinstance(key, str) or not key:
                         raise TypeError(f"the key must be non-empty text, not {old}")
-                    payload = json.dumps(call["payload"], separators=(",", ":"))
-                    head = heads["call"] = heads.get("call") or trig.sink_head(route.spec_trigger, "", "call", self.database)
-                    data = trig.sink_record(head + ',"sender":' + json.dumps(str(call["sender"])),
+                    data = trig.sink_record(head + ',"sender":' + json.dumps(sender),
                                             cid * POSITION_SPAN + base + k, trig.record_at(p, base + k, payload, None))
                     records.append(Record(data, key, ikey, f"{route.spec_trigger} call"))
                     continue
@@ -477,12 +480,8 @@ class DrainWorker:
                 settled.append(tag)
                 sent += 1
             elif failure.kind == "permanent":
-                cid, base, k, _attempts = tag
-                self.conn.execute(self._q["bury_one"], {"id": cid, "base": base, "k": k, "error": failure.text[:4000]})
+                self._bury_event(trigger, route, tag, failure.text)
                 settled.append(tag)
-                self.stats.add(failed_events=1, dead=1, last_error=failure.text)
-                log.warning("dead-lettered route=%s sink=%s:%s rows=1 reason=%s", trigger, route.sink, route.lambda_name,
-                            failure.text)
             else:
                 stop = (i, failure)
                 break
@@ -497,6 +496,14 @@ class DrainWorker:
         if stop is not None:
             i, failure = stop
             self._fail(route, tags[i:], failure, chunk_of)
+
+    def _bury_event(self, trigger: str, route: Route, tag: tuple, error: str) -> None:
+        """Dead-letter the one event ``tag`` names, in its place, with the reason (the caller records
+        the progress past it)."""
+        cid, base, k, _attempts = tag
+        self.conn.execute(self._q["bury_one"], {"id": cid, "base": base, "k": k, "error": error[:4000]})
+        self.stats.add(failed_events=1, dead=1, last_error=error)
+        log.warning("dead-lettered route=%s %s=%s rows=1 reason=%s", trigger, route.sink, route.lambda_name, error)
 
     def _progress(self, tags: list[tuple]) -> None:
         """Record that the events of ``tags`` are settled: chunks fully settled are deleted."""
