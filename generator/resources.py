@@ -1,4 +1,4 @@
-"""Where the non-Python folders (sql/, plpython/, oracle_java/, lambdas/) are found.
+"""Where the non-Python folders (sql/, plpython/, oracle_java/, lambdas/, mysql_udf/) are found.
 
 In a source checkout or an editable install they sit next to ``generator/``; in a wheel they are
 shipped as package data under ``sqlambda/_data/``. Nothing else in the package should compute
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 _PKG = Path(__file__).resolve().parent
-_FOLDERS = ("sql", "plpython", "oracle_java", "lambdas")
+_FOLDERS = ("sql", "plpython", "oracle_java", "lambdas", "mysql_udf")
 
 
 def _root() -> Path:
@@ -24,7 +24,7 @@ def _root() -> Path:
 
 
 def folder(name: str) -> Path:
-    """Path of one of the shipped folders: ``sql``, ``plpython``, ``oracle_java``, ``lambdas``."""
+    """Path of one of the shipped folders: ``sql``, ``plpython``, ``oracle_java``, ``lambdas``, ``mysql_udf``."""
     if name not in _FOLDERS:
         raise ValueError(f"unknown resource folder {name!r}")
     return _root() / name
