@@ -69,6 +69,22 @@ def oracle_literal(value: str) -> str:
     return "(" + " || ".join(parts) + ")"
 
 
+def backtick(name: str) -> str:
+    """A MySQL / MariaDB identifier: `na``me`."""
+    if "\x00" in name:
+        raise RenderError("a MySQL identifier cannot contain NUL")
+    return "`" + name.replace("`", "``") + "`"
+
+
+def mysql_literal(value: str) -> str:
+    """A MySQL / MariaDB string literal that means the same under every sql_mode: plain quotes
+    ('it''s') when the value holds no backslash and no control character, else a hex literal with
+    the utf8mb4 introducer (a backslash is an escape unless NO_BACKSLASH_ESCAPES is set)."""
+    if "\\" not in value and not _CONTROL.search(value):
+        return "'" + value.replace("'", "''") + "'"
+    return "_utf8mb4 X'" + value.encode("utf-8").hex().upper() + "'"
+
+
 def dollar_quote(body: str, tag: str = "sqlambda") -> str:
     """PostgreSQL dollar quoting with a tag that provably does not occur in ``body``."""
     t = tag
@@ -92,6 +108,8 @@ def environment(target: str) -> jinja2.Environment:
     env.filters["ident"] = quote_ident
     env.filters["literal"] = oracle_literal if target == "oracle" else pg_literal
     env.filters["dollar"] = dollar_quote
+    env.filters["backtick"] = backtick
+    env.filters["my_literal"] = mysql_literal
     env.filters["pyrepr"] = repr
     env.filters["tojson_compact"] = lambda v: json.dumps(v, separators=(",", ":"), sort_keys=True)
     return env

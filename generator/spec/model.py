@@ -143,6 +143,20 @@ class OracleSettings(_Strict):
         return self
 
 
+#: a MySQL / MariaDB account ('user'@'host') or role name
+MysqlGrantee = Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_$]{0,79}|'[^'\\\x00-\x1f]{1,80}'@'[^'\\\x00-\x1f]{1,255}')$")]
+
+
+class MysqlSettings(_Strict):
+    database: Ident = Field("sqlambda", description="database (schema) holding the registry, the stored functions "
+                            "(awslambda_fn, lambda_sync ...), the typed wrappers and the outbox")
+    generic_roles: list[MysqlGrantee] = Field(
+        default_factory=list, description="roles, or accounts written 'user'@'host', granted EXECUTE on the generic "
+                                          "functions (nobody else can call Lambda through them)")
+    definer: MysqlGrantee = Field("'sqlambda_definer'@'localhost'", description="the locked account that owns the "
+                                  "SQL SECURITY DEFINER functions (created when missing; it can read the plugin key only)")
+
+
 JsonPath = Annotated[str, Field(
     pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+|\[\d+\])*$",
     description="dotted path into the JSON result, e.g. Status or items[0].id",
@@ -462,6 +476,7 @@ class Spec(_Strict):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     oracle: OracleSettings = Field(default_factory=OracleSettings)
+    mysql: MysqlSettings = Field(default_factory=MysqlSettings)
     functions: list[Function] = Field(default_factory=list)
     sinks: list[Sink] = Field(default_factory=list)
     send_after_commit: StrictBool = Field(False, description="install send_after_commit(target, payload, key): "

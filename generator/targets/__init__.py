@@ -17,6 +17,7 @@ from sqlambda.targets.base import Target
 TARGETS: dict[str, str] = {
     "postgres": "sqlambda.targets.postgres:PostgresTarget",
     "oracle": "sqlambda.targets.oracle:OracleTarget",
+    "mysql": "sqlambda.targets.mysql:MysqlTarget",
 }
 
 

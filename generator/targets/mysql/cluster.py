@@ -15,6 +15,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -22,7 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlambda.errors import EnvironmentProblem
-from sqlambda.targets.postgres.cluster import free_port
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def _binary(*names: str) -> str:

@@ -2,8 +2,9 @@
 
 Owns: finding the compiler and the server's headers (``mariadb_config`` / ``mysql_config``), the
 build (the same flags as ``mysql_udf/Makefile``), the per-installation key compiled into it, the
-file name (``sqlambda_udf_<hash>.so``: the hash covers source and key, so a new build never
-collides with the copy mysqld already holds mapped; the plugin is linked ``-z nodelete``), and
+file name (``sqlambda_udf_<hash of the source>.so``: a new version never collides with the copy
+mysqld already holds mapped, since the plugin is linked ``-z nodelete``; one server has one key,
+kept in the database, so a rebuild of one version is the same file), and
 copying it into ``plugin_dir`` when this process can write there. Must not talk to a database
 (the target asks the server for ``plugin_dir`` and passes it in) or ship a binary: only the C
 source is packaged, every installation builds its own.
@@ -48,6 +49,15 @@ def source_files() -> dict[str, str]:
     return {name: (base / name).read_text(encoding="utf-8") for name in (SOURCE, "Makefile")}
 
 
+def source_digest() -> str:
+    return hashlib.sha256((folder("mysql_udf") / SOURCE).read_bytes()).hexdigest()[:12]
+
+
+def soname() -> str:
+    """The plugin's file name for this version of the source (what CREATE FUNCTION ... SONAME names)."""
+    return f"sqlambda_udf_{source_digest()}.so"
+
+
 def new_key() -> str:
     return secrets.token_hex(32)
 
@@ -75,9 +85,10 @@ def build(out_dir: Path, key: str | None = None) -> Plugin:
     if not cc:
         raise EnvironmentProblem("no C compiler (cc) on PATH", hint="apt install gcc")
     source = folder("mysql_udf") / SOURCE
-    digest = hashlib.sha256(source.read_bytes() + key.encode()).hexdigest()[:12]
+    digest = source_digest()
+    out_dir = out_dir / hashlib.sha256(key.encode()).hexdigest()[:8]  # builds with other keys beside it
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"sqlambda_udf_{digest}.so"
+    path = out_dir / soname()
     include = subprocess.run([_config_tool(), "--include"], capture_output=True, text=True, check=False).stdout.split()
     cmd = [cc, "-O2", "-g", "-Wall", "-Wextra", "-std=gnu11", "-fPIC", "-shared", "-Wl,-z,nodelete",
            "-Wl,-z,relro,-z,now", *include, f'-DSQLAMBDA_KEY="{key}"', f'-DSQLAMBDA_BUILD="{__version__}-{digest}"',
