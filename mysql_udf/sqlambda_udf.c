@@ -625,9 +625,9 @@ static int lambda_invoke(const char *name, size_t nlen, const char *payload, siz
     } else if (cc == CURLE_OPERATION_TIMEDOUT) {
       /* the function may be running: a synchronous call is not sent twice */
       snprintf(err, ERR_LEN, "lambda %s: no answer within %ld ms (SQLAMBDA_READ_TIMEOUT_MS)", shown, cfg.read_ms);
-      double connect_time = 0;
-      curl_easy_getinfo(c, CURLINFO_CONNECT_TIME, &connect_time);
-      retry = connect_time == 0 || mode != 0; /* never connected, or an Event/DryRun: safe to send again */
+      long sent = 0; /* bytes of the request sent (a reused connection has no connect time to go by) */
+      curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
+      retry = sent == 0 || mode != 0; /* never sent, or an Event/DryRun: safe to send again */
     } else if (cc != CURLE_OK) {
       snprintf(err, ERR_LEN, "lambda %s: cannot reach %s: %s", shown, cfg.endpoint[0] ? cfg.endpoint : host,
                curl_easy_strerror(cc));

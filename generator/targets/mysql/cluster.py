@@ -106,7 +106,7 @@ class MariaDB:
                f"--bind-address={self.host}", f"--socket={self._folder() / 'mysqld.sock'}",
                f"--pid-file={self._folder() / 'mysqld.pid'}", f"--log-error={self.logfile}",
                f"--plugin-dir={self.plugin_dir}", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
-               "--innodb-log-file-size=48M", "--max-connections=200", "--character-set-server=utf8mb4",
+               "--innodb-log-file-size=48M", "--max-connections=200", "--max-allowed-packet=64M", "--character-set-server=utf8mb4",
                "--collation-server=utf8mb4_unicode_ci", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=1"]
         cmd += [f"--{k}={v}" for k, v in self.settings.items()]
         if self._as_mysql:

@@ -152,6 +152,8 @@ def _json_value(name: str, type_: str) -> str:
         return f"IF({p} IS NULL, NULL, JSON_EXTRACT(IF({p}, 'true', 'false'), '$'))"
     if type_ in ("json", "jsonb"):
         return f"JSON_EXTRACT({p}, '$')"
+    if type_ in ("integer", "bigint", "smallint", "numeric", "double precision", "real"):
+        return f"({p} + 0)"  # MariaDB's JSON_OBJECT quotes a routine's numeric parameter as a string
     return p
 
 
