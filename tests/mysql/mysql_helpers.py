@@ -35,6 +35,7 @@ triggers:
   - name: orders_out
     table: shop.orders
     lambda: my_rec
+    mode: sync
     columns: [id, status]
     retry: {base_delay_ms: 50, max_delay_ms: 200}
 """
