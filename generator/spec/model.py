@@ -153,8 +153,9 @@ class MysqlSettings(_Strict):
     generic_roles: list[MysqlGrantee] = Field(
         default_factory=list, description="roles, or accounts written 'user'@'host', granted EXECUTE on the generic "
                                           "functions (nobody else can call Lambda through them)")
-    definer: MysqlGrantee = Field("'sqlambda_definer'@'localhost'", description="the locked account that owns the "
-                                  "SQL SECURITY DEFINER functions (created when missing; it can read the plugin key only)")
+    definer: Optional[MysqlGrantee] = Field(None, description="the locked account that owns the SQL SECURITY DEFINER "
+                                            "functions (default 'sqlambda_<database>'@'localhost', one per database; "
+                                            "created when missing; it can read the plugin key and run these functions only)")
 
 
 JsonPath = Annotated[str, Field(

@@ -231,7 +231,7 @@ def test_the_loadable_function_itself_refuses_without_the_key(installed):
 
 def test_the_definer_account_cannot_log_in_and_nothing_is_granted_to_everyone(installed):
     with pytest.raises(pymysql.err.OperationalError):
-        installed.connect(user="sqlambda_definer", password="")
+        installed.connect(user="sqlambda_sqlambda", password="")
     rows = installed.one("SELECT COUNT(*) FROM mysql.procs_priv WHERE Db = 'sqlambda' AND User IN ('', 'PUBLIC')")
     assert rows == 0
     assert installed.one("SELECT COUNT(*) FROM mysql.db WHERE Db = 'sqlambda' AND User IN ('', 'PUBLIC')") == 0

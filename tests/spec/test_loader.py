@@ -71,7 +71,7 @@ def test_injection_in_args_roles_tables_rejected():
 
 def test_yaml11_booleans_stay_strings_and_keys_count():
     problems = _problems("project: p\non: 1\n")
-    assert problems == ["s.yaml:2:1: on: unknown key 'on'; allowed here: version, project, aws, postgres, oracle, functions, sinks, send_after_commit, triggers, modernize"]
+    assert problems == ["s.yaml:2:1: on: unknown key 'on'; allowed here: version, project, aws, postgres, oracle, mysql, functions, sinks, send_after_commit, triggers, modernize"]
 
 
 @pytest.mark.parametrize("word", ["yes", "on", "y", "Y", "1", '"true"', "True1", "no", "off", "0", '""'])

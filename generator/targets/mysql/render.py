@@ -77,6 +77,17 @@ def grantee(role: str) -> str:
     return role if role.startswith("'") else mysql_literal(role)
 
 
+def definer(spec: Spec) -> str:
+    """The definer account of this spec's database: one per database, so uninstalling one database
+    never takes the account another still runs as (MySQL user names: at most 32 characters)."""
+    if spec.mysql.definer:
+        return spec.mysql.definer
+    name = f"sqlambda_{spec.mysql.database}"
+    if len(name) > 32:
+        name = name[:23] + "_" + hashlib.sha256(spec.mysql.database.encode()).hexdigest()[:8]
+    return f"{mysql_literal(name)}@'localhost'"
+
+
 def registry_statements(database: str) -> tuple[str, ...]:
     return _statements("registry.sql.j2", db=backtick(database))
 
@@ -85,12 +96,12 @@ def render(loaded: Any) -> Rendered:
     spec, spec_name, spec_checksum = spec_of(loaded)
     _check(spec)
     db = backtick(spec.mysql.database)
-    base = {"db": db, "definer": spec.mysql.definer}
+    base = {"db": db, "definer": definer(spec)}
     probe = (("database", spec.mysql.database),)
     arts: list[Artifact] = [
         Artifact(key="account sqlambda definer", kind="account", order=10,
                  statements=_statements("definer.sql.j2", **base), drop=_statements("definer_drop.sql.j2", **base),
-                 probe=(*probe, ("account", spec.mysql.definer)), summary=f"locked definer account {spec.mysql.definer}"),
+                 probe=(*probe, ("account", base["definer"])), summary=f"locked definer account {base['definer']}"),
         Artifact(key="plugin sqlambda_udf", kind="plugin", order=12, replace="recreate",
                  statements=_statements("plugin.sql.j2", soname=plugin.soname()), drop=_statements("plugin_drop.sql.j2"),
                  probe=(*probe, ("soname", plugin.soname())), summary=f"loadable functions from {plugin.soname()}"),

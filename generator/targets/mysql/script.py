@@ -46,5 +46,10 @@ def uninstall_script(target: Target, artifacts: list[Artifact], loaded: Any, spe
     ordered = sorted(artifacts, key=lambda a: (a.order, a.key), reverse=True)
     for i, a in enumerate(ordered, 1):
         parts.append(f"-- [{i}/{len(ordered)}] drop {a.key}\n")
+        if a.kind == "plugin":
+            # one plugin serves every sqlambda database of the server: only the last one removes it
+            parts.append("-- Only when no other sqlambda database remains on this server:\n")
+            parts += ["-- " + _statement(target, st) for st in a.drop]
+            continue
         parts += [_statement(target, st) for st in a.drop]
     return "".join(parts)

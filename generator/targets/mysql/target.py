@@ -242,7 +242,21 @@ class MysqlTarget(Target):
     def before_step(self, conn: Any, step: Step, schema: str | None) -> list[str]:
         return []
 
+    def _plugin_users(self, conn: Any) -> list[str]:
+        """The sqlambda databases whose registry holds the plugin (one plugin serves the whole server)."""
+        cur = conn.cursor()
+        users = []
+        for db in self.find_registries(conn):
+            cur.execute(f"SELECT COUNT(*) FROM {backtick(db)}.sqlambda_installed WHERE artifact_key = 'plugin sqlambda_udf'")
+            if cur.fetchone()[0]:
+                users.append(db)
+        return users
+
     def execute_statement(self, conn: Any, step: Step, statement: str) -> str | None:
+        if step.action == "drop" and step.kind == "plugin":
+            users = self._plugin_users(conn)
+            if len(users) > 1:  # this database's row is still there until the step is recorded
+                return f"kept: the plugin still serves {', '.join(users)}"
         try:
             conn.cursor().execute(statement)
         except Exception as exc:  # noqa: BLE001 - PyMySQL's errors carry (code, message)
