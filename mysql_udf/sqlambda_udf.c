@@ -496,9 +496,9 @@ static CURL *thread_curl(void) {
   if (!c) {
     c = curl_easy_init();
     if (c && pthread_setspecific(curl_key, c)) { curl_easy_cleanup(c); c = NULL; }
-  } else {
-    curl_easy_reset(c); /* keeps the live connection, DNS and TLS session caches */
   }
+  /* no curl_easy_reset: every option a call depends on is set again before each perform, and the
+     handle keeps its live connection, DNS and TLS session caches */
   return c;
 }
 
