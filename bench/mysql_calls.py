@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -74,7 +75,8 @@ def main() -> None:
     args = ap.parse_args()
     for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         os.environ.setdefault(k, v)
-    os.environ.setdefault("SQLAMBDA_MYSQL_BUILD_DIR", tempfile.mkdtemp(prefix="sqlambda-bench-build-"))
+    build_dir = tempfile.mkdtemp(prefix="sqlambda-bench-build-")
+    os.environ.setdefault("SQLAMBDA_MYSQL_BUILD_DIR", build_dir)
     stack = LocalStack(region="us-east-1").start()
     os.environ["AWS_ENDPOINT_URL"] = stack.endpoint_url
     db = MariaDB(env={"AWS_ENDPOINT_URL": stack.endpoint_url, "AWS_ACCESS_KEY_ID": "test",
@@ -134,6 +136,7 @@ def main() -> None:
     finally:
         db.destroy()
         stack.stop()
+        shutil.rmtree(build_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ target_option = click.option("--target", default="postgres", show_default=True, 
                              help="Database kind.")
 pg_config_option = click.option("--pg-config", default=None, type=click.Path(dir_okay=False),
                                 help="The server's pg_config (default: the one of PostgreSQL $SQLAMBDA_PG_MAJOR, else on PATH).")
+plugin_dir_option = click.option("--plugin-dir", default=None, type=click.Path(file_okay=False),
+                                 help="--target mysql: the server's @@plugin_dir to copy the built plugin into "
+                                      "(default: only build it, into ~/.cache/sqlambda/mysql).")
 
 
 def register(cli: click.Group) -> None:
@@ -30,13 +33,14 @@ def extension_group() -> None:
 @extension_group.command("install")
 @target_option
 @pg_config_option
+@plugin_dir_option
 @click.option("--dry-run", is_flag=True, help="Say what would be written; write nothing.")
 @json_option
-def install_cmd(target: str, pg_config: str | None, dry_run: bool, as_json: bool) -> None:
+def install_cmd(target: str, pg_config: str | None, plugin_dir: str | None, dry_run: bool, as_json: bool) -> None:
     """Write the control files and scripts into the server's extension directory (needs write access to
     it, e.g. sudo), with update scripts from every older version there. Then, in a database:
     CREATE EXTENSION IF NOT EXISTS aws_lambda CASCADE; (or ALTER EXTENSION aws_lambda UPDATE)."""
-    paths = api.install_extensions(target, locator=pg_config, dry_run=dry_run)
+    paths = api.install_extensions(target, locator=plugin_dir or pg_config, dry_run=dry_run)
     emit({"files": [str(p) for p in paths], "dry_run": dry_run}, as_json,
          lambda: [console.print(f"{'would write' if dry_run else 'wrote'} {p}") for p in paths])
 
@@ -44,11 +48,12 @@ def install_cmd(target: str, pg_config: str | None, dry_run: bool, as_json: bool
 @extension_group.command("uninstall")
 @target_option
 @pg_config_option
+@plugin_dir_option
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @json_option
-def uninstall_cmd(target: str, pg_config: str | None, dry_run: bool, as_json: bool) -> None:
+def uninstall_cmd(target: str, pg_config: str | None, plugin_dir: str | None, dry_run: bool, as_json: bool) -> None:
     """Remove the files `extension install` wrote (DROP EXTENSION in the databases first)."""
-    paths = api.install_extensions(target, locator=pg_config, remove=True, dry_run=dry_run)
+    paths = api.install_extensions(target, locator=plugin_dir or pg_config, remove=True, dry_run=dry_run)
     emit({"files": [str(p) for p in paths], "dry_run": dry_run}, as_json,
          lambda: [console.print(f"{'would remove' if dry_run else 'removed'} {p}") for p in paths]
          or console.print("nothing to remove"))
