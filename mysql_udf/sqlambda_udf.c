@@ -15,6 +15,8 @@
  *   sqlambda_invoke(key, function, payload, mode)   mode 0: RequestResponse, returns the payload
  *                                                   mode 1: Event, returns '' once Lambda accepted it
  *                                                   mode 2: DryRun, returns ''
+ *                                                   mode 3: no request; '' when the key is this plugin's
+ *                                                   (the installer checks a key it found before trusting it)
  *   sqlambda_config()   JSON: endpoint, region, credential source, timeouts, build (no secrets)
  *
  * The key: MySQL and MariaDB have no privilege on a loadable function, so any account could call
@@ -511,11 +513,13 @@ static int valid_name(const char *s, size_t n) {
   return 1;
 }
 
-/* "arn:aws:lambda:REGION:..." -> REGION (and the partition's DNS suffix); else the configured one */
-static void target_region(const char *name, size_t n, char *region, size_t rlen, const char **suffix) {
+/* "arn:aws:lambda:REGION:..." -> REGION (and the partition's DNS suffix); else the configured one.
+   -1 when the ARN's region is not a region name: it becomes part of the host a signed request goes to
+   (a caller must not point it at another service, e.g. "s3" -> lambda.s3.amazonaws.com). */
+static int target_region(const char *name, size_t n, char *region, size_t rlen, const char **suffix) {
   *suffix = "amazonaws.com";
   snprintf(region, rlen, "%s", cfg.region);
-  if (n < 4 || strncmp(name, "arn:", 4)) return;
+  if (n < 4 || strncmp(name, "arn:", 4)) return 0;
   const char *f[5]; size_t fl[5]; int k = 0;
   const char *p = name, *e = name + n;
   while (k < 5 && p <= e) {
@@ -524,9 +528,18 @@ static void target_region(const char *name, size_t n, char *region, size_t rlen,
     f[k] = p; fl[k] = (size_t)(q - p); k++;
     p = q + 1;
   }
-  if (k < 5 || fl[3] == 0 || fl[3] >= rlen) return;
+  if (k < 5 || fl[3] == 0 || fl[3] >= rlen) return -1;
+  /* a region: lowercase words joined by '-', ending in a number (us-east-1, us-gov-west-1) */
+  int dashes = 0;
+  for (size_t i = 0; i < fl[3]; i++) {
+    char ch = f[3][i];
+    if (ch == '-') dashes++;
+    else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))) return -1;
+  }
+  if (dashes < 2 || !isdigit((unsigned char)f[3][fl[3] - 1]) || f[3][0] == '-') return -1;
   memcpy(region, f[3], fl[3]); region[fl[3]] = 0;
   if (fl[1] == 6 && memcmp(f[1], "aws-cn", 6) == 0) *suffix = "amazonaws.com.cn";
+  return 0;
 }
 
 static void backoff(int attempt, double retry_after) {
@@ -559,7 +572,10 @@ static int lambda_invoke(const char *name, size_t nlen, const char *payload, siz
   }
   char region[64], url[1024], host[512], path[700], amzdate[17], auth[1024];
   const char *suffix;
-  target_region(name, nlen, region, sizeof region, &suffix);
+  if (target_region(name, nlen, region, sizeof region, &suffix)) {
+    snprintf(err, ERR_LEN, "invalid Lambda function ARN %s%s: its region is not a region name", shown, nlen > 80 ? "..." : "");
+    return -1;
+  }
   if (sqlambda_invoke_path(name, nlen, path, sizeof path)) { snprintf(err, ERR_LEN, "function name too long"); return -1; }
   if (cfg.endpoint[0]) snprintf(url, sizeof url, "%s%s", cfg.endpoint, path);
   else snprintf(url, sizeof url, "https://lambda.%s.%s%s", region, suffix, path);
@@ -631,8 +647,12 @@ static int lambda_invoke(const char *name, size_t nlen, const char *payload, siz
     } else if (cc != CURLE_OK) {
       snprintf(err, ERR_LEN, "lambda %s: cannot reach %s: %s", shown, cfg.endpoint[0] ? cfg.endpoint : host,
                curl_easy_strerror(cc));
-      retry = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_GOT_NOTHING ||
-              cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR || cc == CURLE_SSL_CONNECT_ERROR;
+      long sent = 0;
+      curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
+      /* before the request left: always safe to try again; after it (the connection broke while
+         Lambda may be running the function): only an Event or DryRun, never a synchronous call */
+      retry = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_SSL_CONNECT_ERROR ||
+              ((cc == CURLE_GOT_NOTHING || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR) && (sent == 0 || mode != 0));
     } else if (status >= 200 && status < 300 && rh.function_error[0]) {
       buf t = {0}, m = {0};
       json_field(out->p ? out->p : "", out->len, "errorType", &t);
@@ -689,7 +709,6 @@ udf_bool sqlambda_invoke_init(UDF_INIT *initid, UDF_ARGS *args, char *message) {
 void sqlambda_invoke_deinit(UDF_INIT *initid) { free(initid->ptr); initid->ptr = NULL; }
 
 char *sqlambda_invoke(UDF_INIT *initid, UDF_ARGS *args, char *result, unsigned long *length, char *is_null, char *error) {
-  (void)result;
   char err[ERR_LEN + 16];
   if (!key_ok(args)) {
     report(error, is_null, "sqlambda: this function is called through sqlambda's stored functions only "
@@ -698,6 +717,7 @@ char *sqlambda_invoke(UDF_INIT *initid, UDF_ARGS *args, char *result, unsigned l
   }
   if (!args->args[1]) { report(error, is_null, "lambda function name is NULL"); return NULL; }
   long long mode = args->args[3] ? *(long long *)args->args[3] : 0;
+  if (mode == 3) { *length = 0; *is_null = 0; return result; } /* the key is right; nothing is sent */
   if (mode < 0 || mode > 2) { report(error, is_null, "sqlambda_invoke: mode is 0 (sync), 1 (async) or 2 (dry run)"); return NULL; }
   buf out = {0};
   if (lambda_invoke(args->args[1], args->lengths[1], args->args[2], args->args[2] ? args->lengths[2] : 0,

@@ -230,8 +230,9 @@ def test_the_loadable_function_itself_refuses_without_the_key(installed):
 
 
 def test_the_definer_account_cannot_log_in_and_nothing_is_granted_to_everyone(installed):
-    with pytest.raises(pymysql.err.OperationalError):
-        installed.connect(user="sqlambda_sqlambda", password="")
+    # the catalog says so (a login attempt over TCP would fail for a 'localhost' account anyway)
+    assert installed.one("SELECT JSON_VALUE(Priv, '$.account_locked') FROM mysql.global_priv "
+                         "WHERE User = 'sqlambda_sqlambda' AND Host = 'localhost'") in ("true", "1")
     rows = installed.one("SELECT COUNT(*) FROM mysql.procs_priv WHERE Db = 'sqlambda' AND User IN ('', 'PUBLIC')")
     assert rows == 0
     assert installed.one("SELECT COUNT(*) FROM mysql.db WHERE Db = 'sqlambda' AND User IN ('', 'PUBLIC')") == 0
@@ -243,3 +244,43 @@ def test_a_table_writer_cannot_write_the_outbox_or_routes_directly(installed):
                 "UPDATE sqlambda.sqlambda_outbox_route SET target = 'evil'",
                 "DELETE FROM sqlambda.sqlambda_outbox"):
         assert "denied" in _error(installed, sql, user="mallory", password="pw")
+
+
+def test_an_arn_cannot_point_the_signed_request_at_another_host(installed):
+    """The ARN's region becomes part of the host; a caller must not turn it into another service's."""
+    for arn in ("arn:aws:lambda:s3:123456789012:function:x", "arn:aws:lambda:evil.example.com#:1:function:x",
+                "arn:aws:lambda:us-east-1.attacker:123456789012:function:x", "arn:aws:lambda::123456789012:function:x"):
+        msg = _error(installed, "SELECT sqlambda.awslambda_fn(%s, '{}')", (arn,), user="carol", password="pw")
+        assert "invalid Lambda function" in msg, (arn, msg)
+
+
+def test_a_planted_key_table_never_becomes_the_plugins_key(local_stack, tmp_path):
+    """mallory may create tables in her own database: one named sqlambda_key, made before the first
+    install, must not decide the key the plugin is built with (it would let her call it directly)."""
+    from mysql_helpers import Server, server_env
+
+    from sqlambda import api
+    from sqlambda.targets.mysql.cluster import MariaDB
+
+    planted = "a" * 64
+    db = MariaDB(env=server_env(local_stack))
+    try:
+        db.start()
+        server = Server(db, None)
+        server.run("CREATE DATABASE aaa", "CREATE TABLE aaa.sqlambda_key (id TINYINT PRIMARY KEY, k CHAR(64))",
+                   f"INSERT INTO aaa.sqlambda_key VALUES (1, '{planted}')",
+                   "CREATE TABLE aaa.sqlambda_installed (artifact_key VARCHAR(512))",
+                   "INSERT INTO aaa.sqlambda_installed VALUES ('plugin sqlambda_udf')")
+        spec = tmp_path / "fresh.yaml"
+        spec.write_text("project: fresh\n", encoding="utf-8")
+        api.install(str(spec), db.dsn, target="mysql")
+        assert server.one("SELECT k FROM sqlambda.sqlambda_key") != planted
+        with pytest.raises(pymysql.err.MySQLError) as info:
+            server.one("SELECT sqlambda_invoke(%s, 'echo', '{}', 0)", (planted,))
+        assert "sqlambda's stored functions only" in str(info.value)
+        # nor does the look-alike registry keep the plugin alive at uninstall
+        result = api.uninstall(db.dsn, target="mysql", spec=str(spec))
+        assert not [n for e in result.removed for n in e.notes if "kept" in n]
+        assert server.one("SELECT COUNT(*) FROM mysql.func WHERE name LIKE 'sqlambda%%'") == 0
+    finally:
+        db.destroy()

@@ -161,3 +161,27 @@ def test_drain_cli_status_json(outbox):
     doc = json.loads(out.stdout)
     assert doc["depth"] == 1 and doc["triggers"][0]["trigger"] == "orders_out"
     assert "Traceback" not in out.stderr
+
+
+def test_writers_are_not_blocked_while_a_batch_is_at_the_lambda(outbox, faults):
+    """A claim locks the rows it took, not the queue's end: a writer's trigger appends while the
+    drainer waits for a slow Lambda (its lock wait limit is 1 s; the Lambda takes 3)."""
+    import threading
+
+    outbox.run("INSERT INTO shop.orders VALUES (400, 'first')")
+    faults.latency("my_rec", 3000, count=None)
+    done = threading.Thread(target=_drain, args=(outbox,))
+    done.start()
+    try:
+        deadline = time.monotonic() + 20
+        while faults.stats("my_rec").get("in_flight", 0) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert faults.stats("my_rec")["in_flight"] >= 1
+        with outbox.connect() as c, c.cursor() as cur:
+            cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+            cur.execute("INSERT INTO shop.orders VALUES (401, 'while draining')")  # raises 1205 if blocked
+    finally:
+        done.join(60)
+        faults.clear("my_rec")
+    _drain(outbox)
+    assert sorted(set(_ids(outbox.recorder.records("orders_out")))) == [400, 401]  # both delivered

@@ -92,3 +92,13 @@ def test_signature_equals_botocore_on_thousands_of_requests(lib, monkeypatch):
         assert out.value.decode() == expected, (name, host, region, itype)
         compared += 1
     assert compared == 3000
+
+
+def test_long_trigger_names_stay_distinct_per_event():
+    from sqlambda.targets.mysql.render import trigger_name
+
+    long = "t" * 60
+    names = {trigger_name(long, e) for e in ("insert", "update", "delete")}
+    assert len(names) == 3 and all(len(n) <= 64 for n in names)
+    assert trigger_name(long + "a", "insert") != trigger_name(long + "b", "insert")
+    assert trigger_name("orders_out", "insert") == "sqlambda_orders_out_insert"

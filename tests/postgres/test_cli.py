@@ -176,7 +176,7 @@ def test_render_writes_files_offline(tmp_path):
 
 
 def test_unknown_target_and_bad_usage_exit_2():
-    assert run("plan", "--target", "mysql", "--dsn", "x").returncode == 2
+    assert run("plan", "--target", "sybase", "--dsn", "x").returncode == 2
     assert run("invoke", "--dsn", "x").returncode == 2
 
 

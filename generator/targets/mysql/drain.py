@@ -64,6 +64,11 @@ class Worker:
         self.on_batch, self.claim_limit = on_batch, claim_limit
         self.trig = plpython_module("sqlambda_triggers")
         self.cur.execute("SET SESSION innodb_lock_wait_timeout = 5")
+        # READ COMMITTED: a claim locks the rows it read, not the gaps between them, so writers'
+        # triggers keep appending to the queue while a batch is at the Lambda (REPEATABLE READ's
+        # next-key locks made every writer wait for the whole delivery)
+        self.cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        self._keys: dict[str, list[str]] = {}
         self.conn.commit()
 
     def close(self) -> None:
@@ -158,7 +163,7 @@ class Worker:
             key, event = self._event(route, e)
             image = event.get("new") or event.get("old") or {}
             event.update({"table": e["table_name"], "operation": e["operation"], "trigger": route.spec_trigger})
-            columns = list(route.key_columns or sorted(image)[:1])
+            columns = list(route.key_columns or self._primary_key(e["table_name"]) or sorted(image))
             rec = as_record({**event, "database": self.database, "position": e["id"]}, columns, key)
             recs.append(rec)
             tags.append(e)
@@ -169,6 +174,15 @@ class Worker:
         for t, f in zip(tags, done.outcome):
             if f is not None:
                 self._settle(route, [t], f)
+
+    def _primary_key(self, table: str) -> list[str]:
+        """The table's primary key columns (a sink's records are keyed by them unless the spec says)."""
+        if table not in self._keys:
+            db, _, name = table.rpartition(".")
+            self.cur.execute("SELECT column_name AS c FROM information_schema.key_column_usage WHERE table_schema = %s "
+                             "AND table_name = %s AND constraint_name = 'PRIMARY' ORDER BY ordinal_position", (db, name))
+            self._keys[table] = [r["c"] for r in self.cur.fetchall()]
+        return self._keys[table]
 
     # -- settling -------------------------------------------------------------------------------
 

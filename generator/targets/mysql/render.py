@@ -215,6 +215,15 @@ def table_parts(t: Trigger, default_db: str) -> tuple[str, str, str]:
     return db, table, f"{db}.{table}"
 
 
+def trigger_name(trigger: str, event: str) -> str:
+    """The SQL name of one spec trigger's row trigger for one event (at most 64 characters; a long
+    name keeps a hash of the whole, so two events or two triggers never share one)."""
+    name = f"sqlambda_{trigger}_{event}"
+    if len(name) > 64:
+        name = f"{name[:52]}_{hashlib.sha256(name.encode()).hexdigest()[:11]}"
+    return name
+
+
 def _image(columns: list[str], row: str) -> str:
     return "JSON_OBJECT(" + ", ".join(f"{mysql_literal(c)}, {row}.{backtick(c)}" for c in columns) + ")"
 
@@ -239,15 +248,16 @@ def _outbox(spec: Spec, base: dict) -> list[Artifact]:
                 drop=_statements("route_drop.sql.j2", db=db, route=r.name), requires=("outbox tables",),
                 summary=f"route {r.name} -> {r.sink} {r.lambda_name}"))
         for event in t.events:
-            name = f"{backtick(tdb)}.{backtick(f'sqlambda_{t.name}_{event}'[:64])}"
+            sql_name = trigger_name(t.name, event)
+            name = f"{backtick(tdb)}.{backtick(sql_name)}"
             ctx = {"trigger_name": name, "event": event, "table": f"{backtick(tdb)}.{backtick(table)}",
                    "table_label": label, "db": db, "routes": [r.name for r in routes],
                    "new_image": _image(t.columns, "NEW") if event != "delete" else "NULL",
                    "old_image": _image(t.columns, "OLD") if event != "insert" else "NULL"}
             arts.append(Artifact(
-                key=f"trigger {tdb}.sqlambda_{t.name}_{event}", kind="trigger", order=50, replace="recreate",
+                key=f"trigger {tdb}.{sql_name}", kind="trigger", order=50, replace="recreate",
                 statements=(*_statements("trigger_drop.sql.j2", **ctx), *_statements("trigger.sql.j2", **ctx)),
                 drop=_statements("trigger_drop.sql.j2", **ctx), requires=("outbox tables",),
-                probe=(("database", tdb), ("trigger", f"sqlambda_{t.name}_{event}"[:64])),
+                probe=(("database", tdb), ("trigger", sql_name)),
                 summary=f"{event} on {label} -> outbox ({', '.join(r.name for r in routes)})"))
     return arts

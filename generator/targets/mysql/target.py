@@ -86,15 +86,26 @@ def server_version(conn: Any) -> tuple[str, tuple[int, int]]:
     return ("MariaDB" if "mariadb" in text.lower() else "MySQL"), (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
+def key_accepted(conn: Any, key: str) -> bool:
+    """Whether the plugin mysqld has loaded was built with ``key`` (mode 3 sends nothing)."""
+    try:
+        conn.cursor().execute("SELECT sqlambda_invoke(%s, '', '', 3)", (key,))
+        return True
+    except Exception:  # noqa: BLE001 - wrong key, or no plugin loaded
+        return False
+
+
 def read_key(conn: Any, database: str) -> str | None:
-    """The server's plugin key, from this database's key table, else any other sqlambda database's."""
+    """The server's plugin key: this database's, else another sqlambda database's that the loaded
+    plugin itself accepts. A table named ``sqlambda_key`` is trusted for no other reason: any login
+    with CREATE on its own database could make one and have the next plugin built with its key."""
     cur = conn.cursor()
     cur.execute("SELECT table_schema FROM information_schema.tables WHERE table_name = 'sqlambda_key' "
                 "ORDER BY table_schema = %s DESC, table_schema", (database,))
     for (schema,) in cur.fetchall():
         cur.execute(f"SELECT k FROM {backtick(schema)}.`sqlambda_key` WHERE id = 1")
         row = cur.fetchone()
-        if row:
+        if row and (schema == database or key_accepted(conn, row[0])):
             return row[0]
     return None
 
@@ -248,8 +259,15 @@ class MysqlTarget(Target):
         users = []
         for db in self.find_registries(conn):
             cur.execute(f"SELECT COUNT(*) FROM {backtick(db)}.sqlambda_installed WHERE artifact_key = 'plugin sqlambda_udf'")
+            if not cur.fetchone()[0]:
+                continue
+            # a registry counts only with the server's key beside it (a look-alike table does not)
+            cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = 'sqlambda_key'", (db,))
             if cur.fetchone()[0]:
-                users.append(db)
+                cur.execute(f"SELECT k FROM {backtick(db)}.sqlambda_key WHERE id = 1")
+                row = cur.fetchone()
+                if row and key_accepted(conn, row[0]):
+                    users.append(db)
         return users
 
     def execute_statement(self, conn: Any, step: Step, statement: str) -> str | None:
@@ -368,11 +386,12 @@ class MysqlTarget(Target):
         return self._select(conn, f"SELECT {backtick(self._db(schema))}.awslambda_fn(%s, %s)", (lambda_name, json_text))
 
     def probe_lambda(self, conn: Any, schema: str | None, lambda_name: str, qualifier: str | None) -> None:
-        key = read_key(conn, self._db(schema))
-        if key is None:
+        if read_key(conn, self._db(schema)) is None:
             raise InvokeError("sqlambda is not installed here (no plugin key)")
         name = lambda_name + (f":{qualifier}" if qualifier else "")
-        self._select(conn, "SELECT sqlambda_invoke(%s, %s, '{}', 2)", (key, name))
+        # the key is read inside the statement, never sent as a literal (statement history, logs)
+        self._select(conn, f"SELECT sqlambda_invoke((SELECT k FROM {backtick(self._db(schema))}.sqlambda_key WHERE id = 1), "
+                           f"%s, '{{}}', 2)", (name,))
 
     # -- doctor, outbox, extensions -------------------------------------------------------------
 
