@@ -471,7 +471,7 @@ static int get_creds(creds *out, char *err) {
 }
 
 /* ---- one invocation ------------------------------------------------------------------------ */
-typedef struct { char function_error[128]; char error_type[256]; double retry_after; } resp_headers;
+typedef struct { char function_error[128]; char error_type[256]; } resp_headers;
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp) {
   resp_headers *h = userp;
@@ -542,12 +542,11 @@ static int target_region(const char *name, size_t n, char *region, size_t rlen, 
   return 0;
 }
 
-static void backoff(int attempt, double retry_after) {
+static void backoff(int attempt) {
   static __thread unsigned seed;
   if (!seed) seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
   double cap = 50.0 * (1 << (attempt < 6 ? attempt : 6)); /* ms: 100, 200, 400 ... capped at 3.2 s */
   double ms = cap * ((double)rand_r(&seed) / RAND_MAX);    /* full jitter */
-  if (retry_after * 1000 > ms) ms = retry_after * 1000 > 5000 ? 5000 : retry_after * 1000;
   usleep((useconds_t)(ms * 1000));
 }
 
@@ -594,7 +593,7 @@ static int lambda_invoke(const char *name, size_t nlen, const char *payload, siz
 
   int rc = -1;
   for (int attempt = 1;; attempt++) {
-    resp_headers rh = {{0}, {0}, 0};
+    resp_headers rh = {{0}, {0}};
     struct curl_slist *h = NULL;
     char line[4200];
     time_t now = time(NULL);
@@ -673,7 +672,7 @@ static int lambda_invoke(const char *name, size_t nlen, const char *payload, siz
       retry = status == 429 || status >= 500;
     }
     if (!retry || attempt >= cfg.max_attempts) break;
-    backoff(attempt, rh.retry_after);
+    backoff(attempt);
   }
   OPENSSL_cleanse(cr.secret, sizeof cr.secret);
   return rc;

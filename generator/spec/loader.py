@@ -56,6 +56,17 @@ class LoadedSpec:
         return str(self.path)
 
 
+def spec_of(loaded: Any) -> tuple[Spec, str, str]:
+    """(spec, name, checksum) of what a renderer was handed: a LoadedSpec, a bare Spec, or None (the
+    core only, named "(no spec)" with the empty file's checksum)."""
+    if loaded is None:
+        return Spec(project="sqlambda"), "(no spec)", hashlib.sha256(b"").hexdigest()
+    spec = getattr(loaded, "spec", loaded)
+    name = str(getattr(loaded, "path", None) or "(spec)")
+    checksum = getattr(loaded, "checksum", None) or hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+    return spec, name, checksum
+
+
 def dotted(loc: Loc) -> str:
     out = ""
     for part in loc:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "compat"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "oracle_java"))  # the fake IMDS server
 
+from imds_fake import imds  # noqa: E402,F401 - the fake EC2 metadata server fixture
 from mysql_helpers import BOOM, SPEC, Server, server_env  # noqa: E402
 
 from sqlambda import api  # noqa: E402

@@ -1,21 +1,20 @@
 """The plugin's credentials from EC2 instance metadata (IMDSv2, refreshed before expiry), and the
 hand-run scripts of ``render -o`` through the real ``mariadb`` client.
 
-IMDS is a small HTTP server here that behaves like EC2's for the calls the plugin makes: a PUT for
-a session token, then GETs that must carry it (IMDSv1 requests are refused, as on an instance that
-requires v2), the role name and its credentials with an Expiration.
+IMDS is the Java client's fake metadata server (tests/oracle_java/imds_fake.py): a PUT for a session
+token, then GETs that must carry it (IMDSv1 requests are refused, as on an instance that requires
+v2), the role name and its credentials with an Expiration.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
-import threading
-from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from imds_fake import _creds_doc  # tests/oracle_java, on the path by conftest.py (with its imds fixture)
 from mysql_helpers import SERVER_ENV, Server
 
 from sqlambda import api
@@ -24,54 +23,11 @@ from sqlambda.targets.mysql.cluster import MariaDB
 pytestmark = [pytest.mark.local_stack, pytest.mark.slow]
 
 
-class FakeImds:
-    def __init__(self) -> None:
-        self.expires_in = 299  # seconds: already inside the plugin's five-minute refresh window
-        self.fetches: list[str] = []
-        self.refused = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):  # quiet
-                pass
-
-            def _send(self, code: int, body: str) -> None:
-                data = body.encode()
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_PUT(self):
-                if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
-                    return self._send(200, "TOKEN-123")
-                self._send(400, "")
-
-            def do_GET(self):
-                if self.headers.get("X-aws-ec2-metadata-token") != "TOKEN-123":
-                    outer.refused += 1
-                    return self._send(401, "")
-                if self.path == "/latest/meta-data/iam/security-credentials/":
-                    return self._send(200, "db-role\n")
-                if self.path == "/latest/meta-data/iam/security-credentials/db-role":
-                    exp = datetime.now(timezone.utc) + timedelta(seconds=outer.expires_in)
-                    outer.fetches.append(exp.strftime("%Y-%m-%dT%H:%M:%SZ"))
-                    return self._send(200, json.dumps({
-                        "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": f"ASIA{len(outer.fetches):016d}",
-                        "SecretAccessKey": "imds-secret", "Token": "imds-session-token",
-                        "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ")}))
-                self._send(404, "")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-
-
-def test_imdsv2_credentials_are_used_and_refreshed_before_expiry(local_stack, mariadb, tmp_path):
-    imds = FakeImds()
+def test_imdsv2_credentials_are_used_and_refreshed_before_expiry(local_stack, mariadb, imds, tmp_path):
+    # served in order (the last repeats): two sets already inside the plugin's five-minute refresh
+    # window, then one valid for hours
+    near, far = dt.timedelta(seconds=299), dt.timedelta(hours=6)
+    imds.credentials = [_creds_doc("0001", near), _creds_doc("0002", near), _creds_doc("0003", far)]
     db = MariaDB(env={"AWS_ENDPOINT_URL": local_stack.endpoint_url, "AWS_REGION": "us-east-1",
                       "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url, **SERVER_ENV})
     try:
@@ -83,20 +39,18 @@ def test_imdsv2_credentials_are_used_and_refreshed_before_expiry(local_stack, ma
         cfg = json.loads(server.one("SELECT sqlambda_config()"))
         assert cfg["credentials"] == "imds"
         assert json.loads(server.one("SELECT sqlambda.awslambda_fn('echo', '{\"n\": 1}')"))["n"] == 1
-        assert len(imds.fetches) == 1 and imds.refused == 0
+        assert imds.served == 1 and imds.unauthorized == 0
         # that set expires within five minutes: the next call refreshes first
         assert json.loads(server.one("SELECT sqlambda.awslambda_fn('echo', '{\"n\": 2}')"))["n"] == 2
-        assert len(imds.fetches) == 2
-        imds.expires_in = 6 * 3600
+        assert imds.served == 2
         server.one("SELECT sqlambda.awslambda_fn('echo', '{}')")
-        assert len(imds.fetches) == 3
+        assert imds.served == 3
         # a set valid for hours is kept: no request to IMDS per call
         for _ in range(5):
             server.one("SELECT sqlambda.awslambda_fn('echo', '{}')")
-        assert len(imds.fetches) == 3
+        assert imds.served == 3 and imds.unauthorized == 0
     finally:
         db.destroy()
-        imds.close()
 
 
 def test_no_credentials_anywhere_is_a_clear_error(local_stack, tmp_path):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlambda.spec.loader import spec_of
 from sqlambda.targets.mysql import plugin
-from sqlambda.targets.mysql import render as mysql_render
 from sqlambda.templates import backtick
 
 
@@ -22,7 +22,7 @@ def _check(name: str, ok: bool, detail: str, hint: str = "") -> dict:
 def checks(target: Any, conn: Any, endpoint_url: str | None, loaded: Any) -> list[dict]:
     from sqlambda.targets.mysql.target import read_key, server_version
 
-    spec, _, _ = mysql_render.spec_of(loaded)
+    spec, _, _ = spec_of(loaded)
     db = spec.mysql.database
     cur = conn.cursor()
     out: list[dict] = []

@@ -117,10 +117,10 @@ class Worker:
 
     # -- building -------------------------------------------------------------------------------
 
-    def _event(self, route: Route, e: dict) -> tuple[str, dict]:
+    def _record(self, route: Route, e: dict) -> tuple[str, str]:
+        """(idempotency key, change event as JSON text) of one queued row."""
         key = f"{self.database}:{route.trigger_name}:{e['id']}"
-        text = self.trig.record(key, e["txid"] or "", _iso(e["created_at"]), e["new_row"], e["old_row"])
-        return key, json.loads(text)
+        return key, self.trig.record(key, e["txid"] or "", _iso(e["created_at"]), e["new_row"], e["old_row"])
 
     # -- Lambda routes: envelope batches, one table and operation each -----------------------------
 
@@ -138,8 +138,7 @@ class Worker:
             batcher = trig.Batcher(prefix, suffix, route.max_rows, max_bytes)
             batches = []
             for e in group:
-                key = f"{self.database}:{route.trigger_name}:{e['id']}"
-                text = trig.record(key, e["txid"] or "", _iso(e["created_at"]), e["new_row"], e["old_row"])
+                _, text = self._record(route, e)
                 try:
                     done = batcher.add(text, e)
                 except trig.OversizeRecord as big:
@@ -160,7 +159,8 @@ class Worker:
         sink = self.records.get(route.sink, route.lambda_name, route.region, route.endpoint_url, route.source)
         recs, tags = [], []
         for e in events:
-            key, event = self._event(route, e)
+            key, text = self._record(route, e)
+            event = json.loads(text)
             image = event.get("new") or event.get("old") or {}
             event.update({"table": e["table_name"], "operation": e["operation"], "trigger": route.spec_trigger})
             columns = list(route.key_columns or self._primary_key(e["table_name"]) or sorted(image))
@@ -200,14 +200,14 @@ class Worker:
         self.stats.add(failed_batches=1, failed_events=len(ids), last_error=failure.text)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         oldest = min(e["created_at"] for e in events)
-        attempts = max(e["attempts"] for e in events) + (0 if failure.kind == "transient" else 1)
+        prior = max(e["attempts"] for e in events)
+        attempts = prior + (0 if failure.kind == "transient" else 1)  # an outage is not counted
         too_old = (now - oldest).total_seconds() > route.max_age_s
         if failure.kind == "permanent" or attempts >= route.max_attempts or too_old:
             why = failure.text if not too_old else f"older than max_age_s={route.max_age_s}: {failure.text}"
             self._dead(events, why)
             return
-        delay = backoff_seconds(route, max(1, attempts if failure.kind != "transient" else
-                                           max(e["attempts"] for e in events) + 1))
+        delay = backoff_seconds(route, prior + 1)
         self.cur.execute(f"UPDATE {self.db}.sqlambda_outbox SET attempts = attempts + %s, last_error = %s, "
                          f"next_attempt_at = UTC_TIMESTAMP(6) + INTERVAL %s MICROSECOND WHERE id IN ({marks})",
                          [0 if failure.kind == "transient" else 1, failure.text[:4000], int(delay * 1e6), *ids])

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlambda.artifacts import Artifact, check_unique
 from sqlambda.errors import RenderError
+from sqlambda.spec.loader import spec_of
 from sqlambda.spec.model import Function, Spec, Trigger
 from sqlambda.targets.mysql import plugin
 from sqlambda.templates import backtick, mysql_literal, split_statements
@@ -61,15 +62,6 @@ class Rendered:
 
 def _statements(template: str, **ctx: Any) -> tuple[str, ...]:
     return split_statements(render_template(TARGET, template, **ctx))
-
-
-def spec_of(loaded: Any) -> tuple[Spec, str, str]:
-    if loaded is None:
-        return Spec(project="sqlambda"), "(no spec)", hashlib.sha256(b"").hexdigest()
-    spec = getattr(loaded, "spec", loaded)
-    name = str(getattr(loaded, "path", None) or "(spec)")
-    checksum = getattr(loaded, "checksum", None) or hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
-    return spec, name, checksum
 
 
 def grantee(role: str) -> str:

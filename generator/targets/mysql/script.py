@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlambda.artifacts import Artifact
+from sqlambda.spec.loader import spec_of
 from sqlambda.targets.base import Target, terminated
 from sqlambda.targets.mysql import render as mysql_render
 from sqlambda.templates import backtick, header
@@ -25,7 +26,7 @@ def _statement(target: Target, statement: str) -> str:
 
 
 def install_script(target: Target, artifacts: list[Artifact], loaded: Any, spec_name: str, spec_checksum: str) -> str:
-    spec, _, _ = mysql_render.spec_of(loaded)
+    spec, _, _ = spec_of(loaded)
     db = backtick(spec.mysql.database)
     parts = [header(spec_name, spec_checksum),
              "-- Run as an administrator: mysql -u root < install.sql\n"

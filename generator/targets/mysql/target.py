@@ -31,6 +31,7 @@ from sqlambda import __version__
 from sqlambda.artifacts import Artifact
 from sqlambda.errors import ConnectionFailed, EnvironmentProblem, InstallError, InvokeError, UsageError
 from sqlambda.plan import InstalledRow, Step
+from sqlambda.spec.loader import spec_of
 from sqlambda.targets.base import ModernizeBackend, OutboxBackend, Target
 from sqlambda.targets.mysql import plugin
 from sqlambda.targets.mysql import render as mysql_render
@@ -95,6 +96,18 @@ def key_accepted(conn: Any, key: str) -> bool:
         return False
 
 
+def stored_key(conn: Any, database: str) -> str | None:
+    """The key in ``database``'s key table, if it has one."""
+    cur = conn.cursor()
+    cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = 'sqlambda_key'",
+                (database,))
+    if not cur.fetchone()[0]:
+        return None
+    cur.execute(f"SELECT k FROM {backtick(database)}.`sqlambda_key` WHERE id = 1")
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
 def read_key(conn: Any, database: str) -> str | None:
     """The server's plugin key: this database's, else another sqlambda database's that the loaded
     plugin itself accepts. A table named ``sqlambda_key`` is trusted for no other reason: any login
@@ -103,10 +116,9 @@ def read_key(conn: Any, database: str) -> str | None:
     cur.execute("SELECT table_schema FROM information_schema.tables WHERE table_name = 'sqlambda_key' "
                 "ORDER BY table_schema = %s DESC, table_schema", (database,))
     for (schema,) in cur.fetchall():
-        cur.execute(f"SELECT k FROM {backtick(schema)}.`sqlambda_key` WHERE id = 1")
-        row = cur.fetchone()
-        if row and (schema == database or key_accepted(conn, row[0])):
-            return row[0]
+        key = stored_key(conn, schema)
+        if key and (schema == database or key_accepted(conn, key)):
+            return key
     return None
 
 
@@ -132,7 +144,7 @@ class MysqlTarget(Target):
                 "uninstall.sql": uninstall_script(self, artifacts, loaded, spec_name, spec_checksum)}
 
     def registry_schema(self, loaded: Any) -> str | None:
-        spec, _, _ = mysql_render.spec_of(loaded)
+        spec, _, _ = spec_of(loaded)
         return spec.mysql.database
 
     # -- connection and lock ------------------------------------------------------------------
@@ -262,12 +274,9 @@ class MysqlTarget(Target):
             if not cur.fetchone()[0]:
                 continue
             # a registry counts only with the server's key beside it (a look-alike table does not)
-            cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = 'sqlambda_key'", (db,))
-            if cur.fetchone()[0]:
-                cur.execute(f"SELECT k FROM {backtick(db)}.sqlambda_key WHERE id = 1")
-                row = cur.fetchone()
-                if row and key_accepted(conn, row[0]):
-                    users.append(db)
+            key = stored_key(conn, db)
+            if key and key_accepted(conn, key):
+                users.append(db)
         return users
 
     def execute_statement(self, conn: Any, step: Step, statement: str) -> str | None:

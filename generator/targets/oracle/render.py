@@ -18,7 +18,6 @@ Objects, in install order:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ from sqlambda import resources
 from sqlambda.artifacts import Artifact, check_unique
 from sqlambda.delivery import envelope
 from sqlambda.errors import RenderError
+from sqlambda.spec.loader import spec_of
 from sqlambda.spec.model import Function, Retry, Spec, Trigger
 from sqlambda.templates import oracle_literal, split_statements
 from sqlambda.templates import render as render_template
@@ -242,17 +242,8 @@ class Rendered:
     schema: str | None
 
 
-def _spec_of(loaded: Any) -> tuple[Spec, str, str]:
-    if loaded is None:
-        return Spec(project="sqlambda"), "(no spec)", hashlib.sha256(b"").hexdigest()
-    spec = getattr(loaded, "spec", loaded)
-    name = str(getattr(loaded, "path", None) or "(spec)")
-    checksum = getattr(loaded, "checksum", None) or hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
-    return spec, name, checksum
-
-
 def render(loaded: Any) -> Rendered:
-    spec, spec_name, spec_checksum = _spec_of(loaded)
+    spec, spec_name, spec_checksum = spec_of(loaded)
     names = Names(spec.oracle.schema_)
     _check_names(spec)
     arts: list[Artifact] = []

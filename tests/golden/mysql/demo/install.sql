@@ -40,9 +40,9 @@ ALTER USER 'sqlambda_sqlambda'@'localhost' ACCOUNT LOCK;
 GRANT SELECT ON `sqlambda`.`sqlambda_key` TO 'sqlambda_sqlambda'@'localhost';
 GRANT EXECUTE ON `sqlambda`.* TO 'sqlambda_sqlambda'@'localhost';
 
--- [2/12] loadable functions from sqlambda_udf_72cc4b8d4c7b.so
-CREATE FUNCTION IF NOT EXISTS `sqlambda_invoke` RETURNS STRING SONAME 'sqlambda_udf_72cc4b8d4c7b.so';
-CREATE FUNCTION IF NOT EXISTS `sqlambda_config` RETURNS STRING SONAME 'sqlambda_udf_72cc4b8d4c7b.so';
+-- [2/12] loadable functions from sqlambda_udf_60f639f875e9.so
+CREATE FUNCTION IF NOT EXISTS `sqlambda_invoke` RETURNS STRING SONAME 'sqlambda_udf_60f639f875e9.so';
+CREATE FUNCTION IF NOT EXISTS `sqlambda_config` RETURNS STRING SONAME 'sqlambda_udf_60f639f875e9.so';
 
 -- [3/12] generic sync invoke
 DROP FUNCTION IF EXISTS `sqlambda`.`awslambda_fn`;
