@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -93,12 +94,27 @@ class Cluster:
         return f"host={self.host} port={self.port} dbname={dbname} user={user}"
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def _run(self, args: list[str], **kw) -> subprocess.CompletedProcess:
+    def _run(self, args: list[str]) -> subprocess.CompletedProcess:
+        """Run a server program (as ``postgres`` through runuser when root) in a process group of its
+        own, and end the whole group if this process is interrupted (a signal's exception): killing
+        only runuser, as ``subprocess.run`` does, left initdb running as its orphan, still writing
+        into the folder that ``destroy()`` was removing (the folder outlived a SIGTERM'd demo)."""
         cmd = [str(self._bindir / args[0]), *args[1:]]
         if self._as_postgres:
             cmd = [_runuser(), "-u", "postgres", "--", *cmd]
         env = {**os.environ, **self.extra_env}
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, **kw)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)
+        try:
+            out, err = proc.communicate()
+        except BaseException:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            raise
+        res = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
         if res.returncode != 0:
             log = self.logfile.read_text()[-3000:] if self.logfile.exists() else ""
             raise EnvironmentProblem(f"{args[0]} failed ({res.returncode}): {res.stderr.strip()}\n{log}")
@@ -154,7 +170,6 @@ class Cluster:
                 shutil.rmtree(self.base, ignore_errors=True)
 
     def _quit_postmaster(self, timeout: float = 30) -> None:
-        import signal
         import time
 
         try:
